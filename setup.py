@@ -1,0 +1,22 @@
+"""supmam-plugin: SupMAM-CLAP (Interspeech 2023) as a fairseq user-dir plugin."""
+from setuptools import find_packages, setup
+
+setup(
+    name="supmam-plugin",
+    version="0.1.0",
+    description="Masked audio modelling with CLAP and multi-objective learning, for fairseq",
+    packages=find_packages(include=["supmam_plugin", "supmam_plugin.*", "manifests", "manifests.*"]),
+    python_requires=">=3.11,<3.12",
+    # Versions are pinned in requirements.txt (installed by `make install`): fairseq-fixed must
+    # be installed with --no-deps, which setup.py cannot express.
+    install_requires=[],
+    extras_require={"test": ["pytest==8.3.4"]},
+    entry_points={
+        "console_scripts": [
+            "supmam-manifest-audioset=manifests.audioset:main",
+            "supmam-manifest-esc50=manifests.esc50:main",
+            "supmam-manifest-speechcommands=manifests.speech_commands:main",
+            "supmam-validate-manifest=supmam_plugin.data.validate_manifest:main",
+        ]
+    },
+)

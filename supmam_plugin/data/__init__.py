@@ -1,0 +1,1 @@
+"""Audio data: manifests, reading, Kaldi fbank, datasets."""

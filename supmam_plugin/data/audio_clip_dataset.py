@@ -1,0 +1,163 @@
+"""Fixed-length audio clips from a fairseq manifest, with optional labels and teacher audio."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from fairseq.data import FairseqDataset, data_utils
+
+from .audio import read_mono, resample
+from .fbank import FbankSettings, batch_fbank
+from .manifest import Manifest
+
+logger = logging.getLogger(__name__)
+
+
+class AudioClipDataset(FairseqDataset):
+    """One item per manifest line: a crop of ``clip_seconds`` at ``sample_rate`` (random in
+    training, from the start otherwise), its labels, and optionally the SAME span of the file
+    resampled to ``teacher_sample_rate`` (for the CLAP teacher, which wants 48 kHz read from
+    the file, not up-sampled from 16 kHz).
+
+    Batches (``collater``):
+      net_input.source         (B, N) float, zero-padded waveforms at ``sample_rate``
+      net_input.source_lengths (B,)   valid samples per clip
+      net_input.fbank          (B, target_frames, 128), only if ``fbank_in_dataloader``
+      net_input.teacher_source (B, S) float at ``teacher_sample_rate``, only if asked
+      target                   (B,) class index, or (B, C) multi-hot float (multi-label)
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        labels: list[list[int]] | None = None,
+        num_classes: int = 0,
+        multi_label: bool = False,
+        sample_rate: int = 16000,
+        target_frames: int = 1024,
+        random_crop: bool = False,
+        teacher_sample_rate: int | None = None,
+        teacher_seconds: float = 10.0,
+        fbank_in_dataloader: bool = False,
+        shuffle: bool = False,
+        seed: int = 1,
+    ):
+        super().__init__()
+        self.manifest = manifest
+        self.labels = labels
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.sample_rate = sample_rate
+        self.fbank_settings = FbankSettings(sample_rate=sample_rate)
+        self.target_frames = target_frames
+        self.clip_samples = self.fbank_settings.num_samples_for(target_frames)
+        self.clip_seconds = self.clip_samples / sample_rate
+        self.random_crop = random_crop
+        self.teacher_sample_rate = teacher_sample_rate
+        self.teacher_samples = int(round(teacher_seconds * teacher_sample_rate)) if teacher_sample_rate else 0
+        self.fbank_in_dataloader = fbank_in_dataloader
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 1
+        # Manifest lengths are at each file's own rate; crops never exceed clip_samples.
+        self._sizes = np.minimum(
+            np.array([e.num_samples for e in manifest.entries], dtype=np.int64), self.clip_samples
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self) -> bool:
+        return False  # crops change every epoch
+
+    def _crop_start_seconds(self, index: int, duration: float) -> float:
+        spare = duration - self.clip_seconds
+        if not self.random_crop or spare <= 0:
+            return 0.0
+        with data_utils.numpy_seed(self.seed, self.epoch, index):
+            return float(np.random.uniform(0.0, spare))
+
+    def __getitem__(self, index: int) -> dict:
+        path, where = self.manifest.audio_path(index), self.manifest.where(index)
+        native, native_rate = read_mono(path, where=where)
+        start = self._crop_start_seconds(index, len(native) / native_rate)
+        first = int(round(start * native_rate))
+        item = {"id": index}
+        span = native[first : first + int(np.ceil(self.clip_seconds * native_rate))]
+        source = resample(span, native_rate, self.sample_rate)[: self.clip_samples]
+        if len(source) < self.fbank_settings.window_size:
+            raise ValueError(
+                f"{where}: {path} gives {len(source)} samples at {self.sample_rate} Hz, shorter "
+                f"than one fbank frame ({self.fbank_settings.window_size}); remove the line"
+            )
+        item["source"] = torch.from_numpy(source)
+        if self.teacher_sample_rate:
+            span = native[first : first + int(np.ceil(self.teacher_samples / self.teacher_sample_rate * native_rate))]
+            teacher = resample(span, native_rate, self.teacher_sample_rate)[: self.teacher_samples]
+            item["teacher_source"] = torch.from_numpy(np.ascontiguousarray(teacher))
+        if self.labels is not None:
+            item["label"] = self.labels[index]
+        return item
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def num_tokens(self, index: int) -> int:
+        return int(self._sizes[index])
+
+    def size(self, index: int) -> int:
+        return int(self._sizes[index])
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return self._sizes
+
+    def ordered_indices(self) -> np.ndarray:
+        if self.shuffle:
+            with data_utils.numpy_seed(self.seed, self.epoch):
+                return np.random.permutation(len(self))
+        return np.arange(len(self))
+
+    def _target(self, samples: list[dict]) -> torch.Tensor:
+        if self.multi_label:
+            target = torch.zeros(len(samples), self.num_classes)
+            for row, s in enumerate(samples):
+                target[row, s["label"]] = 1.0
+            return target
+        return torch.tensor([s["label"][0] for s in samples], dtype=torch.long)
+
+    @staticmethod
+    def _pad(waves: list[torch.Tensor], length: int) -> torch.Tensor:
+        batch = torch.zeros(len(waves), length)
+        for row, w in enumerate(waves):
+            batch[row, : len(w)] = w
+        return batch
+
+    def collater(self, samples: list[dict]) -> dict:
+        samples = [s for s in samples if s is not None]
+        if not samples:
+            return {}
+        lengths = torch.tensor([len(s["source"]) for s in samples], dtype=torch.long)
+        net_input = {
+            "source": self._pad([s["source"] for s in samples], int(lengths.max())),
+            "source_lengths": lengths,
+        }
+        if self.fbank_in_dataloader:
+            net_input["fbank"] = batch_fbank(
+                net_input["source"], lengths, self.target_frames, self.fbank_settings
+            )
+        if self.teacher_sample_rate:
+            net_input["teacher_source"] = self._pad(
+                [s["teacher_source"] for s in samples], self.teacher_samples
+            )
+        batch = {
+            "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
+            "nsentences": len(samples),
+            "ntokens": int(lengths.sum()),
+            "net_input": net_input,
+        }
+        if self.labels is not None:
+            batch["target"] = self._target(samples)
+        return batch

@@ -1,0 +1,1 @@
+"""Models: the SupMAM encoder/decoder, heads, the frozen CLAP teacher and the classifier."""

@@ -1,0 +1,270 @@
+"""The frozen LAION-CLAP audio encoder (HTS-AT) as the source of per-patch targets.
+
+SupMAM-CLAP's decoder predicts, for every 16x16 patch of the student's (1024 time x 128 freq)
+fbank, a feature vector of CLAP's audio encoder fed the whole clip. HTS-AT's last stage
+gives a token map of 2 frequency rows x 32 time steps; `ClapTeacher` captures it (a forward
+pre-hook on HTS-AT's `tscam_conv`), resizes it to the student's 64 x 8 patch grid and, if
+asked, passes every token through CLAP's audio projection into the joint audio-text space.
+
+laion-clap's top-level package downloads a text tokenizer when imported, so only its audio
+branch is imported here (`import_htsat`), without running the package's `__init__`.
+"""
+import importlib
+import importlib.machinery
+import importlib.util
+import json
+import logging
+import pickle
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+CLAP_JOINT_DIM = 512  # CLAP's joint_embed_shape: the width of every released audio projection
+RANDOM_TEACHER_SEED = 0
+PATCH_GRID = (64, 8)  # (time, freq) patches of a 1024 x 128 fbank in 16 x 16 patches
+FEATURES = ("tokens", "projected")
+INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+
+
+def _laion_clap_dir() -> Path:
+    if "laion_clap" in sys.modules:
+        return Path(sys.modules["laion_clap"].__path__[0])
+    spec = importlib.util.find_spec("laion_clap")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("laion-clap is not installed: pip install laion-clap==1.1.7")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def import_htsat():
+    """Import laion-clap's HTS-AT offline and return its `create_htsat_model`.
+
+    Registers a bare `laion_clap` package (its `__path__` only) unless laion_clap is already
+    imported, so that `laion_clap/__init__.py` (which pulls in a tokenizer download through
+    `laion_clap.training.data`) never runs.
+    """
+    if "laion_clap" not in sys.modules:
+        package_dir = str(_laion_clap_dir())
+        package = types.ModuleType("laion_clap")
+        package.__path__ = [package_dir]
+        package.__spec__ = importlib.machinery.ModuleSpec("laion_clap", None, is_package=True)
+        package.__spec__.submodule_search_locations = [package_dir]
+        sys.modules["laion_clap"] = package
+    htsat = importlib.import_module("laion_clap.clap_module.htsat")
+    return htsat.create_htsat_model
+
+
+def read_clap_model_config(model_name: str = "HTSAT-tiny") -> dict:
+    """laion-clap's model config (`clap_module/model_configs/{model_name}.json`) as a dict."""
+    config_dir = _laion_clap_dir() / "clap_module" / "model_configs"
+    path = config_dir / f"{model_name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in config_dir.glob("HTSAT-*.json"))
+        raise ValueError(f"unknown CLAP audio model {model_name!r}; known HTS-AT models: {known}")
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_clap_state_dict(path) -> dict:
+    """The state dict of a released LAION-CLAP checkpoint, with any `module.` prefix removed.
+
+    Accepts the state dict at the top level or under `state_dict`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"CLAP checkpoint {str(path)!r} does not exist: give the path to a released "
+            "LAION-CLAP checkpoint (e.g. 630k-audioset-best.pt for HTSAT-tiny), or 'random' "
+            "for tests only"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        logger.info("%s holds Python objects besides tensors; loading it with weights_only=False", path)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"CLAP checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a state dict")
+    state = checkpoint.get("state_dict", checkpoint)
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def teacher_state_dict_for_release(teacher: "ClapTeacher") -> dict:
+    """The teacher's weights in the layout of a released LAION-CLAP checkpoint:
+    `{"state_dict": {"module.audio_branch.<k>": v, ..., "module.audio_projection.<k>": v}}`."""
+    return {"state_dict": {f"module.{key}": value for key, value in teacher.state_dict().items()}}
+
+
+class _TokenMapCaptured(Exception):
+    """Raised by the `tscam_conv` pre-hook: it carries the token map and ends HTS-AT's forward."""
+
+    def __init__(self, token_map: torch.Tensor):
+        super().__init__("HTS-AT token map captured")
+        self.token_map = token_map
+
+
+def _stop_at_token_map(module, inputs):
+    raise _TokenMapCaptured(inputs[0])
+
+
+def _cast_to_body_dtype(patch_embed, inputs):
+    """The log-mel front end runs in float32; the Swin body may run in half precision."""
+    return (inputs[0].to(patch_embed.proj.weight.dtype),) + tuple(inputs[1:])
+
+
+def _fit_to_length(waveform: torch.Tensor, samples: int) -> torch.Tensor:
+    """(B, S) -> (B, samples): zero-pad at the end or crop."""
+    missing = samples - waveform.shape[-1]
+    if missing > 0:
+        return F.pad(waveform, (0, missing))
+    return waveform[..., :samples]
+
+
+class ClapTeacher(nn.Module):
+    """Frozen HTS-AT audio encoder of LAION-CLAP giving one target vector per student patch.
+
+    Args:
+        checkpoint: path to a released LAION-CLAP `.pt` (audio keys under `audio_branch.`,
+            projection under `audio_projection.`, possibly behind `module.` and `state_dict`),
+            or "random" for a seeded, randomly initialised teacher (tests and demos only).
+        model_name: laion-clap model config, "HTSAT-tiny" (630k-*.pt checkpoints) or
+            "HTSAT-base" (music_speech_*.pt checkpoints).
+        feature: "tokens" (HTS-AT's last-stage tokens, width 768 tiny / 1024 base) or
+            "projected" (each token through CLAP's audio projection, width 512).
+        grid: the student's patch grid (time, freq).
+        interpolation: `F.interpolate` mode resizing the 32 x 2 token map to `grid`.
+
+    The module stays in eval mode and never requires grad. Its log-mel front end stays in
+    float32 even after `.half()` (a float16 power spectrum overflows and log(1e-10) underflows).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str,
+        model_name: str = "HTSAT-tiny",
+        feature: str = "tokens",
+        grid=PATCH_GRID,
+        interpolation: str = "bilinear",
+    ):
+        super().__init__()
+        if feature not in FEATURES:
+            raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+        self.checkpoint = str(checkpoint)
+        self.model_name = model_name
+        self.feature = feature
+        self.grid = tuple(grid)
+        self.interpolation = interpolation
+
+        config = read_clap_model_config(model_name)
+        self.clip_samples = config["audio_cfg"]["clip_samples"]
+        self.sample_rate = config["audio_cfg"]["sample_rate"]
+        create_htsat_model = import_htsat()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_TEACHER_SEED)
+            self.audio_branch = create_htsat_model(
+                SimpleNamespace(**config["audio_cfg"]), enable_fusion=False, fusion_type="None"
+            )
+            self.token_width = self.audio_branch.num_features
+            self.audio_projection = None
+            if feature == "projected":
+                self.audio_projection = nn.Sequential(
+                    nn.Linear(self.token_width, CLAP_JOINT_DIM),
+                    nn.ReLU(),
+                    nn.Linear(CLAP_JOINT_DIM, CLAP_JOINT_DIM),
+                )
+        self.output_dim = CLAP_JOINT_DIM if feature == "projected" else self.token_width
+
+        if self.checkpoint == "random":
+            logger.warning(
+                "ClapTeacher uses a RANDOMLY INITIALISED %s (seed %d): its targets are meaningless "
+                "for real runs; give the path of a released LAION-CLAP checkpoint instead",
+                model_name, RANDOM_TEACHER_SEED,
+            )
+        else:
+            self._load_checkpoint(self.checkpoint)
+
+        self.audio_branch.patch_embed.register_forward_pre_hook(_cast_to_body_dtype)
+        self.requires_grad_(False)
+        self.eval()
+
+    def _load_checkpoint(self, path: str):
+        state = read_clap_state_dict(path)
+        prefixes = tuple(f"{name}." for name, _ in self.named_children())
+        given = {key: value for key, value in state.items() if key.startswith(prefixes)}
+        wanted = self.state_dict()
+        missing = [key for key in wanted if key not in given]
+        unexpected = [key for key in given if key not in wanted]
+        mismatched = [
+            f"{key}: checkpoint {tuple(given[key].shape)} != model {tuple(wanted[key].shape)}"
+            for key in wanted
+            if key in given and given[key].shape != wanted[key].shape
+        ]
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                f"CLAP checkpoint {path!r} does not fit ClapTeacher(model_name={self.model_name!r}, "
+                f"feature={self.feature!r}): {len(missing)} missing keys {missing[:10]}, "
+                f"{len(unexpected)} unexpected keys {unexpected[:10]}, "
+                f"{len(mismatched)} shape mismatches {mismatched[:10]}. Pick the model_name that "
+                "matches the checkpoint (630k-*.pt: 'HTSAT-tiny'; music_speech_*.pt and "
+                "music_audioset_*.pt: 'HTSAT-base'); fusion checkpoints (*fusion*) are not supported"
+            )
+        self.load_state_dict(given)
+
+    def train(self, mode: bool = True):
+        """The teacher is frozen: it stays in eval mode whatever is asked."""
+        return super().train(False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.audio_branch.spectrogram_extractor.float()
+        self.audio_branch.logmel_extractor.float()
+        self.audio_branch.bn0.float()
+        return self
+
+    @torch.no_grad()
+    def token_map(self, waveform_48k: torch.Tensor) -> torch.Tensor:
+        """HTS-AT's native last-stage map, as seen by `tscam_conv`.
+
+        (B, S) float waveform at 48 kHz (padded with zeros / cropped to `clip_samples`)
+        -> (B, C, 2, 32): batch, channels (`token_width`), 2 frequency rows (low first),
+        32 time steps. The rest of HTS-AT (tscam_conv and the heads) is skipped.
+        """
+        if waveform_48k.dim() != 2:
+            raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
+        waveform = _fit_to_length(waveform_48k, self.clip_samples).float()
+        clips = {"waveform": waveform, "longer": torch.zeros(len(waveform), dtype=torch.bool, device=waveform.device)}
+        hook = self.audio_branch.tscam_conv.register_forward_pre_hook(_stop_at_token_map)
+        try:
+            self.audio_branch(clips, device=waveform.device)
+        except _TokenMapCaptured as captured:
+            return captured.token_map
+        finally:
+            hook.remove()
+        raise RuntimeError("HTS-AT's forward ended without reaching tscam_conv")
+
+    @torch.no_grad()
+    def targets_from_token_map(self, token_map: torch.Tensor) -> torch.Tensor:
+        """(B, C, 2 freq, 32 time) native map -> (B, T * F, output_dim) float32 targets.
+
+        The map is resized to `grid` = (T, F) = (64, 8) and flattened row-major over
+        (time, freq): patch index = t * F + f, the student's patch order.
+        """
+        time_major = token_map.float().transpose(2, 3)  # (B, C, 32 time, 2 freq)
+        corners = {"align_corners": False} if self.interpolation in ("bilinear", "bicubic") else {}
+        grid = F.interpolate(time_major, size=self.grid, mode=self.interpolation, **corners)  # (B, C, T, F)
+        targets = grid.flatten(2).transpose(1, 2)  # (B, T * F, C)
+        if self.audio_projection is not None:
+            projection_dtype = self.audio_projection[0].weight.dtype
+            targets = self.audio_projection(targets.to(projection_dtype))  # (B, T * F, 512)
+        return targets.float()
+
+    def forward(self, waveform_48k: torch.Tensor) -> torch.Tensor:
+        """(B, S) waveform at 48 kHz -> (B, T * F, output_dim) float32 targets, no grad."""
+        return self.targets_from_token_map(self.token_map(waveform_48k))

@@ -1,0 +1,133 @@
+"""Shared config and split loading for the two tasks (classification and pretraining)."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask
+from omegaconf import II
+
+from ..data.audio import audio_info
+from ..data.audio_clip_dataset import AudioClipDataset
+from ..data.fbank import FbankSettings
+from ..data.manifest import ManifestError, read_class_list, read_labels, read_manifest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AudioClipTaskConfig(FairseqDataclass):
+    data: str = field(
+        default="???", metadata={"help": "folder holding {split}.tsv manifests, labels and dict.{labels}.txt"}
+    )
+    labels: Optional[str] = field(
+        default="label",
+        metadata={"help": "extension of the label files ({split}.{labels}, dict.{labels}.txt); null: no labels"},
+    )
+    multi_label: bool = field(
+        default=False,
+        metadata={"help": "clips carry several classes (AudioSet): multi-hot targets and BCE"},
+    )
+    sample_rate: int = field(default=16000, metadata={"help": "rate of the student's input (paper: 16 kHz)"})
+    target_frames: int = field(
+        default=1024, metadata={"help": "fbank frames per clip, 10 ms each (AudioMAE: 1024 = 10.24 s)"}
+    )
+    random_crop: bool = field(
+        default=True,
+        metadata={"help": "random crop of long clips in training splits (names containing 'train'); "
+                  "other splits are cropped from the start"},
+    )
+    fbank_in_dataloader: bool = field(
+        default=False,
+        metadata={"help": "compute fbank in the data loader workers (net_input.fbank) instead of on "
+                  "the model's device"},
+    )
+    check_files: bool = field(
+        default=True,
+        metadata={"help": "at load time, check every file of a manifest exists (stat only; run "
+                  "supmam-validate-manifest for a full check)"},
+    )
+    seed: int = II("common.seed")
+
+
+class AudioClipTask(FairseqTask):
+    """Loads ``{split}.tsv`` (+ labels) from ``cfg.data`` into ``AudioClipDataset``s."""
+
+    cfg: AudioClipTaskConfig
+
+    def __init__(self, cfg: AudioClipTaskConfig, classes: list[str] | None):
+        super().__init__(cfg)
+        self.classes = classes
+
+    @classmethod
+    def setup_task(cls, cfg: AudioClipTaskConfig, **kwargs):
+        if not os.path.isdir(cfg.data):
+            raise ManifestError(f"task.data={cfg.data!r} is not a folder; point it at your manifests")
+        classes = None
+        if cfg.labels:
+            classes = read_class_list(os.path.join(cfg.data, f"dict.{cfg.labels}.txt"))
+            logger.info(f"{len(classes)} classes from dict.{cfg.labels}.txt")
+        return cls(cfg, classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else 0
+
+    def teacher_sample_rate(self) -> int | None:
+        """Rate of the audio handed to a teacher model; None: no teacher audio."""
+        return None
+
+    def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
+        manifest_path = os.path.join(self.cfg.data, f"{split}.tsv")
+        manifest = read_manifest(manifest_path, min_samples=FbankSettings().window_size)
+        if self.cfg.check_files:
+            missing = [i for i in range(len(manifest)) if not os.path.isfile(manifest.audio_path(i))]
+            if missing:
+                first = missing[0]
+                raise ManifestError(
+                    f"{manifest.where(first)}: {manifest.audio_path(first)} not found "
+                    f"({len(missing)} of {len(manifest)} files missing); fix the root line "
+                    f"{manifest.root!r} or rebuild the manifest"
+                )
+            audio_info(manifest.audio_path(0), manifest.where(0))  # a readable first file
+        labels = None
+        if self.cfg.labels:
+            labels = read_labels(os.path.join(self.cfg.data, f"{split}.{self.cfg.labels}"), self.classes, manifest)
+            if not self.cfg.multi_label:
+                several = next((n for n, ls in enumerate(labels, 1) if len(ls) > 1), None)
+                if several is not None:
+                    raise ManifestError(
+                        f"{self.cfg.data}/{split}.{self.cfg.labels}:{several}: several labels on "
+                        "one line but task.multi_label=false; set task.multi_label=true"
+                    )
+        is_train = "train" in split
+        self.datasets[split] = AudioClipDataset(
+            manifest,
+            labels=labels,
+            num_classes=self.num_classes,
+            multi_label=self.cfg.multi_label,
+            sample_rate=self.cfg.sample_rate,
+            target_frames=self.cfg.target_frames,
+            random_crop=self.cfg.random_crop and is_train,
+            teacher_sample_rate=self.teacher_sample_rate(),
+            teacher_seconds=getattr(self.cfg, "teacher_seconds", 10.0),
+            fbank_in_dataloader=self.cfg.fbank_in_dataloader,
+            shuffle=is_train,
+            seed=self.cfg.seed,
+        )
+        logger.info(f"{split}: {len(manifest)} clips from {manifest_path}")
+        return self.datasets[split]
+
+    @property
+    def source_dictionary(self):
+        return None
+
+    @property
+    def target_dictionary(self):
+        return None
+
+    def max_positions(self):
+        return None

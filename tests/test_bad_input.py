@@ -1,0 +1,119 @@
+"""Bad input gets an error that names the file and line, at load time where possible."""
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fairseq import tasks
+from omegaconf import OmegaConf
+
+import supmam_plugin  # noqa: F401
+from supmam_plugin.data.audio import AudioFileError
+from supmam_plugin.data.manifest import ManifestError
+from supmam_plugin.data.validate_manifest import main as validate_main
+
+from conftest import make_labelled_folder, write_audio
+
+CLASSES = ["dog", "rain"]
+CLIPS = [("one.wav", 1.0, 16000, ["dog"]), ("two.wav", 1.0, 16000, ["rain"]), ("three.wav", 1.0, 16000, ["dog"])]
+
+
+def setup(data, split="train", **overrides):
+    cfg = OmegaConf.create({"_name": "supmam_audio_classification", "data": data, "seed": 1, **overrides})
+    task = tasks.setup_task(cfg)
+    task.load_dataset(split)
+    return task
+
+
+def replace_line(path, line_number, text):
+    lines = open(path).read().splitlines()
+    lines[line_number - 1] = text
+    open(path, "w").write("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_labelled_folder(tmp_path / "data", CLASSES, CLIPS)
+
+
+def test_missing_file_named_with_line_at_load_time(data):
+    os.remove(os.path.join(data, "audio", "two.wav"))
+    with pytest.raises(ManifestError, match=r"train\.tsv:3: .*two\.wav not found"):
+        setup(data)
+
+
+def test_corrupt_file_named_when_read(data):
+    open(os.path.join(data, "audio", "three.wav"), "wb").write(b"RIFF not really a wave file")
+    task = setup(data)
+    with pytest.raises(AudioFileError, match=r"train\.tsv:4: .*three\.wav: cannot read audio"):
+        task.dataset("train")[2]
+
+
+def test_nan_samples_named(data):
+    bad = np.zeros(16000, np.float32)
+    bad[100] = np.nan
+    write_audio(os.path.join(data, "audio", "one.wav"), bad, 16000, subtype="FLOAT")
+    task = setup(data)
+    with pytest.raises(AudioFileError, match=r"train\.tsv:2: .*one\.wav: contains NaN"):
+        task.dataset("train")[0]
+
+
+def test_empty_manifest(data):
+    open(os.path.join(data, "train.tsv"), "w").write("")
+    with pytest.raises(ManifestError, match=r"train\.tsv:1: empty manifest"):
+        setup(data)
+    open(os.path.join(data, "train.tsv"), "w").write(os.path.join(data, "audio") + "\n")
+    with pytest.raises(ManifestError, match="lists no audio files"):
+        setup(data)
+
+
+def test_label_file_with_wrong_line_count(data):
+    open(os.path.join(data, "train.label"), "w").write("dog\nrain\n")
+    with pytest.raises(ManifestError, match=r"2 label lines but .*train\.tsv lists 3 clips"):
+        setup(data)
+
+
+def test_label_not_in_dictionary(data):
+    replace_line(os.path.join(data, "train.label"), 2, "cat")
+    with pytest.raises(ManifestError, match=r"train\.label:2: label\(s\) \['cat'\] not in the class list"):
+        setup(data)
+
+
+def test_several_labels_on_a_single_label_task(data):
+    replace_line(os.path.join(data, "train.label"), 3, "dog rain")
+    with pytest.raises(ManifestError, match=r"train\.label:3: several labels .*multi_label=true"):
+        setup(data)
+
+
+def test_clip_shorter_than_one_frame(data):
+    write_audio(os.path.join(data, "audio", "tiny.wav"), np.zeros(300, np.float32), 16000)
+    with open(os.path.join(data, "train.tsv"), "a") as f:
+        f.write("tiny.wav\t300\n")
+    with open(os.path.join(data, "train.label"), "a") as f:
+        f.write("dog\n")
+    with pytest.raises(ManifestError, match=r"train\.tsv:5: tiny\.wav has 300 samples, fewer than 400"):
+        setup(data)
+
+
+def test_malformed_manifest_line(data):
+    replace_line(os.path.join(data, "train.tsv"), 3, "two.wav 16000")
+    with pytest.raises(ManifestError, match=r"train\.tsv:3: expected 'relative/path<TAB>num_samples'"):
+        setup(data)
+
+
+def test_validate_manifest_reports_every_problem_with_lines(data, capsys):
+    assert validate_main([data, "train"]) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+    open(os.path.join(data, "audio", "one.wav"), "wb").write(b"garbage")
+    sf.write(os.path.join(data, "audio", "two.wav"), np.zeros(8000, np.float32), 16000)  # length changed
+    bad = np.zeros(16000, np.float32)
+    bad[5] = np.inf
+    sf.write(os.path.join(data, "audio", "three.wav"), bad, 16000, subtype="FLOAT")
+    replace_line(os.path.join(data, "train.label"), 1, "dog unicorn")
+    assert validate_main([data, "train"]) == 1
+    out = capsys.readouterr().out
+    assert "train.label:1: label 'unicorn' not in the class list" in out
+    assert "train.tsv:2:" in out and "one.wav: cannot read audio" in out
+    assert "train.tsv:3:" in out and "has 8000 samples, the manifest says 16000" in out
+    assert "train.tsv:4:" in out and "NaN or infinite" in out
+    assert "4 problem(s) found" in out
