@@ -3,4 +3,12 @@
 Importing this package registers the tasks, models and criterions with fairseq
 (``common.user_dir=/path/to/supmam_plugin`` or ``--user-dir``). It never touches the network.
 """
-from . import tasks  # noqa: F401
+import logging as _logging
+
+_root_level = _logging.getLogger().level
+from . import criterions, models, tasks  # noqa: E402,F401
+
+# fairseq.models.wav2vec.wav2vec2_classification calls logging.basicConfig(level=DEBUG) when
+# fairseq.models is imported; undo that so numba/h5py do not flood the log (and slow start-up).
+if _logging.getLogger().level == _logging.DEBUG and _root_level != _logging.DEBUG:
+    _logging.getLogger().setLevel(_root_level)

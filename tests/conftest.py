@@ -49,3 +49,57 @@ def make_labelled_folder(root, classes, clips, split="train", ext="label"):
 @pytest.fixture
 def fixtures_dir():
     return FIXTURES
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.dirname(os.path.abspath(__import__("sys").executable))
+# A tiny model for CPU tests: 2 x 192 encoder, 128-wide decoder.
+TINY_MODEL = [
+    "model.encoder_layers=2",
+    "model.encoder_embed_dim=192",
+    "model.encoder_heads=3",
+    "model.decoder_embed_dim=128",
+    "model.decoder_heads=4",
+    "model.cls_hidden_dim=64",
+]
+CPU_RUN = [
+    "common.cpu=true",
+    "distributed_training.distributed_world_size=1",
+    "dataset.num_workers=0",
+    "common.log_interval=1",
+    "common.log_format=json",
+    "lr_scheduler.warmup_updates=1",
+]
+
+
+def run_cli(args, timeout=600, env_extra=None, cwd=REPO):
+    """Run a console script of the venv; returns CompletedProcess (stdout+stderr in .stdout)."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", **(env_extra or {}))
+    exe = os.path.join(VENV_BIN, args[0])
+    return subprocess.run([exe] + list(args[1:]), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
+def train_log_records(output: str, tag: str = "train_inner") -> list[dict]:
+    """The JSON records fairseq logs (common.log_format=json) under ``tag``."""
+    import json
+
+    records = []
+    for line in output.splitlines():
+        if f"[{tag}]" in line and "{" in line:
+            records.append(json.loads(line[line.index("{"):]))
+    return records
+
+
+@pytest.fixture(scope="session")
+def tone_dataset(tmp_path_factory):
+    """12 labelled clips (two classes, different pitches and lengths) on disk, 16 and 22.05 kHz."""
+    root = tmp_path_factory.mktemp("tones")
+    clips = [
+        (f"{['low', 'high'][i % 2]}/clip{i}.wav", 1.0 + 0.25 * (i % 4), [16000, 22050][i % 3 == 0],
+         [["low", "high"][i % 2]])
+        for i in range(12)
+    ]
+    return make_labelled_folder(root, ["low", "high"], clips, split="train")

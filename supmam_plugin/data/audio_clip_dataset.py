@@ -23,6 +23,7 @@ class AudioClipDataset(FairseqDataset):
     Batches (``collater``):
       net_input.source         (B, N) float, zero-padded waveforms at ``sample_rate``
       net_input.source_lengths (B,)   valid samples per clip
+      net_input.clip_ids       (B,)   manifest line index of each clip (keys the masks)
       net_input.fbank          (B, target_frames, 128), only if ``fbank_in_dataloader``
       net_input.teacher_source (B, S) float at ``teacher_sample_rate``, only if asked
       target                   (B,) class index, or (B, C) multi-hot float (multi-label)
@@ -140,9 +141,11 @@ class AudioClipDataset(FairseqDataset):
         if not samples:
             return {}
         lengths = torch.tensor([len(s["source"]) for s in samples], dtype=torch.long)
+        ids = torch.tensor([s["id"] for s in samples], dtype=torch.long)
         net_input = {
             "source": self._pad([s["source"] for s in samples], int(lengths.max())),
             "source_lengths": lengths,
+            "clip_ids": ids,
         }
         if self.fbank_in_dataloader:
             net_input["fbank"] = batch_fbank(
@@ -153,7 +156,7 @@ class AudioClipDataset(FairseqDataset):
                 [s["teacher_source"] for s in samples], self.teacher_samples
             )
         batch = {
-            "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
+            "id": ids,
             "nsentences": len(samples),
             "ntokens": int(lengths.sum()),
             "net_input": net_input,

@@ -1,1 +1,2 @@
-"""Models: the SupMAM encoder/decoder, heads, the frozen CLAP teacher and the classifier."""
+"""Models: importing this package registers them with fairseq."""
+from . import supmam_model  # noqa: F401

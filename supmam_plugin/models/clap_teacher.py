@@ -31,6 +31,8 @@ RANDOM_TEACHER_SEED = 0
 PATCH_GRID = (64, 8)  # (time, freq) patches of a 1024 x 128 fbank in 16 x 16 patches
 FEATURES = ("tokens", "projected")
 INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+# HTS-AT's first-stage width, as laion-clap's create_htsat_model sets it, per model name.
+HTSAT_NAME_BY_EMBED_DIM = {96: "HTSAT-tiny", 128: "HTSAT-base", 256: "HTSAT-large"}
 
 
 def _laion_clap_dir() -> Path:
@@ -207,12 +209,15 @@ class ClapTeacher(nn.Module):
             if key in given and given[key].shape != wanted[key].shape
         ]
         if missing or unexpected or mismatched:
+            embedding = given.get("audio_branch.patch_embed.proj.weight")
+            guess = None if embedding is None else HTSAT_NAME_BY_EMBED_DIM.get(embedding.shape[0])
+            hint = f" (this checkpoint's audio branch looks like {guess!r})" if guess else ""
             raise ValueError(
                 f"CLAP checkpoint {path!r} does not fit ClapTeacher(model_name={self.model_name!r}, "
                 f"feature={self.feature!r}): {len(missing)} missing keys {missing[:10]}, "
                 f"{len(unexpected)} unexpected keys {unexpected[:10]}, "
                 f"{len(mismatched)} shape mismatches {mismatched[:10]}. Pick the model_name that "
-                "matches the checkpoint (630k-*.pt: 'HTSAT-tiny'; music_speech_*.pt and "
+                f"matches the checkpoint{hint} (630k-*.pt: 'HTSAT-tiny'; music_speech_*.pt and "
                 "music_audioset_*.pt: 'HTSAT-base'); fusion checkpoints (*fusion*) are not supported"
             )
         self.load_state_dict(given)
@@ -222,6 +227,8 @@ class ClapTeacher(nn.Module):
         return super().train(False)
 
     def _apply(self, fn, recurse=True):
+        # `.half()`, `.to(dtype)` (and fairseq's --fp16, which halves the whole model) come here:
+        # the STFT / log-mel / bn0 front end stays float32, where float16 gives -inf on silence.
         super()._apply(fn, recurse)
         self.audio_branch.spectrogram_extractor.float()
         self.audio_branch.logmel_extractor.float()
@@ -234,15 +241,17 @@ class ClapTeacher(nn.Module):
 
         (B, S) float waveform at 48 kHz (padded with zeros / cropped to `clip_samples`)
         -> (B, C, 2, 32): batch, channels (`token_width`), 2 frequency rows (low first),
-        32 time steps. The rest of HTS-AT (tscam_conv and the heads) is skipped.
+        32 time steps. The rest of HTS-AT (tscam_conv and the heads) is skipped. This native
+        map is what a target cache should store; `targets_from_token_map` makes targets of it.
         """
         if waveform_48k.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
-        waveform = _fit_to_length(waveform_48k, self.clip_samples).float()
-        clips = {"waveform": waveform, "longer": torch.zeros(len(waveform), dtype=torch.bool, device=waveform.device)}
+        device = self.audio_branch.bn0.weight.device
+        waveform = _fit_to_length(waveform_48k, self.clip_samples).to(device, torch.float32)
+        clips = {"waveform": waveform, "longer": torch.zeros(len(waveform), dtype=torch.bool, device=device)}
         hook = self.audio_branch.tscam_conv.register_forward_pre_hook(_stop_at_token_map)
         try:
-            self.audio_branch(clips, device=waveform.device)
+            self.audio_branch(clips, device=device)
         except _TokenMapCaptured as captured:
             return captured.token_map
         finally:

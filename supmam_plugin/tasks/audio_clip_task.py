@@ -8,7 +8,6 @@ from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask
-from omegaconf import II
 
 from ..data.audio import audio_info
 from ..data.audio_clip_dataset import AudioClipDataset
@@ -50,7 +49,9 @@ class AudioClipTaskConfig(FairseqDataclass):
         metadata={"help": "at load time, check every file of a manifest exists (stat only; run "
                   "supmam-validate-manifest for a full check)"},
     )
-    seed: int = II("common.seed")
+    seed: int = field(
+        default=1, metadata={"help": "seed of crops and shuffling (the recipes set ${common.seed})"}
+    )
 
 
 class AudioClipTask(FairseqTask):

@@ -1,0 +1,107 @@
+"""Criterion ``supmam``: L_target + lambda_cls * L_cls (SupMAM-CLAP, Interspeech 2023, Sec. 2)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+from fairseq.logging import metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SupmamCriterionConfig(FairseqDataclass):
+    lambda_cls: float = field(
+        default=0.0,
+        metadata={"help": "weight of the classification loss (paper: 0.01 for SupMAM, 1e-4 for "
+                  "SupMAM-CLAP, 0 without the branch)"},
+    )
+    cls_temperature: float = field(
+        default=10.0, metadata={"help": "tau: the branch's logits are divided by it (paper: 10)"}
+    )
+
+
+def masked_and_visible_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor):
+    """Per-clip mean squared error over masked and over visible patches.
+
+    prediction, target: (B, L, D); mask: (B, L), 1 = masked. Returns two (B,) tensors, each
+    averaged over its own patch count (and over D).
+    """
+    per_patch = (prediction.float() - target.float()).square().mean(dim=-1)  # (B, L)
+    visible = 1.0 - mask
+    masked_loss = (per_patch * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    visible_loss = (per_patch * visible).sum(1) / visible.sum(1).clamp_min(1.0)
+    return masked_loss, visible_loss
+
+
+def classification_loss(logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-clip CE(logits / tau, y); multi-hot targets (B, C) get BCE averaged over classes. (B,)"""
+    logits = logits.float() / temperature
+    if target.dim() == 2:
+        return F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none").mean(1)
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+@register_criterion("supmam", dataclass=SupmamCriterionConfig)
+class SupmamCriterion(FairseqCriterion):
+    """Spectrogram target: MSE on masked patches. CLAP target: MSE on visible plus MSE on masked
+    patches. Plus ``lambda_cls`` x classification loss of the visible-token branch.
+    Losses are summed over clips; sample_size is the number of clips."""
+
+    def __init__(self, cfg: SupmamCriterionConfig, task):
+        super().__init__(task)
+        self.lambda_cls = cfg.lambda_cls
+        self.temperature = cfg.cls_temperature
+
+    def forward(self, model, sample, reduce=True):
+        out = model(**sample["net_input"])
+        masked_loss, visible_loss = masked_and_visible_mse(out["prediction"], out["target"], out["mask"])
+        target_loss = masked_loss + visible_loss if out["loss_on_visible"] else masked_loss
+        loss = target_loss.sum()
+        batch_size = out["mask"].size(0)
+        log = {
+            "nsentences": batch_size,
+            "sample_size": batch_size,
+            "ntokens": sample.get("ntokens", batch_size),
+            "target_loss": target_loss.sum().item(),
+            "masked_loss": masked_loss.sum().item(),
+            "visible_loss": visible_loss.sum().item(),
+        }
+        if self.lambda_cls > 0:
+            if out.get("cls_logits") is None:
+                raise ValueError("criterion.lambda_cls > 0 but the model has no classification branch: "
+                                 "set model.cls_branch=true")
+            if "target" not in sample:
+                raise ValueError("criterion.lambda_cls > 0 needs labels: set task.labels (e.g. 'label')")
+            cls_loss = classification_loss(out["cls_logits"], sample["target"], self.temperature)
+            loss = loss + self.lambda_cls * cls_loss.sum()
+            log["cls_loss"] = cls_loss.sum().item()
+            if sample["target"].dim() == 1:
+                log["cls_correct"] = (out["cls_logits"].argmax(-1) == sample["target"]).sum().item()
+        log["loss"] = loss.item()
+        return loss, batch_size, log
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        sample_size = max(total("sample_size"), 1)
+        metrics.log_scalar("loss", total("loss") / sample_size, sample_size, round=4)
+        for key in ("target_loss", "masked_loss", "visible_loss"):
+            metrics.log_scalar(key, total(key) / sample_size, sample_size, round=4)
+        if any("cls_loss" in log for log in logging_outputs):
+            metrics.log_scalar("cls_loss", total("cls_loss") / sample_size, sample_size, round=4)
+        if any("cls_correct" in log for log in logging_outputs):
+            metrics.log_scalar("cls_accuracy", 100.0 * total("cls_correct") / sample_size, sample_size, round=2)
+        metrics.log_scalar("nsentences", total("nsentences"), round=0)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
+
+

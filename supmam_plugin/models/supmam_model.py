@@ -1,0 +1,232 @@
+"""Model ``supmam``: AudioMAE / MAM-CLAP / SupMAM / SupMAM-CLAP pretraining in one class.
+
+Reads top to bottom as the paper's Figure 1: fbank -> patchify -> mask -> encode the visible
+patches -> decode all patches with windowed attention -> head -> targets (normalised
+spectrogram patches, or the frozen CLAP teacher's features), plus a classification branch on
+the mean of the visible encoder outputs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model
+
+from ..data.fbank import FbankSettings, batch_fbank
+from .clap_teacher import ClapTeacher
+from .masking import clip_noise, masking_from_noise
+from .vit_encoder import VitEncoder, VitEncoderConfig
+from .window_decoder import WindowDecoder
+
+logger = logging.getLogger(__name__)
+
+TARGET_CHOICES = ChoiceEnum(["spectrogram", "clap"])
+CLAP_FEATURE_CHOICES = ChoiceEnum(["tokens", "projected"])
+
+
+@dataclass
+class SupmamConfig(VitEncoderConfig):
+    target: TARGET_CHOICES = field(
+        default="spectrogram",
+        metadata={"help": "decoder target: 'spectrogram' (norm_pix patches, AudioMAE/SupMAM) or "
+                  "'clap' (frozen LAION-CLAP teacher features per patch, MAM-CLAP/SupMAM-CLAP)"},
+    )
+    mask_ratio: float = field(
+        default=0.8, metadata={"help": "fraction of patches masked (paper: 0.8 / 0.2 / 0.4 / 0.4)"}
+    )
+    norm_pix_loss: bool = field(
+        default=True, metadata={"help": "spectrogram target: normalise each patch (AudioMAE's norm_pix)"}
+    )
+    decoder_embed_dim: int = field(default=512, metadata={"help": "decoder width (AudioMAE: 512)"})
+    decoder_layers: int = field(
+        default=1, metadata={"help": "decoder blocks (paper: 1; its Table 3 varies 1-3; AudioMAE: 16)"}
+    )
+    decoder_heads: int = field(default=16, metadata={"help": "decoder attention heads (AudioMAE: 16)"})
+    decoder_window_time: int = field(default=4, metadata={"help": "attention window, patches along time"})
+    decoder_window_freq: int = field(default=4, metadata={"help": "attention window, patches along frequency"})
+    decoder_shift_time: int = field(
+        default=2, metadata={"help": "window shift along time on odd blocks (AudioMAE: 2)"}
+    )
+    decoder_shift_freq: int = field(default=0, metadata={"help": "window shift along frequency on odd blocks"})
+    cls_branch: bool = field(
+        default=False,
+        metadata={"help": "classification branch on mean-pooled visible tokens (SupMAM, SupMAM-CLAP); "
+                  "needs task.labels"},
+    )
+    cls_hidden_dim: int = field(default=768, metadata={"help": "hidden width of the branch's 2-layer MLP"})
+    clap_checkpoint: str = field(
+        default="",
+        metadata={"help": "target=clap: path of a released LAION-CLAP .pt (e.g. 630k-audioset-best.pt); "
+                  "'random' = randomly initialised teacher (tests/demo only, meaningless targets)"},
+    )
+    clap_model: str = field(
+        default="HTSAT-tiny",
+        metadata={"help": "laion-clap audio model config of the checkpoint: HTSAT-tiny (630k-*.pt) "
+                  "or HTSAT-base (music_speech_*.pt)"},
+    )
+    clap_feature: CLAP_FEATURE_CHOICES = field(
+        default="tokens",
+        metadata={"help": "'tokens': HTS-AT's last-stage token map; 'projected': the same tokens "
+                  "through CLAP's audio projection (512 wide)"},
+    )
+    clap_interpolation: str = field(
+        default="bilinear", metadata={"help": "resizing of the teacher's 32x2 map to the 64x8 patch grid"}
+    )
+    seed: int = field(default=1, metadata={"help": "seed of the masks (the recipes set ${common.seed})"})
+
+
+def patchify(fbank: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, T, F) fbank -> (B, (T/p) * (F/p), p * p) patches, row-major over (time, freq)."""
+    batch, frames, bins = fbank.shape
+    p = patch_size
+    x = fbank.reshape(batch, frames // p, p, bins // p, p)
+    return x.permute(0, 1, 3, 2, 4).reshape(batch, (frames // p) * (bins // p), p * p)
+
+
+def normalise_patches(patches: torch.Tensor) -> torch.Tensor:
+    """AudioMAE's norm_pix target: each patch to zero mean, unit (unbiased) variance."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + 1e-6).sqrt()
+
+
+class ClassificationBranch(nn.Module):
+    """Linear -> BatchNorm -> ReLU -> Linear on pooled tokens: (B, D) -> (B, C) logits."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, num_classes: int):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_classes)
+        )
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.mlp(pooled)
+
+
+@register_model("supmam", dataclass=SupmamConfig)
+class SupmamModel(BaseFairseqModel):
+    """Masked audio model. forward(...) returns a dict:
+    prediction (B, L, D_target), target (B, L, D_target), mask (B, L) 1 = masked,
+    loss_on_visible (bool), cls_logits (B, C) or None."""
+
+    def __init__(self, cfg: SupmamConfig, num_classes: int = 0, sample_rate: int = 16000):
+        super().__init__()
+        self.cfg = cfg
+        self.fbank_settings = FbankSettings(sample_rate=sample_rate)
+        self.encoder = VitEncoder(cfg)
+        grid = self.encoder.grid
+        self.decoder = WindowDecoder(
+            in_dim=cfg.encoder_embed_dim,
+            width=cfg.decoder_embed_dim,
+            depth=cfg.decoder_layers,
+            heads=cfg.decoder_heads,
+            grid=grid,
+            window=(cfg.decoder_window_time, cfg.decoder_window_freq),
+            shift=(cfg.decoder_shift_time, cfg.decoder_shift_freq),
+            mlp_ratio=cfg.mlp_ratio,
+        )
+        # The teacher is kept out of the module tree: never saved in our checkpoints, never
+        # handed to the optimizer or DDP. It follows the model's device/dtype in forward.
+        self._teacher: list[ClapTeacher] = []
+        if cfg.target == "clap":
+            if not cfg.clap_checkpoint:
+                raise ValueError(
+                    "model.target=clap needs a teacher: set model.clap_checkpoint=/path/to/"
+                    "630k-audioset-best.pt (a released LAION-CLAP checkpoint), or 'random' for tests"
+                )
+            self._teacher.append(
+                ClapTeacher(cfg.clap_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.clap_interpolation)
+            )
+            target_dim = self._teacher[0].output_dim
+        else:
+            target_dim = cfg.patch_size * cfg.patch_size
+        self.head = nn.Sequential(nn.Linear(cfg.decoder_embed_dim, target_dim), nn.LayerNorm(target_dim))
+        self.cls_branch = None
+        if cfg.cls_branch:
+            if num_classes <= 0:
+                raise ValueError("model.cls_branch=true needs labels: set task.labels (e.g. 'label')")
+            self.cls_branch = ClassificationBranch(cfg.encoder_embed_dim, cfg.cls_hidden_dim, num_classes)
+        self.num_updates = 0
+        self.apply(self.encoder.init_module_weights)
+
+    @classmethod
+    def build_model(cls, cfg: SupmamConfig, task):
+        num_classes = getattr(task, "num_classes", 0)
+        if cfg.target == "clap" and not getattr(task.cfg, "teacher_sample_rate", 0):
+            raise ValueError(
+                "model.target=clap runs the CLAP teacher on 48 kHz audio: set task.teacher_sample_rate=48000"
+            )
+        return cls(cfg, num_classes=num_classes, sample_rate=task.cfg.sample_rate)
+
+    @property
+    def teacher(self) -> Optional[ClapTeacher]:
+        return self._teacher[0] if self._teacher else None
+
+    def set_num_updates(self, num_updates):
+        super().set_num_updates(num_updates)
+        self.num_updates = num_updates
+
+    def input_fbank(self, source, source_lengths=None, fbank=None) -> torch.Tensor:
+        """(B, frames, mel) normalised fbank: given, or computed here on the model's device."""
+        if fbank is not None:
+            return fbank
+        return batch_fbank(source, source_lengths, self.encoder.grid[0] * self.cfg.patch_size, self.fbank_settings)
+
+    def mask_for(self, clip_ids: Optional[torch.Tensor], batch_size: int, device) -> tuple:
+        """Random masking (visible_index, mask, restore_index) that depends only on (seed, update,
+        clip id): a clip gets the same mask whatever the batch split (1 or N processes).
+        Without clip ids, torch's RNG (seeded by fairseq at every update)."""
+        num_patches = self.encoder.num_patches
+        if clip_ids is None:
+            noise = torch.rand(batch_size, num_patches, device=device)
+        else:
+            salt = self.cfg.seed * 1_000_003 + 2 * self.num_updates + int(not self.training)
+            noise = clip_noise(clip_ids.to(device), num_patches, salt)
+        return masking_from_noise(noise, self.cfg.mask_ratio)
+
+    def teacher_targets(self, teacher_source: Optional[torch.Tensor]) -> torch.Tensor:
+        """(B, S) 48 kHz audio -> (B, L, D) teacher features on the patch grid."""
+        if teacher_source is None:
+            raise ValueError("model.target=clap but the batch has no teacher audio: set task.teacher_sample_rate=48000")
+        teacher = self.teacher
+        parameter = next(teacher.parameters())
+        if parameter.device != teacher_source.device:
+            teacher.to(teacher_source.device)
+            if teacher_source.is_cuda:
+                teacher.half()  # frozen teacher in half precision on GPU
+        return teacher(teacher_source)
+
+    def forward(
+        self,
+        source: Optional[torch.Tensor] = None,
+        source_lengths: Optional[torch.Tensor] = None,
+        fbank: Optional[torch.Tensor] = None,
+        teacher_source: Optional[torch.Tensor] = None,
+        clip_ids: Optional[torch.Tensor] = None,
+        **unused,
+    ) -> dict:
+        fbank = self.input_fbank(source, source_lengths, fbank)  # (B, 1024, 128)
+        batch_size = fbank.size(0)
+        tokens = self.encoder.embed_patches(fbank)  # (B, L, D) with positions
+        visible_index, mask, restore_index = self.mask_for(clip_ids, batch_size, fbank.device)
+        visible = self.encoder.encode(tokens, visible_index)  # (B, K, D), visible patches only
+        decoded = self.decoder(visible, restore_index)  # (B, L, decoder width)
+        prediction = self.head(decoded)  # (B, L, D_target)
+        if self.cfg.target == "clap":
+            target = self.teacher_targets(teacher_source)
+        else:
+            target = patchify(fbank, self.cfg.patch_size)
+            if self.cfg.norm_pix_loss:
+                target = normalise_patches(target)
+        cls_logits = self.cls_branch(visible.mean(dim=1)) if self.cls_branch is not None else None
+        return {
+            "prediction": prediction,
+            "target": target,
+            "mask": mask.to(prediction.dtype),
+            "loss_on_visible": self.cfg.target == "clap",
+            "cls_logits": cls_logits,
+        }

@@ -1,0 +1,88 @@
+"""ViT encoder over fbank patches (AudioMAE's layout and timm's key names)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from fairseq.dataclass import FairseqDataclass
+from timm.layers import PatchEmbed
+from timm.models.vision_transformer import Block
+
+from .masking import gather_patches
+from .positions import sincos_2d_positions
+
+
+@dataclass
+class VitEncoderConfig(FairseqDataclass):
+    encoder_layers: int = field(default=12, metadata={"help": "transformer blocks (ViT-B: 12; tiny: 2)"})
+    encoder_embed_dim: int = field(default=768, metadata={"help": "encoder width (ViT-B: 768; tiny: 192)"})
+    encoder_heads: int = field(default=12, metadata={"help": "attention heads (ViT-B: 12; tiny: 3)"})
+    mlp_ratio: float = field(default=4.0, metadata={"help": "MLP hidden width / model width"})
+    patch_size: int = field(default=16, metadata={"help": "square patch side, in frames and mel bins"})
+    input_frames: int = field(
+        default=1024, metadata={"help": "fbank frames per clip (1024 = 10.24 s; = task.target_frames)"}
+    )
+    num_mel_bins: int = field(default=128, metadata={"help": "mel bins of the fbank"})
+    drop_path: float = field(default=0.0, metadata={"help": "stochastic depth rate (last block)"})
+
+
+class VitEncoder(nn.Module):
+    """Patch embedding + fixed 2-D sin-cos positions + ViT blocks + LayerNorm.
+
+    The (frames x mel) fbank is cut into a (frames/p x mel/p) grid of patches, numbered
+    row-major over (time, freq); for 1024 x 128 and p = 16: a 64 x 8 grid, 512 patches.
+    """
+
+    def __init__(self, cfg: VitEncoderConfig):
+        super().__init__()
+        p = cfg.patch_size
+        if cfg.input_frames % p or cfg.num_mel_bins % p:
+            raise ValueError(
+                f"input of {cfg.input_frames} frames x {cfg.num_mel_bins} mel bins does not split into "
+                f"{p}x{p} patches: make task.target_frames and model.num_mel_bins multiples of {p}"
+            )
+        self.grid = (cfg.input_frames // p, cfg.num_mel_bins // p)
+        self.num_patches = self.grid[0] * self.grid[1]
+        self.patch_embed = PatchEmbed(
+            img_size=(cfg.input_frames, cfg.num_mel_bins), patch_size=p, in_chans=1, embed_dim=cfg.encoder_embed_dim
+        )
+        self.register_buffer(
+            "pos_embed", sincos_2d_positions(cfg.encoder_embed_dim, self.grid).unsqueeze(0), persistent=False
+        )
+        rates = torch.linspace(0, cfg.drop_path, cfg.encoder_layers).tolist()
+        norm_layer = partial(nn.LayerNorm, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            Block(cfg.encoder_embed_dim, cfg.encoder_heads, cfg.mlp_ratio, qkv_bias=True, drop_path=rate,
+                  norm_layer=norm_layer)
+            for rate in rates
+        )
+        self.norm = norm_layer(cfg.encoder_embed_dim)
+
+    @staticmethod
+    def init_module_weights(module: nn.Module) -> None:
+        """MAE's initialisation: xavier-uniform linears (and the patch projection seen as one),
+        zero biases, unit LayerNorms."""
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, PatchEmbed):
+            nn.init.xavier_uniform_(module.proj.weight.view(module.proj.weight.size(0), -1))
+
+    def embed_patches(self, fbank: torch.Tensor) -> torch.Tensor:
+        """(B, frames, mel) -> (B, L, D) patch tokens with positions."""
+        return self.patch_embed(fbank.unsqueeze(1)) + self.pos_embed.to(fbank.dtype)
+
+    def encode(self, tokens: torch.Tensor, visible_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, L, D) tokens -> (B, K, D) outputs for the patches in ``visible_index`` (B, K)
+        (all patches when None); the blocks never see the others."""
+        x = tokens if visible_index is None else gather_patches(tokens, visible_index)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)

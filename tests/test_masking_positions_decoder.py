@@ -1,0 +1,308 @@
+"""Masking, 2-D sin-cos positions and the shifted-window decoder."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from timm.models.swin_transformer import SwinTransformerBlock
+
+from supmam_plugin.models.masking import gather_patches, random_masking, split_by_mask, structured_masking
+from supmam_plugin.models.positions import sincos_2d_positions
+from supmam_plugin.models.window_decoder import WindowDecoder
+
+GRID = (64, 8)
+L = GRID[0] * GRID[1]
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- masking
+
+
+@pytest.mark.parametrize("ratio, visible", [(0.2, 409), (0.4, 307), (0.8, 102)])
+def test_random_masking_counts_and_consistency(ratio, visible):
+    B = 6
+    visible_index, mask, restore_index = random_masking(B, L, ratio, generator=gen(0))
+    assert visible_index.shape == (B, visible) and visible_index.dtype == torch.long
+    assert mask.shape == (B, L) and mask.dtype == torch.float32
+    assert restore_index.shape == (B, L) and restore_index.dtype == torch.long
+    assert (mask.sum(1) == L - visible).all()
+    # visible_index is ascending
+    assert (visible_index[:, 1:] > visible_index[:, :-1]).all()
+    for b in range(B):
+        vis = set(visible_index[b].tolist())
+        masked = set(mask[b].nonzero().flatten().tolist())
+        assert len(vis) == visible
+        assert vis.isdisjoint(masked)
+        assert vis | masked == set(range(L))
+    # mask agrees with visible_index
+    assert (torch.gather(mask, 1, visible_index) == 0).all()
+
+
+def test_random_masking_repeatable_and_random():
+    a = random_masking(4, L, 0.8, generator=gen(1))
+    b = random_masking(4, L, 0.8, generator=gen(1))
+    c = random_masking(4, L, 0.8, generator=gen(2))
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert not torch.equal(a[1], c[1])
+    # every sample has its own mask
+    masks = a[1]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not torch.equal(masks[i], masks[j])
+
+
+def test_random_masking_float_edge_and_bad_ratio():
+    vis, mask, _ = random_masking(2, 10, 0.9, generator=gen(0))  # 10 * (1 - 0.9) = 0.999...
+    assert vis.shape == (2, 1)
+    vis, mask, restore = random_masking(2, 10, 0.0, generator=gen(0))
+    assert vis.shape == (2, 10) and mask.sum() == 0 and torch.equal(restore, torch.arange(10).expand(2, 10))
+    with pytest.raises(ValueError):
+        random_masking(2, 10, 1.0)
+
+
+def test_restore_index_restores_patch_order():
+    B, D = 3, 5
+    patches = torch.randn(B, L, D)
+    visible_index, mask, restore_index = random_masking(B, L, 0.6, generator=gen(3))
+    visible = gather_patches(patches, visible_index)  # (B, K, D)
+    masked_index = torch.argsort(mask, dim=1, stable=True)[:, visible_index.shape[1]:]  # ascending masked
+    assert torch.equal(torch.sort(masked_index, 1).values, masked_index)
+    shuffled = torch.cat([visible, gather_patches(patches, masked_index)], dim=1)
+    assert torch.equal(gather_patches(shuffled, restore_index), patches)
+    # the arange form: gathering the shuffled index list with restore_index gives arange
+    order = torch.cat([visible_index, masked_index], dim=1)
+    assert torch.equal(torch.gather(order, 1, restore_index), torch.arange(L).expand(B, L))
+
+
+def test_gather_patches_shapes():
+    x = torch.arange(2 * 6 * 3).reshape(2, 6, 3)
+    idx = torch.tensor([[5, 0], [1, 1]])
+    out = gather_patches(x, idx)
+    assert out.shape == (2, 2, 3)
+    assert torch.equal(out[0, 0], x[0, 5]) and torch.equal(out[1, 1], x[1, 1])
+    assert torch.equal(gather_patches(x[..., 0], idx), torch.stack([x[0, [5, 0], 0], x[1, [1, 1], 0]]))
+
+
+@pytest.mark.parametrize("grid, tr, fr", [((64, 8), 0.2, 0.2), ((10, 6), 0.3, 0.5), ((64, 8), 0.0, 0.25)])
+def test_structured_masking_whole_rows_and_columns(grid, tr, fr):
+    T, F = grid
+    B = 5
+    mask = structured_masking(B, grid, tr, fr, generator=gen(4))
+    assert mask.shape == (B, T * F)
+    rows, cols = round(T * tr), round(F * fr)
+    m = mask.bool().reshape(B, T, F)
+    for b in range(B):
+        full_rows = m[b].all(1)  # (T,) rows masked entirely
+        full_cols = m[b].all(0)  # (F,)
+        assert int(full_rows.sum()) == rows
+        assert int(full_cols.sum()) == cols
+        # nothing else is masked: a patch is masked iff its row or its column is
+        expected = full_rows[:, None] | full_cols[None, :]
+        assert torch.equal(m[b], expected)
+        assert int(m[b].sum()) == rows * F + cols * T - rows * cols
+    # per-sample different and repeatable
+    assert not torch.equal(mask[0], mask[1])
+    assert torch.equal(mask, structured_masking(B, grid, tr, fr, generator=gen(4)))
+    # the visible tokens form a (B, K) index, same K per clip
+    vis, restore = split_by_mask(mask)
+    assert vis.shape == (B, (T - rows) * (F - cols))
+
+
+def test_structured_masking_paper_defaults():
+    mask = structured_masking(2, (64, 8), 0.2, 0.2, generator=gen(0))
+    assert (mask.sum(1) == 13 * 8 + 2 * 64 - 13 * 2).all()
+
+
+# ----------------------------------------------------------------------------- positions
+
+
+def test_positions_shape_and_cls():
+    pos = sincos_2d_positions(768, (64, 8))
+    assert pos.shape == (512, 768) and pos.dtype == torch.float32
+    with_cls = sincos_2d_positions(768, (64, 8), cls_token=True)
+    assert with_cls.shape == (513, 768)
+    assert (with_cls[0] == 0).all() and torch.equal(with_cls[1:], pos)
+    assert torch.unique(pos, dim=0).shape[0] == 512  # distinct rows
+
+
+def test_positions_hand_computed():
+    pos = sincos_2d_positions(8, (64, 8))
+    t, f = 3, 5
+    row = pos[t * 8 + f]
+    # D = 8: each half has 4 channels = sin(p w0), sin(p w1), cos(p w0), cos(p w1);
+    # w_i = 1 / 10000 ** (i / 2) -> 1, 1/100. First half: freq f, second half: time t.
+    expected = [
+        math.sin(f), math.sin(f / 100), math.cos(f), math.cos(f / 100),
+        math.sin(t), math.sin(t / 100), math.cos(t), math.cos(t / 100),
+    ]
+    assert torch.allclose(row, torch.tensor(expected), atol=1e-6)
+    assert torch.allclose(pos[0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
+
+
+def test_positions_halves_follow_their_axis():
+    D = 32
+    pos = sincos_2d_positions(D, (6, 4)).reshape(6, 4, D)
+    freq_half, time_half = pos[..., : D // 2], pos[..., D // 2:]
+    # the time half depends on t only, the freq half on f only
+    assert torch.equal(time_half, time_half[:, :1].expand_as(time_half))
+    assert torch.equal(freq_half, freq_half[:1].expand_as(freq_half))
+    assert not torch.equal(time_half[0, 0], time_half[1, 0])
+    assert not torch.equal(freq_half[0, 0], freq_half[0, 1])
+
+
+# ----------------------------------------------------------------------------- decoder
+
+
+def small_decoder(depth=1, **kw):
+    torch.manual_seed(0)
+    return WindowDecoder(in_dim=24, width=32, depth=depth, heads=4, **kw).eval()
+
+
+def changed_positions(out_a, out_b, tol=1e-6):
+    """Set of (t, f) whose output changed, for (1, L, W) outputs on the 64 x 8 grid."""
+    diff = (out_a - out_b).abs().amax(-1)[0].reshape(GRID)
+    return {tuple(p) for p in (diff > tol).nonzero().tolist()}
+
+
+def unshifted_window(t, f, win=(4, 4)):
+    t0, f0 = t // win[0] * win[0], f // win[1] * win[1]
+    return {(r, c) for r in range(t0, t0 + win[0]) for c in range(f0, f0 + win[1])}
+
+
+def shifted_window(t, f, grid=GRID, win=(4, 4), shift=(2, 0)):
+    """timm's shifted window of patch (t, f), in grid coordinates: rolling by -shift and
+    masking the wrapped part is the same as windows starting at shift - win, shift,
+    shift + win, ... clipped to the grid (no wrap-around)."""
+
+    def span(p, n, w, s):
+        start = (p - s) // w * w + s if p >= s else 0
+        stop = min(n, (p - s) // w * w + s + w) if p >= s else s
+        return range(max(start, 0), stop)
+
+    return {(r, c) for r in span(t, grid[0], win[0], shift[0]) for c in span(f, grid[1], win[1], shift[1])}
+
+
+def test_decoder_output_shape_and_state_dict():
+    dec = WindowDecoder(in_dim=768)  # paper defaults: width 512, one block, 16 heads
+    assert len(dec.blocks) == 1 and dec.blocks[0].shift_size == (0, 0)
+    assert all(b.attn.fused_attn for b in dec.blocks)
+    vis, mask, restore = random_masking(2, L, 0.4, generator=gen(0))
+    out = dec(torch.randn(2, vis.shape[1], 768), restore)
+    assert out.shape == (2, L, 512)
+    keys = dec.state_dict().keys()
+    assert "mask_token" in keys and "positions" not in keys
+    assert WindowDecoder(in_dim=8, width=16, depth=3, heads=2).blocks[1].shift_size == (2, 0)
+
+
+def test_decoder_depth_zero():
+    dec = small_decoder(depth=0)
+    vis, mask, restore = random_masking(2, L, 0.5, generator=gen(0))
+    out = dec(torch.randn(2, vis.shape[1], 24), restore)
+    assert out.shape == (2, L, 32) and torch.isfinite(out).all()
+
+
+def test_decoder_rejects_indivisible_grid():
+    with pytest.raises(ValueError):
+        WindowDecoder(in_dim=8, width=16, heads=2, grid=(10, 8))
+    WindowDecoder(in_dim=8, width=16, heads=2, grid=(8, 3))  # window clipped to 3 columns: fine
+
+
+@pytest.mark.parametrize("t, f", [(0, 0), (13, 5), (63, 7), (30, 2)])
+def test_decoder_unshifted_block_is_local(t, f):
+    dec = small_decoder(depth=1)
+    restore = torch.arange(L)[None]  # mask ratio 0: all patches visible, in order
+    x = torch.randn(1, L, 24)
+    x2 = x.clone()
+    x2[0, t * 8 + f] += torch.randn(24)
+    with torch.no_grad():
+        changed = changed_positions(dec(x, restore), dec(x2, restore))
+    assert changed == unshifted_window(t, f)
+
+
+@pytest.mark.parametrize("t, f", [(0, 0), (1, 6), (2, 3), (13, 5), (61, 0), (62, 4), (63, 7)])
+def test_shifted_block_is_local(t, f):
+    torch.manual_seed(0)
+    block = SwinTransformerBlock(
+        dim=32, input_resolution=GRID, num_heads=4, window_size=(4, 4), shift_size=(2, 0)
+    ).eval()
+    block.attn.fused_attn = True
+    x = torch.randn(1, *GRID, 32)
+    x2 = x.clone()
+    x2[0, t, f] += torch.randn(32)
+    with torch.no_grad():
+        out_a, out_b = block(x).reshape(1, L, 32), block(x2).reshape(1, L, 32)
+    changed = changed_positions(out_a, out_b)
+    expected = shifted_window(t, f)
+    assert changed == expected
+    assert (t, f) in changed and len(changed) <= 16
+
+
+@pytest.mark.parametrize("t, f", [(0, 0), (13, 5), (63, 7)])
+def test_two_block_decoder_reach(t, f):
+    dec = small_decoder(depth=2)
+    assert dec.blocks[1].shift_size == (2, 0)
+    restore = torch.arange(L)[None]
+    x = torch.randn(1, L, 24)
+    x2 = x.clone()
+    x2[0, t * 8 + f] += torch.randn(24)
+    with torch.no_grad():
+        changed = changed_positions(dec(x, restore), dec(x2, restore))
+    expected = set().union(*(shifted_window(*p) for p in unshifted_window(t, f)))
+    assert changed == expected
+
+
+def test_decoder_uses_mask_tokens():
+    dec = small_decoder(depth=1)
+    B = 1
+    patches = torch.randn(B, L, 24)  # stand-in for encoder outputs at every patch
+    # visible set 1: rows 0-1 of window (0..3, 0..3) visible; set 2: rows 0-2.
+    mask1 = torch.ones(B, 64, 8)
+    mask1[:, 0:2, 0:4] = 0
+    mask1[:, 8:9] = 0  # make both masks equally sized
+    mask2 = torch.ones(B, 64, 8)
+    mask2[:, 0:3, 0:4] = 0
+    mask2[:, 8:9, 0:4] = 0
+    mask1, mask2 = mask1.reshape(B, L), mask2.reshape(B, L)
+    assert mask1.sum() == mask2.sum()
+    with torch.no_grad():
+        outs = []
+        for mask in (mask1, mask2):
+            vis, restore = split_by_mask(mask)
+            outs.append(dec(gather_patches(patches, vis), restore))
+        # patch (3, 0) is masked in both: its output sees different visible neighbours
+        p = 3 * 8
+        assert not torch.allclose(outs[0][0, p], outs[1][0, p])
+        # masked patches' own content never reaches the decoder
+        vis, restore = split_by_mask(mask1)
+        other = patches.clone()
+        other[mask1.bool()] = torch.randn(int(mask1.sum()), 24)
+        assert torch.equal(dec(gather_patches(other, vis), restore), outs[0])
+        # a window with no visible patch is made of mask tokens (+ positions) only
+        far = 40 * 8 + 4
+        before = outs[0][0, far].clone()
+        dec.mask_token.add_(torch.randn_like(dec.mask_token))  # not a constant: LayerNorm removes those
+        assert not torch.allclose(dec(gather_patches(patches, vis), restore)[0, far], before)
+
+
+def test_mask_token_gets_gradient():
+    dec = small_decoder(depth=1).train()
+    vis, mask, restore = random_masking(2, L, 0.8, generator=gen(0))
+    dec(torch.randn(2, vis.shape[1], 24), restore).pow(2).mean().backward()
+    assert dec.mask_token.grad is not None and dec.mask_token.grad.abs().sum() > 0
+
+
+def test_fused_attention_matches_plain_path():
+    dec = small_decoder(depth=2)  # block 0 unshifted, block 1 shifted (uses the attn mask)
+    vis, mask, restore = random_masking(3, L, 0.4, generator=gen(5))
+    tokens = torch.randn(3, vis.shape[1], 24)
+    with torch.no_grad():
+        fused = dec(tokens, restore)
+        for block in dec.blocks:
+            block.attn.fused_attn = False
+        plain = dec(tokens, restore)
+    assert torch.allclose(fused, plain, atol=1e-5, rtol=0)
