@@ -56,7 +56,7 @@ SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 SPEED_RANGE = (120, 200)  # words per minute
 PITCH_RANGE = (30, 70)  # espeak-ng 0-99, 50 is the default
 SNR_RANGE_DB = (5.0, 20.0)
-LEVEL_RANGE_DBFS = (-42.0, -32.0)  # RMS of the spoken word
+LEVEL_RANGE_DBFS = (-44.0, -34.0)  # RMS of the spoken word
 NOISE_KINDS = ("white", "pink", "brown")
 NOISE_PROBS = (0.2, 0.4, 0.4)
 SILENCE_DB = -40.0  # trim samples quieter than this relative to the word's peak
@@ -114,6 +114,25 @@ def make_clip(speech: np.ndarray, num_samples: int, rng: np.random.Generator):
     return samples, {"level_dbfs": level, "snr_db": snr, "noise": kind, "offset": offset}
 
 
+def espeak_version() -> str:
+    out = subprocess.run(["espeak-ng", "--version"], check=True, capture_output=True, text=True).stdout
+    return out.split("Data at")[0].strip() or "espeak-ng (unknown version)"
+
+
+def check_voices() -> None:
+    """espeak-ng silently ignores an unknown variant, so check that every one is installed."""
+    out = subprocess.run(["espeak-ng", "--voices=variant"], check=True, capture_output=True, text=True).stdout
+    installed = {line.split()[4].split("/")[-1] for line in out.splitlines()[1:] if len(line.split()) >= 5}
+    missing = sorted({v for vs in VARIANTS.values() for v in vs} - installed)
+    if missing:
+        sys.exit(f"espeak-ng lacks the voice variant(s) {missing}; see espeak-ng --voices=variant")
+    out = subprocess.run(["espeak-ng", "--voices=en"], check=True, capture_output=True, text=True).stdout
+    languages = {line.split()[1] for line in out.splitlines()[1:] if len(line.split()) >= 2}
+    missing = sorted(set(ACCENTS) - languages)
+    if missing:
+        sys.exit(f"espeak-ng lacks the English accent(s) {missing}; see espeak-ng --voices=en")
+
+
 def plan_split(split: str, per_class: int, seed: int):
     """(word, accent, variant, speed, pitch, rng) for every clip of a split; no two clips of a word
     share all of accent, variant, speed and pitch."""
@@ -136,13 +155,86 @@ def plan_split(split: str, per_class: int, seed: int):
     return plan
 
 
+def write_readme(args, stats: dict, num_samples: int) -> None:
+    """``OUT_DIR/README.md``: what the data set is, how it was made, what each split holds."""
+    defaults = args.train_per_class == 20 and args.valid_per_class == 4 and args.test_per_class == 5
+    command = "apt-get install espeak-ng   # Debian/Ubuntu\n.venv/bin/python scripts/make_demo_data.py --out-dir data/demo"
+    if not (defaults and args.seed == 0 and args.clip_seconds == 1.0):
+        command += (f" --seed {args.seed} --clip-seconds {args.clip_seconds} --train-per-class "
+                    f"{args.train_per_class} --valid-per-class {args.valid_per_class} "
+                    f"--test-per-class {args.test_per_class}")
+    total_bytes = sum(s["bytes"] for s in stats.values())
+    rows = []
+    for split, s in stats.items():
+        noise = ", ".join(f"{k} {n}" for k, n in s["noise"].items())
+        rows.append(f"| {split} | {s['clips']} | {s['clips'] // len(WORDS)} | "
+                    f"{', '.join('+' + v for v in VARIANTS[split])} | {len(s['voices'])} | "
+                    f"{min(s['speeds'])}-{max(s['speeds'])} | {min(s['pitches'])}-{max(s['pitches'])} | "
+                    f"{noise} | {s['bytes'] / 1e6:.2f} MB |")
+    text = f"""# Demo data set: synthetic spoken command words
+
+A small, real (not random-tensor) audio classification data set that ships with the repository
+so that the examples and tests run without downloads. {len(WORDS)} classes, one English command
+word per clip: {", ".join(WORDS)}. Chance level is {100 / len(WORDS):.0f}% accuracy.
+
+Clips are {num_samples / SAMPLE_RATE:g} s ({num_samples} samples), 16 kHz mono, 16-bit FLAC.
+Each word was spoken by the `espeak-ng` speech synthesiser ({espeak_version()}) with a random
+English accent, speed and pitch, resampled from 22 050 Hz to 16 kHz with soxr, trimmed of
+silence, scaled to {LEVEL_RANGE_DBFS[0]:g} to {LEVEL_RANGE_DBFS[1]:g} dBFS RMS, placed at a random
+offset, and mixed with white, pink (1/f) or brown (1/f^2) noise at {SNR_RANGE_DB[0]:g}-{SNR_RANGE_DB[1]:g} dB SNR.
+
+## Splits
+
+A voice is an espeak-ng accent plus a voice variant (`en-us+m3`). The splits use **disjoint
+voice variants** (speaker timbres), so valid and test accuracy measure generalisation to unseen
+speakers. The accents ({", ".join(ACCENTS)}) are shared by all splits.
+
+| split | clips | per class | voice variants | voices (accent+variant) used | speed (wpm) | pitch | noise | size |
+|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Total audio: {total_bytes / 1e6:.2f} MB in {sum(s["clips"] for s in stats.values())} files.
+
+## Files
+
+- `audio/{{split}}/{{word}}/{{word}}_{{accent}}-{{variant}}_{{k}}.flac`
+- `{{train,valid,test}}.tsv`: fairseq manifests; the first line is the audio root `audio`,
+  relative to this folder (the project's `read_manifest` resolves it), then
+  `relative/path<TAB>num_samples`.
+- `{{train,valid,test}}.label`: the class name of each manifest line.
+- `dict.label.txt`: the class list, `name count` (train clips) per line; line order = class index.
+
+Use it as the task's data folder, e.g. `task.data=data/demo task.labels=label`, and check it with
+`supmam-validate-manifest data/demo train`.
+
+## How it was made
+
+```
+{command}
+```
+
+espeak-ng is deterministic and every random draw is seeded by `--seed`, split, word and clip
+number, so the command rebuilds the same samples (the FLAC bytes may differ between libFLAC
+versions). Edit `scripts/make_demo_data.py` to change words, voices or noise.
+
+## License
+
+Generated by the SupMAM-CLAP project authors with espeak-ng (GPL-3.0 software; its output is
+not covered by the GPL). The audio and manifests are dedicated to the public domain under
+CC0 1.0 (https://creativecommons.org/publicdomain/zero/1.0/).
+"""
+    with open(os.path.join(args.out_dir, "README.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", default="data/demo", help="output folder (default: data/demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--train-per-class", type=int, default=26, help="train clips per word")
-    parser.add_argument("--valid-per-class", type=int, default=6, help="valid clips per word")
-    parser.add_argument("--test-per-class", type=int, default=8, help="test clips per word")
+    # defaults keep data/demo under 5 MB on disk (a 1 s noisy clip is about 15 KB as FLAC)
+    parser.add_argument("--train-per-class", type=int, default=20, help="train clips per word (default: 20)")
+    parser.add_argument("--valid-per-class", type=int, default=4, help="valid clips per word (default: 4)")
+    parser.add_argument("--test-per-class", type=int, default=5, help="test clips per word (default: 5)")
     parser.add_argument("--clip-seconds", type=float, default=1.0, help="clip length (default: 1.0)")
     parser.add_argument("--keep", action="store_true",
                         help="do not delete an existing OUT_DIR/audio before writing")
@@ -150,25 +242,33 @@ def main(argv=None) -> int:
 
     if shutil.which("espeak-ng") is None:
         parser.error("espeak-ng not found; install it with: apt-get install espeak-ng")
+    check_voices()
     num_samples = int(round(args.clip_seconds * SAMPLE_RATE))
     audio_root = os.path.join(args.out_dir, "audio")
     if os.path.isdir(audio_root) and not args.keep:
         shutil.rmtree(audio_root)
     per_class = {"train": args.train_per_class, "valid": args.valid_per_class, "test": args.test_per_class}
     counts = {word: 0 for word in WORDS}
+    stats = {}
 
     with tempfile.TemporaryDirectory() as workdir:
         for split in ("train", "valid", "test"):
             entries, labels = [], []
+            stat = {"voices": set(), "noise": {k: 0 for k in NOISE_KINDS}, "bytes": 0, "speeds": [], "pitches": []}
             for word, accent, variant, speed, pitch, k, rng in plan_split(split, per_class[split], args.seed):
                 voice = f"{accent}+{variant}"
                 speech = espeak(word, voice, speed, pitch, workdir)
-                samples, _ = make_clip(speech, num_samples, rng)
+                samples, settings = make_clip(speech, num_samples, rng)
                 relative = f"{split}/{word}/{word}_{accent}-{variant}_{k:03d}.flac"
                 path = os.path.join(audio_root, relative)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 sf.write(path, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16", compression_level=1.0)
                 entries.append((relative, len(samples)))
+                stat["voices"].add(voice)
+                stat["noise"][settings["noise"]] += 1
+                stat["bytes"] += os.path.getsize(path)
+                stat["speeds"].append(speed)
+                stat["pitches"].append(pitch)
                 labels.append([word])
                 if split == "train":
                     counts[word] += 1
@@ -179,8 +279,11 @@ def main(argv=None) -> int:
             lines[0] = "audio"
             with open(tsv, "w", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
+            stat["clips"] = len(entries)
+            stats[split] = stat
             print(f"{split}: {len(entries)} clips, voice variants {', '.join(VARIANTS[split])} -> {tsv}")
     write_class_list(args.out_dir, WORDS, label_ext="label", counts=counts)
+    write_readme(args, stats, num_samples)
     return 0
 
 
