@@ -17,6 +17,7 @@ setup(
             "supmam-manifest-esc50=manifests.esc50:main",
             "supmam-manifest-speechcommands=manifests.speech_commands:main",
             "supmam-validate-manifest=supmam_plugin.data.validate_manifest:main",
+            "supmam-precompute-teacher=supmam_plugin.commands.precompute_teacher:main",
         ]
     },
 )

@@ -22,7 +22,7 @@ folder so that a clone anywhere works; ``{split}.label``; ``dict.label.txt``).
 
 espeak-ng is deterministic and every random draw comes from a generator seeded by
 (``--seed``, split, word, clip number), so the same seed gives the same samples.
-Generating 1 000 clips takes about a minute.
+The default 290 clips take about 15 seconds.
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zlib
 
 import numpy as np
 import soundfile as sf

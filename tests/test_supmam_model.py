@@ -39,8 +39,8 @@ TINY = dict(
 )
 
 
-def tiny_model(num_classes: int = 0, seed: int = 0, **overrides) -> SupmamModel:
-    torch.manual_seed(seed)
+def tiny_model(num_classes: int = 0, init_seed: int = 0, **overrides) -> SupmamModel:
+    torch.manual_seed(init_seed)
     cfg = OmegaConf.structured(SupmamConfig(**{**TINY, **overrides}))
     return SupmamModel(cfg, num_classes=num_classes, sample_rate=16000)
 
@@ -320,7 +320,7 @@ def test_masks_are_keyed_by_clip_id_update_and_mode():
     assert torch.equal(model.mask_for(torch.tensor([3, 7]), 2, "cpu")[1], mask_a)
 
     # A different seed gives different masks.
-    other = tiny_model(mask_ratio=0.8, seed=0, **{"seed": 2})
+    other = tiny_model(mask_ratio=0.8, seed=2)  # model.seed, the masks' seed (default 1)
     other.train()
     other.set_num_updates(17)
     assert not torch.equal(other.mask_for(torch.tensor([3, 7]), 2, "cpu")[1], mask_a)

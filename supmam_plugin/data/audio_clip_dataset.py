@@ -26,6 +26,7 @@ class AudioClipDataset(FairseqDataset):
       net_input.clip_ids       (B,)   manifest line index of each clip (keys the masks)
       net_input.fbank          (B, target_frames, 128), only if ``fbank_in_dataloader``
       net_input.teacher_source (B, S) float at ``teacher_sample_rate``, only if asked
+      net_input.teacher_token_map (B, C, 2, 32) float16 precomputed teacher map, if a cache is given
       target                   (B,) class index, or (B, C) multi-hot float (multi-label)
     """
 
@@ -41,6 +42,7 @@ class AudioClipDataset(FairseqDataset):
         teacher_sample_rate: int | None = None,
         teacher_seconds: float = 10.0,
         fbank_in_dataloader: bool = False,
+        teacher_maps: np.ndarray | None = None,
         shuffle: bool = False,
         seed: int = 1,
     ):
@@ -58,6 +60,7 @@ class AudioClipDataset(FairseqDataset):
         self.teacher_sample_rate = teacher_sample_rate
         self.teacher_samples = int(round(teacher_seconds * teacher_sample_rate)) if teacher_sample_rate else 0
         self.fbank_in_dataloader = fbank_in_dataloader
+        self.teacher_maps = teacher_maps  # (N, C, 2, 32) float16 memmap of precomputed targets
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 1
@@ -98,6 +101,8 @@ class AudioClipDataset(FairseqDataset):
             span = native[first : first + int(np.ceil(self.teacher_samples / self.teacher_sample_rate * native_rate))]
             teacher = resample(span, native_rate, self.teacher_sample_rate)[: self.teacher_samples]
             item["teacher_source"] = torch.from_numpy(np.ascontiguousarray(teacher))
+        if self.teacher_maps is not None:
+            item["teacher_token_map"] = torch.from_numpy(np.array(self.teacher_maps[index]))
         if self.labels is not None:
             item["label"] = self.labels[index]
         return item
@@ -155,6 +160,8 @@ class AudioClipDataset(FairseqDataset):
             net_input["teacher_source"] = self._pad(
                 [s["teacher_source"] for s in samples], self.teacher_samples
             )
+        if self.teacher_maps is not None:
+            net_input["teacher_token_map"] = torch.stack([s["teacher_token_map"] for s in samples])
         batch = {
             "id": ids,
             "nsentences": len(samples),

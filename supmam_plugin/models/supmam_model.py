@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from fairseq.models import BaseFairseqModel, register_model
 
 from ..data.fbank import FbankSettings, batch_fbank
@@ -156,9 +156,12 @@ class SupmamModel(BaseFairseqModel):
     @classmethod
     def build_model(cls, cfg: SupmamConfig, task):
         num_classes = getattr(task, "num_classes", 0)
-        if cfg.target == "clap" and not getattr(task.cfg, "teacher_sample_rate", 0):
+        if cfg.target == "clap" and not (
+            getattr(task.cfg, "teacher_sample_rate", 0) or getattr(task.cfg, "teacher_cache", None)
+        ):
             raise ValueError(
-                "model.target=clap runs the CLAP teacher on 48 kHz audio: set task.teacher_sample_rate=48000"
+                "model.target=clap runs the CLAP teacher on 48 kHz audio: set task.teacher_sample_rate=48000 "
+                "(or task.teacher_cache=DIR with precomputed targets)"
             )
         return cls(cfg, num_classes=num_classes, sample_rate=task.cfg.sample_rate)
 
@@ -188,16 +191,19 @@ class SupmamModel(BaseFairseqModel):
             noise = clip_noise(clip_ids.to(device), num_patches, salt)
         return masking_from_noise(noise, self.cfg.mask_ratio)
 
-    def teacher_targets(self, teacher_source: Optional[torch.Tensor]) -> torch.Tensor:
-        """(B, S) 48 kHz audio -> (B, L, D) teacher features on the patch grid."""
-        if teacher_source is None:
+    def teacher_targets(self, teacher_source=None, teacher_token_map=None) -> torch.Tensor:
+        """(B, L, D) teacher features on the patch grid, from 48 kHz audio (B, S) or from a
+        precomputed native map (B, C, 2, 32)."""
+        given = teacher_token_map if teacher_token_map is not None else teacher_source
+        if given is None:
             raise ValueError("model.target=clap but the batch has no teacher audio: set task.teacher_sample_rate=48000")
         teacher = self.teacher
-        parameter = next(teacher.parameters())
-        if parameter.device != teacher_source.device:
-            teacher.to(teacher_source.device)
-            if teacher_source.is_cuda:
+        if next(teacher.parameters()).device != given.device:
+            teacher.to(given.device)
+            if given.is_cuda:
                 teacher.half()  # frozen teacher in half precision on GPU
+        if teacher_token_map is not None:
+            return teacher.targets_from_token_map(teacher_token_map)
         return teacher(teacher_source)
 
     def forward(
@@ -206,6 +212,7 @@ class SupmamModel(BaseFairseqModel):
         source_lengths: Optional[torch.Tensor] = None,
         fbank: Optional[torch.Tensor] = None,
         teacher_source: Optional[torch.Tensor] = None,
+        teacher_token_map: Optional[torch.Tensor] = None,
         clip_ids: Optional[torch.Tensor] = None,
         **unused,
     ) -> dict:
@@ -217,7 +224,7 @@ class SupmamModel(BaseFairseqModel):
         decoded = self.decoder(visible, restore_index)  # (B, L, decoder width)
         prediction = self.head(decoded)  # (B, L, D_target)
         if self.cfg.target == "clap":
-            target = self.teacher_targets(teacher_source)
+            target = self.teacher_targets(teacher_source, teacher_token_map)
         else:
             target = patchify(fbank, self.cfg.patch_size)
             if self.cfg.norm_pix_loss:

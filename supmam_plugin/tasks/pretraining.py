@@ -4,9 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+import logging
+
 from fairseq.tasks import register_task
 
+from ..data.teacher_cache import open_for_reading
+
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +29,11 @@ class SupmamPretrainingConfig(AudioClipTaskConfig):
     teacher_seconds: float = field(
         default=10.0, metadata={"help": "teacher input length in seconds (LAION-CLAP: 10 s)"}
     )
+    teacher_cache: Optional[str] = field(
+        default=None,
+        metadata={"help": "folder of precomputed teacher maps ({split}.teacher.npy, made by "
+                  "supmam-precompute-teacher); then no teacher audio is loaded or run"},
+    )
 
 
 @register_task("supmam_pretraining", dataclass=SupmamPretrainingConfig)
@@ -32,4 +43,14 @@ class SupmamPretrainingTask(AudioClipTask):
     cfg: SupmamPretrainingConfig
 
     def teacher_sample_rate(self) -> int | None:
+        if self.cfg.teacher_cache:
+            return None  # the cache replaces the teacher's audio
         return self.cfg.teacher_sample_rate or None
+
+    def teacher_maps(self, split: str, manifest):
+        if not self.cfg.teacher_cache:
+            return None
+        maps, meta = open_for_reading(self.cfg.teacher_cache, split, manifest)
+        logger.info(f"{split}: teacher targets from {self.cfg.teacher_cache} ({meta.get('clap_model')}, "
+                    f"{meta.get('clap_checkpoint')})")
+        return maps
