@@ -231,3 +231,21 @@ def test_half_precision_keeps_the_log_mel_front_end_in_float32(waveform):
     targets = teacher(silent_half)
     assert targets.dtype == torch.float32 and torch.isfinite(targets).all()
     torch.testing.assert_close(teacher(waveform[:1]), reference, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("student_seconds, grid", [(10.24, (64, 8)), (1.28, (8, 8))])
+def test_time_is_aligned_in_seconds(tokens_teacher, student_seconds, grid):
+    # A map whose value is its time step: bilinear sampling at a patch centre returns the
+    # teacher's (fractional) step there: centre / (10 s / 32) - 0.5, clamped to [0, 31].
+    steps = torch.arange(32.0).view(1, 1, 1, 32).expand(1, 768, 2, 32)
+    saved = tokens_teacher.grid, tokens_teacher.student_seconds
+    tokens_teacher.grid, tokens_teacher.student_seconds = grid, student_seconds
+    try:
+        sampled = tokens_teacher.targets_from_token_map(steps)[0, :, 0].view(grid)  # (T, F)
+    finally:
+        tokens_teacher.grid, tokens_teacher.student_seconds = saved
+    centres = (torch.arange(grid[0]) + 0.5) * student_seconds / grid[0]
+    expected = (centres / (10.0 / 32) - 0.5).clamp(0, 31)
+    torch.testing.assert_close(sampled, expected.unsqueeze(1).expand(grid), atol=1e-4, rtol=0)
+    if student_seconds < 10:
+        assert sampled.max() < 4.0  # 1.28 s of audio only reaches the teacher's first steps

@@ -110,7 +110,7 @@ def test_masked_and_visible_mse_by_hand():
 def test_classification_loss_by_hand_tau_10():
     # Single-label CE on logits / 10:
     #   clip 0: logits [10, 0] -> [1, 0], y=0: CE = log(e^1 + e^0) - 1 = log(1 + e^-1) = 0.3132616875182229
-    #   clip 1: logits [0, 20, -10] is 3 classes; keep 2-class rows, so use [0, -10] -> [0, -1], y=1:
+    #   clip 1: logits [0, -10] -> [0, -1], y=1:
     #           CE = log(1 + e^-1) - (-1) = log(1 + e^-1) + 1 = 1.3132616875182228
     logits = torch.tensor([[10.0, 0.0], [0.0, -10.0]])
     ce = classification_loss(logits, torch.tensor([0, 1]), temperature=10.0)
@@ -378,6 +378,13 @@ def test_teacher_is_not_saved_nor_trained(clap_model, teacher_audio):
     assert not model.teacher.training  # stays in eval mode under model.train()
     model.zero_grad(set_to_none=True)
 
+    # A precomputed native map (B, 768, 2, 32), as a target cache stores it, gives the same targets.
+    with torch.no_grad():
+        token_map = model.teacher.token_map(teacher_audio)
+        assert token_map.shape == (2, 768, 2, 32)
+        cached = model(fbank=random_fbank(2, seed=5), teacher_token_map=token_map, clip_ids=torch.tensor([1, 2]))
+    torch.testing.assert_close(cached["target"], out["target"])
+
 
 # --------------------------------------------------------------------------------------------
 # 6. The classification branch and configuration errors
@@ -398,8 +405,7 @@ def test_classification_branch_and_config_errors():
         visible_index, _, _ = model.mask_for(torch.tensor([0, 1, 2]), 3, "cpu")
         tokens = model.encoder.embed_patches(random_fbank(3, seed=6))
         pooled = model.encoder.encode(tokens, visible_index).mean(1)
-        model.eval()  # BatchNorm: the training forward above updated running stats; use batch stats again
-        model.cls_branch.train()
+        assert model.cls_branch.training  # BatchNorm on batch statistics, as in the forward above
         torch.testing.assert_close(model.cls_branch(pooled), out["cls_logits"].detach(), rtol=1e-4, atol=1e-5)
     assert tiny_model().cls_branch is None
     assert tiny_model()(fbank=random_fbank(1))["cls_logits"] is None

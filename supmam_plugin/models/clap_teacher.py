@@ -30,7 +30,7 @@ CLAP_JOINT_DIM = 512  # CLAP's joint_embed_shape: the width of every released au
 RANDOM_TEACHER_SEED = 0
 PATCH_GRID = (64, 8)  # (time, freq) patches of a 1024 x 128 fbank in 16 x 16 patches
 FEATURES = ("tokens", "projected")
-INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic")  # F.grid_sample modes
 # HTS-AT's first-stage width, as laion-clap's create_htsat_model sets it, per model name.
 HTSAT_NAME_BY_EMBED_DIM = {96: "HTSAT-tiny", 128: "HTSAT-base", 256: "HTSAT-large"}
 
@@ -139,7 +139,9 @@ class ClapTeacher(nn.Module):
         feature: "tokens" (HTS-AT's last-stage tokens, width 768 tiny / 1024 base) or
             "projected" (each token through CLAP's audio projection, width 512).
         grid: the student's patch grid (time, freq).
-        interpolation: `F.interpolate` mode resizing the 32 x 2 token map to `grid`.
+        interpolation: `F.grid_sample` mode sampling the 32 x 2 token map on `grid`.
+        student_seconds: the time the student's `grid` spans (10.24 s for 1024 frames);
+            None: the teacher's own span (10 s), i.e. a plain resize.
 
     The module stays in eval mode and never requires grad. Its log-mel front end stays in
     float32 even after `.half()` (a float16 power spectrum overflows and log(1e-10) underflows).
@@ -152,6 +154,7 @@ class ClapTeacher(nn.Module):
         feature: str = "tokens",
         grid=PATCH_GRID,
         interpolation: str = "bilinear",
+        student_seconds: float | None = None,
     ):
         super().__init__()
         if feature not in FEATURES:
@@ -163,6 +166,7 @@ class ClapTeacher(nn.Module):
         self.feature = feature
         self.grid = tuple(grid)
         self.interpolation = interpolation
+        self.student_seconds = student_seconds
 
         config = read_clap_model_config(model_name)
         self.clip_samples = config["audio_cfg"]["clip_samples"]
@@ -258,16 +262,38 @@ class ClapTeacher(nn.Module):
             hook.remove()
         raise RuntimeError("HTS-AT's forward ended without reaching tscam_conv")
 
+    def sampling_grid(self, steps: int, rows: int, device) -> torch.Tensor:
+        """Where each student patch centre falls in the teacher's (time, freq) map, in
+        `F.grid_sample`'s normalised coordinates: (1, T, F, 2) as (x = freq, y = time).
+
+        Time is aligned in seconds: the student's T patches span `student_seconds`, the
+        teacher's `steps` tokens span `clip_samples / sample_rate` (10 s); patches past the
+        teacher's end take its last token. With equal spans this is exactly a bilinear resize
+        (`F.interpolate(..., align_corners=False)`).
+        """
+        time_patches, freq_patches = self.grid
+        teacher_seconds = self.clip_samples / self.sample_rate
+        student_seconds = self.student_seconds or teacher_seconds
+        centres = (torch.arange(time_patches, device=device, dtype=torch.float64) + 0.5) * student_seconds / time_patches
+        y = 2.0 * centres / teacher_seconds - 1.0  # in [-1, 1] over the teacher's span
+        x = 2.0 * (torch.arange(freq_patches, device=device, dtype=torch.float64) + 0.5) / freq_patches - 1.0
+        grid = torch.stack(torch.meshgrid(x, y, indexing="xy"), dim=-1)  # (T, F, 2)
+        return grid.unsqueeze(0).float()
+
     @torch.no_grad()
     def targets_from_token_map(self, token_map: torch.Tensor) -> torch.Tensor:
         """(B, C, 2 freq, 32 time) native map -> (B, T * F, output_dim) float32 targets.
 
-        The map is resized to `grid` = (T, F) = (64, 8) and flattened row-major over
-        (time, freq): patch index = t * F + f, the student's patch order.
+        The map is sampled at the student's patch centres (see `sampling_grid`) on `grid` =
+        (T, F) = (64, 8) and flattened row-major over (time, freq): patch index = t * F + f,
+        the student's patch order.
         """
         time_major = token_map.float().transpose(2, 3)  # (B, C, 32 time, 2 freq)
-        corners = {"align_corners": False} if self.interpolation in ("bilinear", "bicubic") else {}
-        grid = F.interpolate(time_major, size=self.grid, mode=self.interpolation, **corners)  # (B, C, T, F)
+        where = self.sampling_grid(time_major.size(2), time_major.size(3), token_map.device)
+        grid = F.grid_sample(
+            time_major, where.expand(len(time_major), -1, -1, -1), mode=self.interpolation,
+            padding_mode="border", align_corners=False,
+        )  # (B, C, T, F)
         targets = grid.flatten(2).transpose(1, 2)  # (B, T * F, C)
         if self.audio_projection is not None:
             projection_dtype = self.audio_projection[0].weight.dtype

@@ -74,7 +74,9 @@ class SupmamConfig(VitEncoderConfig):
                   "through CLAP's audio projection (512 wide)"},
     )
     clap_interpolation: str = field(
-        default="bilinear", metadata={"help": "resizing of the teacher's 32x2 map to the 64x8 patch grid"}
+        default="bilinear",
+        metadata={"help": "sampling of the teacher's 32x2 map at the patch centres (bilinear, nearest, "
+                  "bicubic); time is aligned in seconds (teacher 10 s, student 10.24 s)"}
     )
     seed: int = field(default=1, metadata={"help": "seed of the masks (the recipes set ${common.seed})"})
 
@@ -139,7 +141,8 @@ class SupmamModel(BaseFairseqModel):
                     "630k-audioset-best.pt (a released LAION-CLAP checkpoint), or 'random' for tests"
                 )
             self._teacher.append(
-                ClapTeacher(cfg.clap_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.clap_interpolation)
+                ClapTeacher(cfg.clap_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.clap_interpolation,
+                            student_seconds=cfg.input_frames * self.fbank_settings.frame_shift_ms / 1000)
             )
             target_dim = self._teacher[0].output_dim
         else:
