@@ -6,7 +6,6 @@ and once the paper's ViT-B configuration.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import pytest
@@ -475,3 +474,14 @@ def test_vit_b_defaults_build_and_train_one_step():
     assert n_params(audiomae.encoder) == encoder
     # A Swin block of width 512, 16 heads, 4x4 window: ~3.15 M (attention + MLP + norms + bias table).
     assert 3_100_000 < block < 3_200_000
+
+
+def test_classification_branch_takes_a_batch_of_one_clip():
+    from supmam_plugin.models.supmam_model import ClassificationBranch
+
+    branch = ClassificationBranch(8, 4, 3).train()
+    pooled = torch.randn(1, 8)
+    logits = branch(pooled)
+    assert logits.shape == (1, 3) and branch.mlp[1].training
+    branch.eval()
+    torch.testing.assert_close(logits, branch(pooled))  # the running statistics were used

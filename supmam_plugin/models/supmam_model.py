@@ -106,6 +106,15 @@ class ClassificationBranch(nn.Module):
         )
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        batch_norm = self.mlp[1]
+        if self.training and pooled.size(0) == 1:
+            # BatchNorm cannot take statistics of one clip (a tail batch on one GPU):
+            # use its running statistics for this batch.
+            batch_norm.eval()
+            try:
+                return self.mlp(pooled)
+            finally:
+                batch_norm.train()
         return self.mlp(pooled)
 
 
