@@ -114,7 +114,9 @@ def test_pretraining_task_with_labels(single_label_dir):
 def test_batches_through_fairseq_iterator(single_label_dir):
     task = tasks.setup_task(task_cfg("supmam_audio_classification", single_label_dir))
     task.load_dataset("train")
-    itr = task.get_batch_iterator(task.dataset("train"), max_sentences=3, seed=1, num_workers=0)
+    # fairseq's default required_batch_size_multiple (8) would drop the tail batch of 1 clip
+    itr = task.get_batch_iterator(task.dataset("train"), max_sentences=3, required_batch_size_multiple=8,
+                                  seed=1, num_workers=0)
     batches = list(itr.next_epoch_itr(shuffle=True))
     assert sorted(len(b["id"]) for b in batches) == [1, 3]
     assert sorted(torch.cat([b["id"] for b in batches]).tolist()) == [0, 1, 2, 3]

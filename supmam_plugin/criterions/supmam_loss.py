@@ -1,5 +1,4 @@
 """Criterion ``supmam``: L_target + lambda_cls * L_cls (SupMAM-CLAP, Interspeech 2023, Sec. 2)."""
-from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field

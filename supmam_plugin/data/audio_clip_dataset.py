@@ -126,6 +126,12 @@ class AudioClipDataset(FairseqDataset):
                 return np.random.permutation(len(self))
         return np.arange(len(self))
 
+    def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
+        """fairseq's batching, with ``required_batch_size_multiple`` forced to 1: its default (8)
+        silently DROPS the tail batch when it exceeds the batch size (e.g. fairseq-validate
+        --batch-size 3 on 7 clips scores 6), and every clip must count."""
+        return super().batch_by_size(indices, max_tokens, max_sentences, required_batch_size_multiple=1)
+
     def _target(self, samples: list[dict]) -> torch.Tensor:
         if self.multi_label:
             target = torch.zeros(len(samples), self.num_classes)

@@ -6,7 +6,6 @@ refuses 128 mel bins at 16 kHz, so we compute Kaldi's fbank ourselves. With the 
 sample_frequency=16000, use_energy=False, window_type='hanning', num_mel_bins=128, dither=0.0,
 frame_shift=10)`` to about 1e-4 (checked against ``tests/fixtures/kaldi_fbank``).
 """
-from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache

@@ -8,7 +8,6 @@ Format (fairseq's wav2vec convention):
   format); the line order is the class index.
 Every reading error names the file and line and says how to fix it.
 """
-from __future__ import annotations
 
 import os
 from dataclasses import dataclass

@@ -5,7 +5,6 @@ patches -> decode all patches with windowed attention -> head -> targets (normal
 spectrogram patches, or the frozen CLAP teacher's features), plus a classification branch on
 the mean of the visible encoder outputs.
 """
-from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field

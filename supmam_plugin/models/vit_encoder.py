@@ -1,5 +1,4 @@
 """ViT encoder over fbank patches (AudioMAE's layout and timm's key names)."""
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,6 +26,11 @@ class VitEncoderConfig(FairseqDataclass):
     )
     num_mel_bins: int = field(default=128, metadata={"help": "mel bins of the fbank"})
     drop_path: float = field(default=0.0, metadata={"help": "stochastic depth rate (last block)"})
+    cls_token: bool = field(
+        default=False,
+        metadata={"help": "prepend a learned [CLS] token that attends with the patches (AudioMAE's "
+                  "released encoders have one; ours pool the patches and need none)"},
+    )
 
 
 class VitEncoder(nn.Module):
@@ -60,6 +64,9 @@ class VitEncoder(nn.Module):
             for rate in rates
         )
         self.norm = norm_layer(cfg.encoder_embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.encoder_embed_dim)) if cfg.cls_token else None
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
 
     @staticmethod
     def init_module_weights(module: nn.Module) -> None:
@@ -79,10 +86,17 @@ class VitEncoder(nn.Module):
         """(B, frames, mel) -> (B, L, D) patch tokens with positions."""
         return self.patch_embed(fbank.unsqueeze(1)) + self.pos_embed.to(fbank.dtype)
 
-    def encode(self, tokens: torch.Tensor, visible_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def encode(
+        self, tokens: torch.Tensor, visible_index: Optional[torch.Tensor] = None, final_norm: bool = True
+    ) -> torch.Tensor:
         """(B, L, D) tokens -> (B, K, D) outputs for the patches in ``visible_index`` (B, K)
-        (all patches when None); the blocks never see the others."""
+        (all patches when None); the blocks never see the others. With a [CLS] token it runs
+        through the blocks too and is dropped from the output."""
         x = tokens if visible_index is None else gather_patches(tokens, visible_index)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.size(0), -1, -1).to(x.dtype), x], dim=1)
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        if final_norm:
+            x = self.norm(x)
+        return x if self.cls_token is None else x[:, 1:]

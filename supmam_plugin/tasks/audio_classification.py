@@ -1,5 +1,4 @@
 """Task ``supmam_audio_classification``: fine-tuning and scoring on labelled clips."""
-from __future__ import annotations
 
 from dataclasses import dataclass
 

@@ -1,5 +1,4 @@
 """Shared config and split loading for the two tasks (classification and pretraining)."""
-from __future__ import annotations
 
 import logging
 import os

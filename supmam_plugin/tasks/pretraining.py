@@ -1,5 +1,4 @@
 """Task ``supmam_pretraining``: clips for masked audio modelling, labels optional."""
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional

@@ -1,0 +1,31 @@
+"""Fine-tuning augmentations on fbank batches (vectorised, on the batch's device)."""
+from __future__ import annotations
+
+import torch
+
+
+def spec_augment(fbank: torch.Tensor, max_time: int, max_freq: int, fill: float = 0.0) -> torch.Tensor:
+    """SpecAugment-style masking, one time band and one frequency band per clip, each of a
+    uniformly random width in [0, max) at a random place (torchaudio's TimeMasking /
+    FrequencyMasking, as AudioMAE uses them). fbank: (B, T, F) -> (B, T, F)."""
+    batch, frames, bins = fbank.shape
+    device = fbank.device
+    out = fbank
+    for size, max_width, axis in ((frames, max_time, 1), (bins, max_freq, 2)):
+        if max_width <= 0:
+            continue
+        width = (torch.rand(batch, device=device) * max_width).long()  # (B,)
+        start = (torch.rand(batch, device=device) * (size - width + 1).float()).long()  # (B,)
+        position = torch.arange(size, device=device).unsqueeze(0)  # (1, size)
+        band = (position >= start.unsqueeze(1)) & (position < (start + width).unsqueeze(1))  # (B, size)
+        band = band.unsqueeze(2) if axis == 1 else band.unsqueeze(1)
+        out = out.masked_fill(band, fill)
+    return out
+
+
+def mixup(fbank: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mix each clip with the batch's reversed order: x' = lam x + (1 - lam) x[flip], lam ~ Beta(a, a)
+    per batch (timm's batch mode). Returns (mixed fbank, lam (scalar tensor), partner index (B,))."""
+    lam = torch.distributions.Beta(alpha, alpha).sample().to(fbank.device)
+    partner = torch.arange(fbank.size(0) - 1, -1, -1, device=fbank.device)
+    return lam * fbank + (1.0 - lam) * fbank[partner], lam, partner
