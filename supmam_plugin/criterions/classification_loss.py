@@ -58,7 +58,7 @@ class SupmamClassificationCriterion(FairseqCriterion):
             log["correct"] = (logits.argmax(dim=-1) == target).sum().item()
         elif self.report_map and not model.training:
             log["predictions"] = BatchPredictions(
-                torch.sigmoid(logits.detach().float()).cpu().numpy().astype("float16"),
+                torch.sigmoid(logits.detach().float()).cpu().numpy(),
                 target.detach().cpu().numpy().astype("uint8"),
             )
         return loss, batch_size, log

@@ -9,7 +9,7 @@ from sklearn.metrics import average_precision_score
 
 
 class BatchPredictions(str):
-    """Scores (B, C) float16 and multi-hot targets (B, C) uint8 of one batch, carried in a
+    """Scores (B, C) float32 and multi-hot targets (B, C) uint8 of one batch, carried in a
     logging output. It is a ``str`` ("<B clips>") only so fairseq's progress bars (simple, json,
     tqdm) print it short instead of choking on arrays; pickling (all_gather_list) keeps both."""
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Optional
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -92,11 +92,41 @@ class VitEncoder(nn.Module):
         """(B, L, D) tokens -> (B, K, D) outputs for the patches in ``visible_index`` (B, K)
         (all patches when None); the blocks never see the others. With a [CLS] token it runs
         through the blocks too and is dropped from the output."""
-        x = tokens if visible_index is None else gather_patches(tokens, visible_index)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.size(0), -1, -1).to(x.dtype), x], dim=1)
-        for block in self.blocks:
-            x = block(x)
+        x = self._with_cls(tokens if visible_index is None else gather_patches(tokens, visible_index))
+        for x in self._block_outputs(x):
+            pass
         if final_norm:
             x = self.norm(x)
+        return self._without_cls(x)
+
+    def features(self, fbank: torch.Tensor, layers: Sequence[int] = ()) -> dict[str, torch.Tensor]:
+        """Inference features of all patches of a (B, frames, mel) fbank:
+        {"patches": (B, L, D) final normed outputs, "clip": (B, D) their mean over the patches,
+        "layer_{i}": (B, L, D) output of block i (0-based, before the final norm) for i in layers}.
+        The [CLS] token, if any, is dropped everywhere (it still attends in the blocks)."""
+        wanted = set()
+        for i in layers:
+            if not 0 <= int(i) < len(self.blocks):
+                raise ValueError(f"layer {i} does not exist: the encoder has blocks 0..{len(self.blocks) - 1}")
+            wanted.add(int(i))
+        out = {}
+        x = self._with_cls(self.embed_patches(fbank))
+        for i, x in enumerate(self._block_outputs(x)):
+            if i in wanted:
+                out[f"layer_{i}"] = self._without_cls(x)
+        patches = self._without_cls(self.norm(x))
+        return {"patches": patches, "clip": patches.mean(dim=1), **out}
+
+    def _with_cls(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cls_token is None:
+            return x
+        return torch.cat([self.cls_token.expand(x.size(0), -1, -1).to(x.dtype), x], dim=1)
+
+    def _without_cls(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.cls_token is None else x[:, 1:]
+
+    def _block_outputs(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Each block's output in turn (x: tokens with the [CLS] token, if any, first)."""
+        for block in self.blocks:
+            x = block(x)
+            yield x

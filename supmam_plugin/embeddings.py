@@ -1,0 +1,212 @@
+"""Embeddings from a trained encoder, for users who only want features.
+
+    from supmam_plugin.embeddings import load_encoder
+
+    encoder = load_encoder("checkpoint_last.pt", device="cuda")
+    out = encoder.embed([wave_a, wave_b], sample_rate=44100, layers=(5, 11))
+    out["clip"]       # (2, D) float32
+    out["layer_11"]   # (2, L, D): output of block 11 (0-based), before the final LayerNorm
+    out = encoder.embed_files(["a.wav", "b.flac"], patches=True)
+    out["patches"]    # (2, L, D): final (normed) encoder outputs, L = 512 for 1024 x 128 inputs
+
+Checkpoints: a fine-tuned ``supmam_classifier`` or a ``supmam`` pretraining checkpoint (fairseq
+``.pt``), or AudioMAE's released ``pretrained.pth`` / ``finetuned.pth``. Only the encoder is used
+(a classifier's ``fc_norm`` and ``head`` are not).
+
+Input: mono float waveforms in [-1, 1], resampled to 16 kHz (soxr, high quality) when given at
+another rate. The model input is exactly the training one: Kaldi fbank (25 ms / 10 ms), AudioMAE's
+normalisation, zero frames past a clip's end (``batch_fbank`` with lengths, so a clip's embedding
+does not depend on the other clips of its batch).
+
+Long clips: the encoder sees ``input_frames`` frames (1024 = 10.24 s). A longer clip is cut into
+windows of exactly ``input_frames`` frames: window k starts at k x 10.24 s; the last window ends
+at the clip's end (so it is full too and overlaps the one before it, rather than being a short
+tail padded with silence). Every output (clip, patches, layers) of such a clip is the plain mean
+over its windows. A clip of at most one window is padded (with zero frames, as in training).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .data.audio import read_mono, resample
+from .data.fbank import FbankSettings, batch_fbank
+from .models.pretrained_encoder import ENCODER_FIELDS, CheckpointError, check_and_load, load_encoder_weights
+from .models.vit_encoder import VitEncoder, VitEncoderConfig
+
+SAMPLE_RATE = 16000
+FAIRSEQ_MODELS = ("supmam", "supmam_classifier")
+
+
+def load_encoder(path: str, device: str | torch.device = "cpu") -> "AudioEncoder":
+    """The encoder of a checkpoint (see the module docstring for the kinds), in eval mode on ``device``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({e})") from None
+    sample_rate = SAMPLE_RATE
+    if isinstance(state, dict) and "cfg" in state and "model" in state:  # fairseq checkpoint
+        cfg = state["cfg"] or {}
+        model_cfg = cfg.get("model") or {}
+        name = model_cfg.get("_name") if hasattr(model_cfg, "get") else None
+        if name not in FAIRSEQ_MODELS:
+            raise CheckpointError(
+                f"{path}: a fairseq checkpoint of model {name!r}, not one of {list(FAIRSEQ_MODELS)}; give a "
+                "supmam pretraining or supmam_classifier fine-tuning checkpoint, or an AudioMAE .pth"
+            )
+        weights = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
+        architecture = {f: model_cfg[f] for f in ENCODER_FIELDS if f in model_cfg}
+        task_cfg = cfg.get("task") or {}
+        if name == "supmam_classifier" and task_cfg.get("target_frames"):
+            architecture["input_frames"] = task_cfg["target_frames"]  # as SupmamClassifier.build_model does
+        sample_rate = task_cfg.get("sample_rate") or SAMPLE_RATE
+        del state
+    else:
+        del state
+        weights, architecture = load_encoder_weights(path)  # AudioMAE .pth (reads the file again)
+    if not weights:
+        raise CheckpointError(f"{path}: holds no encoder weights (no 'encoder.*' keys)")
+    config = VitEncoderConfig(**architecture)
+    encoder = VitEncoder(config)
+    check_and_load(encoder, weights, path)
+    return AudioEncoder(encoder, device=device, sample_rate=sample_rate, source=path)
+
+
+class AudioEncoder:
+    """A VitEncoder with its input pipeline: waveforms -> fbank -> encoder -> numpy features."""
+
+    def __init__(self, encoder: VitEncoder, device: str | torch.device = "cpu", sample_rate: int = SAMPLE_RATE,
+                 source: str | None = None):
+        self.device = torch.device(device)
+        self.encoder = encoder.to(self.device).eval()
+        self.settings = FbankSettings(sample_rate=sample_rate)
+        self.source = source
+        self.input_frames = encoder.grid[0] * encoder.patch_embed.patch_size[0]
+        self.window_samples = self.settings.num_samples_for(self.input_frames)  # exactly input_frames frames
+        self.window_stride = self.input_frames * self.settings.window_shift  # 10.24 s for 1024 frames
+
+    @property
+    def sample_rate(self) -> int:
+        return self.settings.sample_rate
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.encoder.blocks)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.norm.normalized_shape[0]
+
+    @property
+    def num_patches(self) -> int:
+        return self.encoder.num_patches
+
+    def windows(self, num_samples: int) -> list[tuple[int, int]]:
+        """(start, stop) samples of the windows a clip of ``num_samples`` (at 16 kHz) is cut into."""
+        if num_samples <= self.window_samples:
+            return [(0, num_samples)]
+        count = 1 + -(-(num_samples - self.window_samples) // self.window_stride)  # ceil
+        starts = [k * self.window_stride for k in range(count - 1)] + [num_samples - self.window_samples]
+        return [(s, s + self.window_samples) for s in starts]
+
+    def embed(self, waveforms, sample_rate: int = SAMPLE_RATE, layers: Sequence[int] = (), patches: bool = False,
+              batch_size: int = 16, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Embeddings of clips: ``waveforms`` is one clip (1-D), a list of 1-D clips (any lengths)
+        or a (B, N) array, mono, at ``sample_rate``.
+
+        Returns float32 numpy arrays: {"clip": (B, D)}, plus "patches": (B, L, D) when ``patches``
+        and "layer_{i}": (B, L, D) (block i's output, 0-based) for i in ``layers``. ``batch_size``
+        windows go through the encoder at a time. ``names`` (one per clip) only label errors.
+        """
+        clips = self._as_clips(waveforms, names)
+        if sample_rate != self.sample_rate:
+            clips = [resample(c, sample_rate, self.sample_rate) for c in clips]
+        for i, clip in enumerate(clips):
+            if len(clip) < self.settings.window_size:
+                raise ValueError(
+                    f"{names[i] if names else f'clip {i}'}: {len(clip)} samples at {self.sample_rate} Hz is "
+                    f"shorter than one 25 ms fbank frame ({self.settings.window_size} samples)"
+                )
+        layers = sorted({int(i) for i in layers})
+        for i in layers:
+            if not 0 <= i < self.num_layers:
+                raise ValueError(f"layer {i} does not exist: the encoder has blocks 0..{self.num_layers - 1}")
+        keys = ["clip"] + (["patches"] if patches else []) + [f"layer_{i}" for i in layers]
+        jobs = [(c, start, stop) for c, clip in enumerate(clips) for start, stop in self.windows(len(clip))]
+        out = {k: None for k in keys}
+        counts = np.zeros(len(clips), dtype=np.int64)
+        with torch.inference_mode():
+            for b in range(0, len(jobs), max(1, batch_size)):
+                batch = jobs[b:b + max(1, batch_size)]
+                pieces = [clips[c][start:stop] for c, start, stop in batch]
+                lengths = torch.tensor([len(p) for p in pieces])
+                source = torch.zeros(len(pieces), int(lengths.max()))
+                for j, piece in enumerate(pieces):
+                    source[j, :len(piece)] = torch.from_numpy(piece)
+                fbank = batch_fbank(source.to(self.device), lengths.to(self.device), self.input_frames,
+                                    self.settings)
+                features = self.encoder.features(fbank, layers)
+                for k in keys:
+                    values = features[k].float().cpu().numpy()
+                    if out[k] is None:
+                        out[k] = np.zeros((len(clips),) + values.shape[1:], dtype=np.float32)
+                    for j, (c, _, _) in enumerate(batch):
+                        out[k][c] += values[j]
+                for c, _, _ in batch:
+                    counts[c] += 1
+        scale = (1.0 / counts).astype(np.float32)
+        return {k: v * scale.reshape((-1,) + (1,) * (v.ndim - 1)) for k, v in out.items()}
+
+    def embed_files(self, paths: Sequence[str], layers: Sequence[int] = (), patches: bool = False,
+                    batch_size: int = 16, where: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """``embed`` of audio files (any rate libsndfile reads; channels averaged), all in memory;
+        ``where`` (one per path, e.g. 'manifest.tsv:12') is added to read errors."""
+        parts = list(self.iter_files(paths, layers, patches, batch_size, where=where))
+        if not parts:
+            raise ValueError("embed_files: no paths given")
+        return {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}
+
+    def iter_files(self, paths: Sequence[str], layers: Sequence[int] = (), patches: bool = False,
+                   batch_size: int = 16, files_per_step: int | None = None, where: Sequence[str] | None = None,
+                   ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """Embed files a few at a time: yields (index of the step's first file, ``embed`` output)."""
+        step = files_per_step or max(1, batch_size)
+        for first in range(0, len(paths), step):
+            clips, names = [], []
+            for i in range(first, min(first + step, len(paths))):
+                samples, rate = read_mono(paths[i], where=where[i] if where else None)
+                if rate != self.sample_rate:
+                    samples = resample(samples, rate, self.sample_rate)
+                clips.append(samples)
+                names.append(f"{where[i]}: {paths[i]}" if where else str(paths[i]))
+            yield first, self.embed(clips, self.sample_rate, layers, patches, batch_size, names)
+
+    @staticmethod
+    def _as_clips(waveforms, names) -> list[np.ndarray]:
+        if isinstance(waveforms, (np.ndarray, torch.Tensor)):
+            if waveforms.ndim == 1:
+                waveforms = [waveforms]
+            elif waveforms.ndim != 2:
+                raise ValueError(f"waveforms of shape {tuple(waveforms.shape)}: give (N,) samples of one "
+                                 "clip, (B, N) clips, or a list of (N,) clips (mono)")
+        clips = []
+        for i, w in enumerate(waveforms):
+            if isinstance(w, torch.Tensor):
+                w = w.detach().cpu().numpy()
+            w = np.ascontiguousarray(np.asarray(w, dtype=np.float32))
+            label = names[i] if names else f"clip {i}"
+            if w.ndim != 1:
+                raise ValueError(f"{label}: shape {w.shape}; each clip must be 1-D mono samples (average "
+                                 "the channels first)")
+            if not np.isfinite(w).all():
+                raise ValueError(f"{label}: contains NaN or infinite samples")
+            clips.append(w)
+        if not clips:
+            raise ValueError("no clips given")
+        return clips
