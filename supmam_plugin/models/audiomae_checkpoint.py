@@ -22,8 +22,8 @@ just works. How the layouts differ:
   inferred grid (within 1e-4), else the checkpoint used another grid or patching (e.g. overlapping
   patches) and is refused.
 * **Final norm.** A ``finetuned.pth`` has no ``norm``; it is filled with an identity affine (weight
-  ones, bias zeros; it still normalises) and logged. Our classifier pools the encoder's outputs *before* ``norm`` (like AudioMAE's global
-  pooling), so this changes nothing there.
+  ones, bias zeros; it still normalises) and logged. Our classifier pools the encoder's outputs
+  *before* ``norm`` (like AudioMAE's global pooling), so this changes nothing there.
 * **Head.** ``fc_norm`` and ``head`` are NOT part of the encoder and are not loaded by
   ``model.pretrained``: fine-tuning builds a new head for its own class count. Read them with
   :func:`audiomae_head` if you want them.
