@@ -18,6 +18,11 @@ setup(
             "supmam-manifest-speechcommands=manifests.speech_commands:main",
             "supmam-validate-manifest=supmam_plugin.data.validate_manifest:main",
             "supmam-precompute-teacher=supmam_plugin.commands.precompute_teacher:main",
+            "supmam-convert-audiomae=supmam_plugin.commands.convert_audiomae:main",
+            "supmam-extract-embeddings=supmam_plugin.commands.extract_embeddings:main",
+            "supmam-esc50-folds=supmam_plugin.commands.esc50_folds:main",
+            "supmam-plot-reconstruction=supmam_plugin.commands.plot_reconstruction:main",
+            "supmam-plot-curves=supmam_plugin.commands.plot_curves:main",
         ]
     },
 )

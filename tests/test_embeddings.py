@@ -69,6 +69,19 @@ def test_classifier_checkpoint_and_bad_checkpoints(checkpoint, encoder, tmp_path
         load_encoder(str(tmp_path / "nothere.pt"))
 
 
+def test_audiomae_pth_with_cls_token(tmp_path):
+    from supmam_plugin.embeddings import AudioEncoder
+    from supmam_plugin.models.audiomae_checkpoint import encoder_to_audiomae_state
+
+    torch.manual_seed(0)
+    vit = VitEncoder(VitEncoderConfig(encoder_layers=1, encoder_embed_dim=192, encoder_heads=3, cls_token=True))
+    torch.save(encoder_to_audiomae_state(vit), tmp_path / "pretrained.pth")
+    loaded = load_encoder(str(tmp_path / "pretrained.pth"))
+    assert loaded.encoder.cls_token is not None and loaded.input_frames == 1024
+    wave = noise(1.0)
+    np.testing.assert_allclose(loaded.embed(wave)["clip"], AudioEncoder(vit).embed(wave)["clip"], atol=ATOL)
+
+
 def test_batching_and_padding_do_not_change_embeddings(encoder):
     a, b = noise(3.0, seed=1), noise(1.3, seed=2)
     both = encoder.embed([a, b], 16000, layers=(0,), patches=True)
