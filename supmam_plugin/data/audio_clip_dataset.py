@@ -28,6 +28,11 @@ class AudioClipDataset(FairseqDataset):
       net_input.teacher_source (B, S) float at ``teacher_sample_rate``, only if asked
       net_input.teacher_token_map (B, C, 2, 32) float16 precomputed teacher map, if a cache is given
       target                   (B,) class index, or (B, C) multi-hot float (multi-label)
+
+    With ``sample_weights`` (one per clip, e.g. ``class_balanced_weights``), an epoch is
+    ``epoch_length`` clips (0: the manifest's size) drawn WITH replacement with probability
+    proportional to the weights, anew for each epoch (seeded by ``seed`` and the epoch, so a
+    rerun draws the same clips); ``len()`` stays the manifest's size.
     """
 
     def __init__(
@@ -45,6 +50,8 @@ class AudioClipDataset(FairseqDataset):
         teacher_maps: np.ndarray | None = None,
         shuffle: bool = False,
         seed: int = 1,
+        sample_weights: np.ndarray | None = None,
+        epoch_length: int = 0,
     ):
         super().__init__()
         self.manifest = manifest
@@ -64,10 +71,25 @@ class AudioClipDataset(FairseqDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 1
+        self.sample_probs = None
+        if sample_weights is not None:
+            self.sample_probs = self._probabilities(sample_weights, len(manifest))
+        if epoch_length < 0:
+            raise ValueError(f"epoch_length must be >= 0 (0: the manifest's size), got {epoch_length}")
+        self.epoch_length = epoch_length
         # Manifest lengths are at each file's own rate; crops never exceed clip_samples.
         self._sizes = np.minimum(
             np.array([e.num_samples for e in manifest.entries], dtype=np.int64), self.clip_samples
         )
+
+    @staticmethod
+    def _probabilities(weights: np.ndarray, num_clips: int) -> np.ndarray:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (num_clips,):
+            raise ValueError(f"sample_weights has shape {weights.shape}, expected one weight per clip ({num_clips},)")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError("sample_weights must be finite, non-negative and not all zero")
+        return weights / weights.sum()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -121,6 +143,10 @@ class AudioClipDataset(FairseqDataset):
         return self._sizes
 
     def ordered_indices(self) -> np.ndarray:
+        if self.sample_probs is not None:
+            draws = self.epoch_length or len(self)
+            with data_utils.numpy_seed(self.seed, self.epoch):
+                return np.random.choice(len(self), size=draws, replace=True, p=self.sample_probs)
         if self.shuffle:
             with data_utils.numpy_seed(self.seed, self.epoch):
                 return np.random.permutation(len(self))

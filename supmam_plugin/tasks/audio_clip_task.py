@@ -11,6 +11,7 @@ from fairseq.tasks import FairseqTask
 
 from ..data.audio import audio_info
 from ..data.audio_clip_dataset import AudioClipDataset
+from ..data.class_balanced_weights import class_balanced_weights
 from ..data.fbank import FbankSettings
 from ..data.manifest import ManifestError, read_class_list, read_labels, read_manifest
 
@@ -52,6 +53,17 @@ class AudioClipTaskConfig(FairseqDataclass):
     seed: int = field(
         default=1, metadata={"help": "seed of crops and shuffling (the recipes set ${common.seed})"}
     )
+    weighted_sampling: bool = field(
+        default=False,
+        metadata={"help": "training splits: draw each epoch's clips WITH replacement, weighted so that "
+                  "classes are balanced (clip weight = sum over its classes of 1000 / (class count + 0.01), "
+                  "AudioMAE's AS-2M fine-tuning sampler); needs labels"},
+    )
+    epoch_length: int = field(
+        default=0,
+        metadata={"help": "with weighted_sampling: clips drawn per epoch (AudioMAE AS-2M: 200000); "
+                  "0 = the training split's size"},
+    )
 
 
 class AudioClipTask(FairseqTask):
@@ -67,6 +79,12 @@ class AudioClipTask(FairseqTask):
     def setup_task(cls, cfg: AudioClipTaskConfig, **kwargs):
         if not os.path.isdir(cfg.data):
             raise ManifestError(f"task.data={cfg.data!r} is not a folder; point it at your manifests")
+        if cfg.epoch_length < 0:
+            raise ValueError(f"task.epoch_length={cfg.epoch_length}: use 0 (the split's size) or a positive count")
+        if cfg.epoch_length and not cfg.weighted_sampling:
+            raise ValueError("task.epoch_length is only used with task.weighted_sampling=true; set both or neither")
+        if cfg.weighted_sampling and not cfg.labels:
+            raise ValueError("task.weighted_sampling=true weights clips by their classes: set task.labels")
         classes = None
         if cfg.labels:
             classes = read_class_list(os.path.join(cfg.data, f"dict.{cfg.labels}.txt"))
@@ -109,6 +127,11 @@ class AudioClipTask(FairseqTask):
                         "one line but task.multi_label=false; set task.multi_label=true"
                     )
         is_train = "train" in split
+        sample_weights = None
+        if self.cfg.weighted_sampling and is_train:
+            sample_weights = class_balanced_weights(labels, self.num_classes)
+            draws = self.cfg.epoch_length or len(manifest)
+            logger.info(f"{split}: class-balanced sampling, {draws} clips drawn with replacement per epoch")
         teacher_maps = self.teacher_maps(split, manifest)
         if teacher_maps is not None and is_train and self.cfg.random_crop:
             logger.info(f"{split}: teacher targets are precomputed on each clip's start: no random crop")
@@ -126,6 +149,8 @@ class AudioClipTask(FairseqTask):
             teacher_maps=teacher_maps,
             shuffle=is_train,
             seed=self.cfg.seed,
+            sample_weights=sample_weights,
+            epoch_length=self.cfg.epoch_length if sample_weights is not None else 0,
         )
         logger.info(f"{split}: {len(manifest)} clips from {manifest_path}")
         return self.datasets[split]

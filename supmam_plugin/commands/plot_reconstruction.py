@@ -1,0 +1,376 @@
+"""``supmam-plot-reconstruction``: what a ``supmam`` pretraining checkpoint makes of one clip.
+
+    supmam-plot-reconstruction CHECKPOINT AUDIO_FILE --out FILE.png [--clip-id 0] \\
+        [--teacher-audio-rate 48000] [--clap-checkpoint PATH] [--device cpu]
+
+The clip is read as in training (``AudioClipDataset`` without random crop): mono, resampled to
+the model's rate (16 kHz), its first ``input_frames`` x 10 ms (plus one window) kept, Kaldi
+fbank, frames past its end zeroed, padded to ``input_frames``. The model runs in eval mode; its
+mask depends only on (model.seed, --clip-id), so a rerun (or another checkpoint of the same
+run) shows the same mask.
+
+One PNG, panels:
+  (a) the input log-mel spectrogram (normalised as the model sees it);
+  (b) the mask: masked patches shaded over the spectrogram;
+  target=spectrogram:
+    (c) the reconstruction: visible patches from the input, masked ones predicted. The targets
+        are norm_pix (each patch to zero mean, unit variance), so each predicted patch is
+        de-normalised with the mean / std of the input patch at its place, as MAE's
+        visualisations do (without norm_pix the predictions are shown as they are);
+    (d) the prediction alone, every patch (visible ones included) de-normalised the same way;
+  target=clap:
+    (c) cosine similarity of predicted and teacher feature vectors of each patch, on the patch
+        grid (time x freq), masked patches outlined; mean cosine over masked and visible
+        patches in the title. The teacher (frozen LAION-CLAP) is fed the same file at 48 kHz.
+
+The model is built from the checkpoint's own ``cfg.model`` and weights (no task, so the
+training data folder need not exist).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import textwrap
+
+import numpy as np
+import torch
+
+
+class UsageError(ValueError):
+    pass
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, grid: tuple[int, int]) -> torch.Tensor:
+    """Inverse of ``supmam_model.patchify``: (B, T/p * F/p, p*p) -> (B, T, F).
+
+    grid = (T/p, F/p); patch index t * (F/p) + f, each patch row-major (frame, mel bin)."""
+    batch = patches.size(0)
+    p = patch_size
+    grid_t, grid_f = grid
+    if patches.shape[1:] != (grid_t * grid_f, p * p):
+        raise ValueError(f"patches of shape {tuple(patches.shape)} do not fit a {grid} grid of {p}x{p} patches")
+    x = patches.reshape(batch, grid_t, grid_f, p, p)
+    return x.permute(0, 1, 3, 2, 4).reshape(batch, grid_t * p, grid_f * p)
+
+
+def denormalise_patches(normalised: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``normalise_patches`` with the statistics of ``reference`` (the input patches):
+    x * sqrt(var_ref + 1e-6) + mean_ref, per patch (unbiased variance, as in normalise_patches)."""
+    mean = reference.mean(dim=-1, keepdim=True)
+    var = reference.var(dim=-1, keepdim=True)
+    return normalised * (var + 1e-6).sqrt() + mean
+
+
+def reconstruct(
+    fbank: torch.Tensor, prediction: torch.Tensor, mask: torch.Tensor, patch_size: int, norm_pix: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spectrograms from a spectrogram-target model's output.
+
+    fbank (B, T, F) model input; prediction (B, L, p*p); mask (B, L), 1 = masked.
+    Returns (prediction alone (B, T, F), mixed (B, T, F): visible patches from the input,
+    masked ones from the prediction). With ``norm_pix`` each predicted patch is de-normalised
+    with the mean / std of the input patch at its place."""
+    from ..models.supmam_model import patchify
+
+    grid = (fbank.size(1) // patch_size, fbank.size(2) // patch_size)
+    inputs = patchify(fbank, patch_size)
+    predicted = denormalise_patches(prediction, inputs) if norm_pix else prediction
+    masked = mask.to(torch.bool).unsqueeze(-1)
+    mixed = torch.where(masked, predicted.to(inputs.dtype), inputs)
+    return unpatchify(predicted, patch_size, grid), unpatchify(mixed, patch_size, grid)
+
+
+def patch_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) x (B, L, D) -> (B, L) cosine similarity of each patch's vectors."""
+    return torch.nn.functional.cosine_similarity(prediction.float(), target.float(), dim=-1, eps=1e-8)
+
+
+# ----------------------------------------------------------------------------- model and audio
+
+
+def _plain(obj):
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(obj, DictConfig):
+            return OmegaConf.to_container(obj, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return obj
+
+
+def load_pretraining_model(path: str, clap_checkpoint: str | None = None, device: str = "cpu"):
+    """(SupmamModel in eval mode, info dict) from a ``supmam`` pretraining checkpoint.
+
+    Builds the model from the checkpoint's ``cfg.model`` (so the task's data folder need not
+    exist) and loads its weights strictly. ``clap_checkpoint`` replaces the teacher's path
+    (target=clap) when the one recorded in the checkpoint has moved."""
+    import supmam_plugin  # noqa: F401  (registers the model and task with fairseq)
+    from ..models.supmam_model import SupmamConfig, SupmamModel
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UsageError(f"{path}: cannot be read as a torch checkpoint ({e})") from None
+    if not (isinstance(state, dict) and "cfg" in state and "model" in state):
+        raise UsageError(f"{path}: not a fairseq checkpoint (no 'cfg' and 'model'); give a supmam pretraining .pt")
+    cfg = _plain(state["cfg"]) or {}
+    model_cfg = _plain(cfg.get("model")) or {}
+    name = model_cfg.get("_name")
+    if name != "supmam":
+        raise UsageError(
+            f"{path}: a checkpoint of model {name!r}, not a 'supmam' pretraining checkpoint "
+            "(fine-tuned classifiers have no decoder to reconstruct with)"
+        )
+    known = {f.name for f in dataclasses.fields(SupmamConfig)}
+    model_args = {k: v for k, v in model_cfg.items() if k in known}
+    if clap_checkpoint:
+        model_args["clap_checkpoint"] = clap_checkpoint
+    model_args["target"] = str(model_args.get("target", "spectrogram"))
+    if model_args["target"] == "clap":
+        teacher = model_args.get("clap_checkpoint") or ""
+        if teacher != "random" and not os.path.isfile(teacher):
+            raise UsageError(
+                f"{path} was trained with the CLAP teacher {teacher!r}, which is not there: give "
+                "--clap-checkpoint /path/to/630k-audioset-best.pt"
+            )
+    model_cfg_obj = SupmamConfig(**model_args)
+    weights = state["model"]
+    head = weights.get("cls_branch.mlp.3.weight")
+    num_classes = int(head.shape[0]) if head is not None else 0
+    task_cfg = _plain(cfg.get("task")) or {}
+    sample_rate = int(task_cfg.get("sample_rate") or 16000)
+    model = SupmamModel(model_cfg_obj, num_classes=num_classes, sample_rate=sample_rate)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise UsageError(f"{path}: weights do not fit the model its cfg describes: {e}") from None
+    model.eval().to(device)
+    num_updates = 0
+    history = state.get("optimizer_history") or []
+    if history:
+        num_updates = int(history[-1].get("num_updates", 0) or 0)
+    info = {
+        "path": path,
+        "name": os.path.basename(path),
+        "num_updates": num_updates,
+        "sample_rate": sample_rate,
+        "teacher_seconds": float(task_cfg.get("teacher_seconds") or 10.0),
+        "num_classes": num_classes,
+    }
+    return model, info
+
+
+def load_clip(audio_path: str, model, sample_rate: int = 16000, teacher_rate: int = 48000,
+              teacher_seconds: float = 10.0) -> dict:
+    """The model input of ``audio_path`` as the dataset makes it (first span, no random crop):
+    {"source" (1, N), "source_lengths" (1,), "teacher_source" (1, S) or absent, "seconds"}."""
+    from ..data.audio import read_mono, resample
+    from ..data.fbank import FbankSettings
+
+    settings = FbankSettings(sample_rate=sample_rate)
+    clip_samples = settings.num_samples_for(model.cfg.input_frames)
+    clip_seconds = clip_samples / sample_rate
+    native, native_rate = read_mono(audio_path)
+    span = native[: int(np.ceil(clip_seconds * native_rate))]
+    source = resample(span, native_rate, sample_rate)[:clip_samples]
+    if len(source) < settings.window_size:
+        raise UsageError(
+            f"{audio_path}: {len(source)} samples at {sample_rate} Hz is shorter than one fbank frame "
+            f"({settings.window_size} samples)"
+        )
+    out = {
+        "source": torch.from_numpy(np.ascontiguousarray(source)).unsqueeze(0),
+        "source_lengths": torch.tensor([len(source)], dtype=torch.long),
+        "seconds": len(native) / native_rate,
+    }
+    if model.cfg.target == "clap":
+        teacher_samples = int(round(teacher_seconds * teacher_rate))
+        span = native[: int(np.ceil(teacher_samples / teacher_rate * native_rate))]
+        teacher = resample(span, native_rate, teacher_rate)[:teacher_samples]
+        padded = np.zeros(teacher_samples, dtype=np.float32)
+        padded[: len(teacher)] = teacher
+        out["teacher_source"] = torch.from_numpy(padded).unsqueeze(0)
+    return out
+
+
+@torch.no_grad()
+def run_model(model, clip: dict, clip_id: int = 0) -> dict:
+    """Model outputs (batch of one, on the CPU as float32) plus the input fbank."""
+    device = next(model.parameters()).device
+    source = clip["source"].to(device)
+    lengths = clip["source_lengths"].to(device)
+    fbank = model.input_fbank(source, lengths)
+    kwargs = {"fbank": fbank, "clip_ids": torch.tensor([clip_id], dtype=torch.long, device=device)}
+    if "teacher_source" in clip:
+        kwargs["teacher_source"] = clip["teacher_source"].to(device)
+    out = model(**kwargs)
+    result = {k: v.detach().float().cpu() for k, v in out.items() if isinstance(v, torch.Tensor)}
+    result["fbank"] = fbank.float().cpu()
+    return result
+
+
+# ----------------------------------------------------------------------------- figure
+
+
+def _frames_in_clip(num_samples: int, sample_rate: int) -> int:
+    from ..data.fbank import FbankSettings
+
+    return FbankSettings(sample_rate=sample_rate).num_frames(num_samples)
+
+
+def plot(out: dict, model, info: dict, audio_path: str, out_png: str, clip_id: int, valid_frames: int) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    cfg = model.cfg
+    p = cfg.patch_size
+    grid_t, grid_f = model.encoder.grid
+    fbank = out["fbank"][0].numpy()  # (T, F)
+    frames, bins = fbank.shape
+    mask = out["mask"][0].numpy().reshape(grid_t, grid_f)  # 1 = masked
+    seconds_per_frame = model.fbank_settings.frame_shift_ms / 1000.0
+    extent = (0.0, frames * seconds_per_frame, 0.0, float(bins))
+    # colour scale from the clip's own frames (the zero padding past its end is one flat value)
+    vmin, vmax = np.percentile(fbank[: max(1, valid_frames)], [1, 99.5])
+
+    clap = cfg.target == "clap"
+    num_panels = 3 if clap else 4
+    wide = frames / bins >= 3
+    ncols = 1 if wide else 2
+    nrows = -(-num_panels // ncols)
+    panel_w = 10.0 if wide else 5.0
+    panel_h = max(2.2, min(4.0, panel_w * bins / frames)) if wide else 4.0
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols + 1.0, panel_h * nrows + 1.2), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[num_panels:]:
+        ax.axis("off")
+
+    wrap = 120 if wide else 62
+
+    def set_title(ax, title):
+        ax.set_title(textwrap.fill(title, wrap), fontsize=9)
+
+    def spectrogram(ax, image, title):
+        shown = ax.imshow(image.T, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                          vmin=vmin, vmax=vmax, interpolation="nearest")
+        set_title(ax, title)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("mel bin")
+        if valid_frames < frames:
+            ax.axvline(valid_frames * seconds_per_frame, color="cyan", linestyle="--", linewidth=1)
+        return shown
+
+    def patch_box(ax, t, f, **style):
+        ax.add_patch(Rectangle((t * p * seconds_per_frame, f * p), p * seconds_per_frame, p, fill=False, **style))
+
+    masked_fraction = float(mask.mean())
+    end_note = f"; dashed: end of audio ({valid_frames} frames)" if valid_frames < frames else ""
+    image = spectrogram(axes[0], fbank, f"(a) input log-mel fbank, {frames} frames x {bins} mel bins "
+                        f"(normalised){end_note}")
+    fig.colorbar(image, ax=axes[0], fraction=0.04, pad=0.01)
+
+    image = spectrogram(axes[1], fbank, f"(b) mask: {int(mask.sum())}/{mask.size} patches of {p}x{p} masked "
+                f"(shaded; mask_ratio {cfg.mask_ratio:g})")
+    fig.colorbar(image, ax=axes[1], fraction=0.04, pad=0.01)
+    shade = np.repeat(np.repeat(mask, p, axis=0), p, axis=1)  # (T, F)
+    axes[1].imshow(np.ma.masked_where(shade.T == 0, shade.T), origin="lower", aspect="auto", extent=extent,
+                   cmap="Greys", vmin=0, vmax=1.5, alpha=0.75, interpolation="nearest")
+    for t in range(grid_t):
+        for f in range(grid_f):
+            if mask[t, f]:
+                patch_box(axes[1], t, f, edgecolor="white", linewidth=0.3)
+
+    if not clap:
+        predicted, mixed = reconstruct(out["fbank"], out["prediction"], out["mask"], p, cfg.norm_pix_loss)
+        how = "de-normalised with each input patch's mean/std" if cfg.norm_pix_loss else "raw predictions"
+        image = spectrogram(axes[2], mixed[0].numpy(),
+                            f"(c) reconstruction: visible patches from the input, masked ones predicted ({how})")
+        fig.colorbar(image, ax=axes[2], fraction=0.04, pad=0.01)
+        target = out["target"][0]
+        pred = out["prediction"][0]
+        m = out["mask"][0].bool()
+        mse_masked = float((pred[m] - target[m]).square().mean()) if m.any() else float("nan")
+        image = spectrogram(axes[3], predicted[0].numpy(),
+                            f"(d) prediction alone, all patches (masked-patch MSE to the "
+                            f"{'norm_pix ' if cfg.norm_pix_loss else ''}target: {mse_masked:.3f}; the loss "
+                            f"never sees the visible ones)")
+        fig.colorbar(image, ax=axes[3], fraction=0.04, pad=0.01)
+    else:
+        cos = patch_cosine(out["prediction"], out["target"])[0].numpy().reshape(grid_t, grid_f)
+        masked_cos = float(cos[mask > 0].mean()) if mask.any() else float("nan")
+        visible_cos = float(cos[mask == 0].mean()) if (mask == 0).any() else float("nan")
+        ax = axes[2]
+        image = ax.imshow(cos.T, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r", vmin=-1, vmax=1,
+                          interpolation="nearest")
+        for t in range(grid_t):
+            for f in range(grid_f):
+                if mask[t, f]:
+                    patch_box(ax, t, f, edgecolor="black", linewidth=1.0)
+        set_title(ax, f"(c) cosine(prediction, CLAP teacher target) per patch (outlined: masked); mean cosine: "
+                      f"masked {masked_cos:.3f}, visible {visible_cos:.3f}")
+        ax.set_xlabel(f"time (s); {grid_t} patches")
+        ax.set_ylabel(f"mel bin; {grid_f} patches")
+        fig.colorbar(image, ax=ax, fraction=0.04, pad=0.01, label="cosine")
+
+    updates = f", {info['num_updates']} updates" if info.get("num_updates") else ""
+    fig.suptitle(
+        f"{info['name']}{updates}: target={cfg.target}, mask_ratio {cfg.mask_ratio:g} "
+        f"({masked_fraction:.0%} masked), clip id {clip_id}\n{os.path.basename(audio_path)}",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def plot_reconstruction(checkpoint: str, audio_path: str, out_png: str, clip_id: int = 0,
+                        teacher_audio_rate: int = 48000, clap_checkpoint: str | None = None,
+                        device: str = "cpu") -> str:
+    model, info = load_pretraining_model(checkpoint, clap_checkpoint, device)
+    clip = load_clip(audio_path, model, info["sample_rate"], teacher_audio_rate, info["teacher_seconds"])
+    out = run_model(model, clip, clip_id)
+    valid_frames = _frames_in_clip(int(clip["source_lengths"][0]), info["sample_rate"])
+    return plot(out, model, info, audio_path, out_png, clip_id, min(valid_frames, model.cfg.input_frames))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="supmam-plot-reconstruction", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="a supmam pretraining checkpoint (.pt)")
+    parser.add_argument("audio", metavar="AUDIO_FILE", help="an audio file (any rate, mono or multi-channel)")
+    parser.add_argument("--out", required=True, help="PNG to write")
+    parser.add_argument("--clip-id", type=int, default=0, help="clip id keying the (deterministic) mask")
+    parser.add_argument("--teacher-audio-rate", type=int, default=48000,
+                        help="rate of the CLAP teacher's audio (target=clap; LAION-CLAP: 48000)")
+    parser.add_argument("--clap-checkpoint", default=None,
+                        help="target=clap: the teacher's LAION-CLAP .pt, if not where the checkpoint says")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    args = parser.parse_args(argv)
+
+    from ..data.audio import AudioFileError
+
+    try:
+        path = plot_reconstruction(args.checkpoint, args.audio, args.out, args.clip_id, args.teacher_audio_rate,
+                                   args.clap_checkpoint, args.device)
+    except (UsageError, AudioFileError, FileNotFoundError, ValueError) as e:
+        print(f"supmam-plot-reconstruction: error: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
