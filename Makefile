@@ -23,10 +23,10 @@ $(VENV)/.installed: setup.py requirements.txt
 test: install
 	$(PY) -m pytest -q tests
 
+# Pretrain (SupMAM, SupMAM-CLAP), fine-tune, score on held-out speakers, draw the pictures.
+# A real LAION-CLAP teacher: SUPMAM_CLAP_CHECKPOINT=/path/630k-audioset-best.pt make demo
 demo: install
-	@echo "make demo: the end-to-end demo arrives with issue 5; for now this only installs and"
-	@echo "checks that the plugin imports and registers its names."
-	$(PY) -c "import supmam_plugin; print('supmam_plugin imported')"
+	$(VENV)/bin/supmam-demo --out demo_output
 
 clean:
 	rm -rf $(VENV)

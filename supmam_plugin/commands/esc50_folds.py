@@ -26,25 +26,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 
-PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .fairseq_runs import PLUGIN_DIR, RunError, console_script, override_value, parse_validate_output, run_logged, uses_cpu
+
+FoldError = RunError  # a fold failed; the message names its log
+
 REPO_CONFIG_DIR = os.path.join(os.path.dirname(PLUGIN_DIR), "examples", "supmam", "finetuning")
 TASK = "supmam_audio_classification"
 RUNNER_KEYS = ("task.data", "checkpoint.save_dir")  # set per fold by the runner
-# fairseq-validate's summary line: "valid | valid on 'valid' subset | loss 1.0937 | accuracy 42.857 | ..."
-SUMMARY = re.compile(r"valid on '(?P<subset>[^']+)' subset \| (?P<stats>.*)$")
-STAT = re.compile(r"(\w+) (-?[\d.]+(?:e[-+]?\d+)?)(?: \||$)")
-TRAIN_PROGRESS = re.compile(r"\[valid\]|valid on '|done training|Stopping training|Loaded checkpoint")
-
-
-class FoldError(RuntimeError):
-    """A fold failed; the message names its log."""
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -83,65 +75,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         if key in RUNNER_KEYS:
             parser.error(f"{override!r}: the runner sets {key} for every fold; use --manifests / --save-dir")
     return args, overrides
-
-
-def console_script(name: str) -> str:
-    """``name`` from the environment running this command (beside sys.executable), else PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.isfile(beside) and os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which(name)
-    if found:
-        return found
-    raise FoldError(f"{name} not found beside {sys.executable} nor on PATH: install fairseq in this environment")
-
-
-def override_value(overrides: list[str], key: str) -> str | None:
-    """The last value given to ``key`` (with or without a leading + / ++)."""
-    value = None
-    for override in overrides:
-        name, _, rest = override.partition("=")
-        if name.lstrip("+") == key:
-            value = rest
-    return value
-
-
-def uses_cpu(overrides: list[str]) -> bool:
-    return (override_value(overrides, "common.cpu") or "").strip().lower() in ("true", "1", "yes")
-
-
-def parse_validate_output(text: str, subset: str = "valid") -> dict[str, float]:
-    """Numbers of fairseq-validate's last summary line for ``subset``."""
-    stats = None
-    for line in text.splitlines():
-        match = SUMMARY.search(line)
-        if match and match.group("subset") == subset:
-            stats = {k: float(v) for k, v in STAT.findall(match.group("stats"))}
-    if stats is None:
-        raise ValueError(f"no \"valid on '{subset}' subset\" line in fairseq-validate's output")
-    return stats
-
-
-def run_logged(cmd: list[str], log_path: str, label: str, verbose: bool) -> str:
-    """Run ``cmd``, writing its output (stdout and stderr) to ``log_path`` and echoing progress;
-    returns the output. Raises FoldError (with the log's tail) when it fails."""
-    lines = []
-    with open(log_path, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                   env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        for line in process.stdout:
-            log.write(line)
-            lines.append(line)
-            if verbose or TRAIN_PROGRESS.search(line):
-                print(f"  {label} | {line.rstrip()[-200:]}", flush=True)
-        code = process.wait()
-    output = "".join(lines)
-    if code != 0:
-        tail = "\n".join(output.rstrip().splitlines()[-25:])
-        raise FoldError(f"{label}: {os.path.basename(cmd[0])} exited with code {code}; log: {log_path}\n{tail}")
-    return output
 
 
 def fold_clips(fold_dir: str, subset: str = "valid") -> int:

@@ -1,0 +1,78 @@
+"""Running fairseq's own command-line tools from our commands (ESC-50 folds, the demo):
+find them in this Python environment, log their output, and read fairseq-validate's summary."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# fairseq-validate's summary line: "valid | valid on 'valid' subset | loss 1.0937 | accuracy 42.857 | ..."
+SUMMARY = re.compile(r"valid on '(?P<subset>[^']+)' subset \| (?P<stats>.*)$")
+STAT = re.compile(r"(\w+) (-?[\d.]+(?:e[-+]?\d+)?)(?: \||$)")
+TRAIN_PROGRESS = re.compile(r"\[valid\]|valid on '|done training|Stopping training|Loaded checkpoint")
+
+
+class RunError(RuntimeError):
+    """A fairseq command failed; the message names its log."""
+
+
+def console_script(name: str) -> str:
+    """``name`` from the environment running this command (beside sys.executable), else PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(name)
+    if found:
+        return found
+    raise RunError(f"{name} not found beside {sys.executable} nor on PATH: install fairseq in this environment")
+
+
+def override_value(overrides: list[str], key: str) -> str | None:
+    """The last value given to ``key`` (with or without a leading + / ++)."""
+    value = None
+    for override in overrides:
+        name, _, rest = override.partition("=")
+        if name.lstrip("+") == key:
+            value = rest
+    return value
+
+
+def uses_cpu(overrides: list[str]) -> bool:
+    return (override_value(overrides, "common.cpu") or "").strip().lower() in ("true", "1", "yes")
+
+
+def parse_validate_output(text: str, subset: str = "valid") -> dict[str, float]:
+    """Numbers of fairseq-validate's last summary line for ``subset``."""
+    stats = None
+    for line in text.splitlines():
+        match = SUMMARY.search(line)
+        if match and match.group("subset") == subset:
+            stats = {k: float(v) for k, v in STAT.findall(match.group("stats"))}
+    if stats is None:
+        raise ValueError(f"no \"valid on '{subset}' subset\" line in fairseq-validate's output")
+    return stats
+
+
+def run_logged(cmd: list[str], log_path: str, label: str, verbose: bool) -> str:
+    """Run ``cmd``, writing its output (stdout and stderr) to ``log_path`` and echoing progress;
+    returns the output. Raises RunError (with the log's tail) when it fails."""
+    lines = []
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                   env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        for line in process.stdout:
+            log.write(line)
+            lines.append(line)
+            if verbose or TRAIN_PROGRESS.search(line):
+                print(f"  {label} | {line.rstrip()[-200:]}", flush=True)
+        code = process.wait()
+    output = "".join(lines)
+    if code != 0:
+        tail = "\n".join(output.rstrip().splitlines()[-25:])
+        raise RunError(f"{label}: {os.path.basename(cmd[0])} exited with code {code}; log: {log_path}\n{tail}")
+    return output
