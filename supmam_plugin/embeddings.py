@@ -34,7 +34,9 @@ import torch
 
 from .data.audio import read_mono, resample
 from .data.fbank import FbankSettings, batch_fbank
-from .models.pretrained_encoder import ENCODER_FIELDS, CheckpointError, check_and_load, load_encoder_weights
+from .models.pretrained_encoder import (
+    ENCODER_FIELDS, CheckpointError, check_and_load, load_encoder_weights, read_checkpoint,
+)
 from .models.vit_encoder import VitEncoder, VitEncoderConfig
 
 SAMPLE_RATE = 16000
@@ -44,12 +46,7 @@ FAIRSEQ_MODELS = ("supmam", "supmam_classifier")
 def load_encoder(path: str, device: str | torch.device = "cpu") -> "AudioEncoder":
     """The encoder of a checkpoint (see the module docstring for the kinds), in eval mode on ``device``."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({e})") from None
+    state = read_checkpoint(path)
     sample_rate = SAMPLE_RATE
     if isinstance(state, dict) and "cfg" in state and "model" in state:  # fairseq checkpoint
         cfg = state["cfg"] or {}

@@ -64,7 +64,7 @@ def run(args) -> dict:
     clap = os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
     common = [f"task.data={data}", f"task.target_frames={args.frames}", "task.multi_label=false",
               f"dataset.batch_size={args.batch_size}", *TINY, *ON_CPU]
-    pretrain = [*common, *TINY_DECODER, f"optimization.max_update={args.pretrain_updates}",
+    pretrain = [*common, *TINY_DECODER, f"optimization.max_update={args.pretrain_updates}", "optimization.max_epoch=0",
                 f"lr_scheduler.warmup_updates={max(1, args.pretrain_updates // 10)}",
                 "checkpoint.save_interval_updates=0", "checkpoint.no_epoch_checkpoints=true"]
     hydra_train(out, "pretrain_supmam", "pretraining", "supmam", pretrain, args.verbose)
@@ -80,7 +80,8 @@ def run(args) -> dict:
 
     finetune = [*common, f"optimization.max_update={args.finetune_updates}",
                 f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.finetune_updates // 10)}",
-                "dataset.valid_subset=valid", f"dataset.validate_interval={args.validate_interval}",
+                "optimization.max_epoch=0", "dataset.valid_subset=valid",
+                f"dataset.validate_interval={args.validate_interval}",
                 "model.specaug_time=0", "model.specaug_freq=0", "model.mixup_alpha=0"]
     starts = {"supmam_clap": os.path.join(out, "pretrain_supmam_clap", "checkpoint_last.pt"),
               "supmam": os.path.join(out, "pretrain_supmam", "checkpoint_last.pt"), "scratch": ""}

@@ -111,14 +111,10 @@ def load_pretraining_model(path: str, clap_checkpoint: str | None = None, device
     exist) and loads its weights strictly. ``clap_checkpoint`` replaces the teacher's path
     (target=clap) when the one recorded in the checkpoint has moved."""
     import supmam_plugin  # noqa: F401  (registers the model and task with fairseq)
+    from ..models.pretrained_encoder import read_checkpoint
     from ..models.supmam_model import SupmamConfig, SupmamModel
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise UsageError(f"{path}: cannot be read as a torch checkpoint ({e})") from None
+    state = read_checkpoint(path)  # CheckpointError is a ValueError: reported by main()
     if not (isinstance(state, dict) and "cfg" in state and "model" in state):
         raise UsageError(f"{path}: not a fairseq checkpoint (no 'cfg' and 'model'); give a supmam pretraining .pt")
     cfg = _plain(state["cfg"]) or {}

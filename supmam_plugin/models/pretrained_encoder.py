@@ -19,9 +19,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot initialise the encoder; the message names it and the keys."""
 
 
-def _read(path: str) -> dict:
+def read_checkpoint(path: str):
+    """``torch.load`` on the CPU; a missing file is a FileNotFoundError, an unreadable one a
+    CheckpointError, both naming the path."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: checkpoint not found (model.pretrained)")
+        raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
@@ -44,7 +46,7 @@ def encoder_from_supmam_checkpoint(state: dict, path: str) -> tuple[dict, dict]:
 
 def load_encoder_weights(path: str) -> tuple[dict, dict]:
     """Read ``path`` and return (encoder state dict in our key layout, architecture fields)."""
-    state = _read(path)
+    state = read_checkpoint(path)
     if isinstance(state, dict) and "cfg" in state and "model" in state:
         return encoder_from_supmam_checkpoint(state, path)
     from .audiomae_checkpoint import encoder_from_audiomae_state

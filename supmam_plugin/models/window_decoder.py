@@ -9,6 +9,7 @@ from timm.models.swin_transformer import SwinTransformerBlock
 
 from .masking import gather_patches
 from .positions import sincos_2d_positions
+from .vit_encoder import VitEncoder
 
 __all__ = ["WindowDecoder"]
 
@@ -85,14 +86,7 @@ class WindowDecoder(nn.Module):
     def reset_parameters(self) -> None:
         """MAE's init: xavier-uniform Linear weights, zero biases, unit LayerNorms,
         mask token N(0, 0.02); the blocks' relative position bias keeps timm's init."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        self.apply(VitEncoder.init_module_weights)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, visible_tokens: torch.Tensor, restore_index: torch.Tensor) -> torch.Tensor:
