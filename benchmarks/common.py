@@ -1,0 +1,279 @@
+"""Shared helpers of the benchmark scripts: machine facts, the matmul peak, memory, the four
+pretraining variants (read from the recipes) and real-looking audio.
+
+The scripts run as ``python benchmarks/<name>.py`` from the repository root; this module puts
+the repository on ``sys.path`` so that ``supmam_plugin`` imports without an install.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import warnings
+from contextlib import nullcontext
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=UserWarning)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+RECIPES = os.path.join(REPO, "examples", "supmam", "pretraining")
+VARIANTS = ("audiomae", "mam_clap", "supmam", "supmam_clap")
+# Model sizes: ViT-B as in the recipes; "tiny" as the tests' CPU model (tests/conftest.py).
+SIZES = {
+    "vitb": {},
+    "tiny": dict(encoder_layers=2, encoder_embed_dim=192, encoder_heads=3, decoder_embed_dim=128,
+                 decoder_heads=4, cls_hidden_dim=64),
+}
+CLIP_SECONDS = 10.0  # an AudioSet clip; the model pads it to 1024 frames (10.24 s)
+SAMPLE_RATE = 16000
+TEACHER_RATE = 48000
+
+
+# ----------------------------------------------------------------------------- machine
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                keep = [f for f in flags if f.startswith(("avx512f", "avx512_bf16", "amx", "avx2", "fma"))]
+                return " ".join(sorted(set(keep)))
+    except OSError:
+        pass
+    return ""
+
+
+def load_average() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def machine_summary(device: torch.device) -> str:
+    lines = [
+        f"cpu: {cpu_model()} | logical cores: {os.cpu_count()} | flags: {cpu_flags()}",
+        f"torch {torch.__version__} | threads {torch.get_num_threads()} | interop {torch.get_num_interop_threads()}"
+        f" | python {platform.python_version()} | load average {load_average()}",
+    ]
+    if device.type == "cuda":
+        lines.append(f"gpu: {torch.cuda.get_device_name(device)}")
+    return "\n".join(lines)
+
+
+def add_common_args(parser) -> None:
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                        help="bf16: torch.autocast(bfloat16) around forward and loss")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+
+
+def setup(args) -> torch.device:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def autocast(device: torch.device, dtype: str):
+    if dtype == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def peak_dtype(dtype: str) -> torch.dtype:
+    """The matmul dtype that --dtype trains in: fp32, or bf16 under autocast."""
+    return torch.bfloat16 if dtype == "bf16" else torch.float32
+
+
+def matmul_peak(device: torch.device, size: int = 2048, reps: int = 5, dtype=torch.float32) -> float:
+    """Practical matmul peak in GFLOP/s: the best of ``reps`` (size x size) @ (size x size) products
+    (one untimed first), in ``dtype`` (``peak_dtype(--dtype)``: fp32, or bf16 for bf16 runs). On
+    the GPU fp32 runs with TF32 allowed, as the training step does."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
+    torch.mm(a, b, out=out)
+    best = min(timed(lambda: torch.mm(a, b, out=out), device) for _ in range(reps))
+    return 2.0 * size ** 3 / best / 1e9
+
+
+def summary(times: list[float]) -> dict:
+    return {"best": min(times), "median": statistics.median(times), "mean": statistics.fmean(times), "n": len(times)}
+
+
+# ----------------------------------------------------------------------------- memory
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux /proc; else 0)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process: Linux >= 4.0, writing 5 to
+    /proc/self/clear_refs. Returns False where that is impossible (then peak = ru_maxrss, a
+    process-lifetime maximum)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class PeakMemory:
+    """Peak memory of a stretch of code. CPU: peak RSS (VmHWM, reset at enter) minus the RSS at
+    enter, i.e. what the stretch added at its high point (psutil is not needed). GPU:
+    torch.cuda.max_memory_allocated (reset at enter), and the same minus allocated at enter."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = self.added = 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            sync(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device)
+        else:
+            reset_peak_rss()
+            self.start = rss_bytes()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            sync(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self.peak = peak_rss_bytes()
+        self.added = max(0, self.peak - self.start)
+        return False
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def training_state_bytes(model, optimizer) -> int:
+    """Bytes of parameters, their gradients and the optimizer's state tensors."""
+    params = [p for p in model.parameters()]
+    grads = [p.grad for p in params if p.grad is not None]
+    states = [v for s in optimizer.state.values() for v in s.values()]
+    return tensor_bytes(params) + tensor_bytes(grads) + tensor_bytes(states)
+
+
+# ----------------------------------------------------------------------------- audio
+
+def synthetic_clip(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
+    """A real-looking (non-stationary, broadband) mono clip: a harmonic tone with vibrato and a
+    syllable-like envelope, a chirp, noise bursts and background noise; float32 in [-1, 1].
+    The same seed gives the same sound at any rate (it is a function of time)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sample_rate)), dtype=np.float64) / sample_rate
+    f0 = rng.uniform(110, 330)
+    vibrato = 1.0 + 0.02 * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
+    phase = 2 * np.pi * np.cumsum(f0 * vibrato) / sample_rate
+    harmonic = sum((0.5 / k) * np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, 9))
+    syllables = np.clip(np.sin(2 * np.pi * rng.uniform(2, 5) * t + rng.uniform(0, 6)), 0, None) ** 2
+    chirp = 0.2 * np.sin(2 * np.pi * (300 * t + rng.uniform(50, 300) * t ** 2))
+    # the noise is drawn at a fixed 8 kHz grid and held, so it does not depend on the rate
+    noise_grid = np.random.default_rng(seed + 1).standard_normal(int(seconds * 8000) + 1)
+    noise = noise_grid[np.minimum((t * 8000).astype(np.int64), len(noise_grid) - 1)]
+    bursts = (np.sin(2 * np.pi * 0.7 * t + seed) > 0.8).astype(np.float64)
+    wave = 0.5 * harmonic * syllables + chirp * (1 - syllables) + 0.3 * noise * bursts + 0.01 * noise
+    wave = 0.9 * wave / np.max(np.abs(wave))
+    return wave.astype(np.float32)
+
+
+def synthetic_batch(batch: int, seconds: float = CLIP_SECONDS, sample_rate: int = SAMPLE_RATE, seed: int = 0):
+    return torch.from_numpy(np.stack([synthetic_clip(seconds, sample_rate, seed + i) for i in range(batch)]))
+
+
+# ----------------------------------------------------------------------------- variants
+
+def recipe(variant: str) -> tuple[dict, dict]:
+    """(model settings, criterion settings) of examples/supmam/pretraining/{variant}.yaml."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(os.path.join(RECIPES, f"{variant}.yaml"))
+    resolved = OmegaConf.to_container(cfg, resolve=False)
+    model = dict(resolved["model"])
+    model.pop("_name", None)
+    model["input_frames"] = int(resolved["task"]["target_frames"])
+    model["seed"] = int(resolved["common"]["seed"])
+    criterion = dict(resolved["criterion"])
+    criterion.pop("_name", None)
+    return model, criterion
+
+
+def build_variant(variant: str, size: str, num_classes: int = 527, overrides: dict | None = None):
+    """(SupmamModel, SupmamCriterion, model settings dict, lambda_cls) of a recipe at a size,
+    with a random CLAP teacher for the CLAP targets."""
+    from supmam_plugin.criterions.supmam_loss import SupmamCriterion, SupmamCriterionConfig
+    from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
+
+    model_settings, criterion_settings = recipe(variant)
+    model_settings.update(SIZES[size])
+    if model_settings["target"] == "clap":
+        model_settings["clap_checkpoint"] = "random"
+    model_settings.update(overrides or {})
+    cfg = SupmamConfig(**model_settings)
+    model = SupmamModel(cfg, num_classes=num_classes if cfg.cls_branch else 0)
+    criterion = SupmamCriterion(SupmamCriterionConfig(**criterion_settings), task=None)
+    return model, criterion, cfg, float(criterion_settings.get("lambda_cls", 0.0))
+
+
+def count_parameters(module) -> int:
+    return sum(p.numel() for p in module.parameters())

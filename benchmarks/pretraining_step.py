@@ -1,0 +1,390 @@
+"""Training-step throughput, FLOPs and utilisation of the four pretraining variants.
+
+For each variant (settings read from examples/supmam/pretraining/{variant}.yaml) and size (vitb:
+12 x 768 as the recipes; tiny: 2 x 192, decoder 128 wide) it builds the real SupmamModel,
+SupmamCriterion and torch.optim.AdamW, a batch of B real-looking 10 s waveforms (16 kHz; plus,
+for the CLAP targets, the teacher's cached native map (B, 768, 2, 32) float16 and/or the 48 kHz
+audio for the online teacher) and times whole steps: criterion(model, sample) (fbank, encoder,
+decoder, head, teacher, loss), backward, AdamW step, zero_grad.
+
+The machine may be shared: every configuration of a size is stepped in turn, round after round
+(round-robin; in each visit only the last of --steps-per-visit steps is timed, the ones before
+re-warm that model's memory as in a real run), with a fresh matmul-peak measurement at the
+start of each round, so ratios
+(utilisation, teacher share, supmam_clap / supmam) compare steps taken under the same load.
+Utilisation is reported two ways: best step / best peak, and the median over rounds of
+(step GFLOP/s / that round's peak).
+
+    python benchmarks/pretraining_step.py                         # CPU: B=2, vitb and tiny
+    python benchmarks/pretraining_step.py --sizes tiny --steps 10
+    python benchmarks/pretraining_step.py --device cuda --dtype bf16 --batch 32
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (puts the repository on sys.path)
+from common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE, VARIANTS  # noqa: E402
+
+import torch  # noqa: E402
+
+import flops  # noqa: E402
+
+
+def make_sample(batch: int, num_classes: int, device, with_teacher_audio: bool, token_map=None, seed: int = 0):
+    source = common.synthetic_batch(batch, CLIP_SECONDS, SAMPLE_RATE, seed)
+    net_input = {
+        "source": source.to(device),
+        "source_lengths": torch.full((batch,), source.size(1), dtype=torch.long, device=device),
+        "clip_ids": torch.arange(batch, device=device),
+    }
+    if with_teacher_audio:
+        net_input["teacher_source"] = common.synthetic_batch(batch, CLIP_SECONDS, TEACHER_RATE, seed).to(device)
+    if token_map is not None:
+        net_input["teacher_token_map"] = token_map.to(device)
+    target = torch.zeros(batch, num_classes, device=device)  # AudioSet-like multi-hot labels
+    for i in range(batch):
+        target[i, (7 * i) % num_classes] = 1.0
+        target[i, (7 * i + 100) % num_classes] = 1.0
+    return {"id": torch.arange(batch), "nsentences": batch, "ntokens": int(source.numel()),
+            "net_input": net_input, "target": target}
+
+
+def cached_token_map(model, batch: int, seed: int = 0) -> torch.Tensor:
+    """What a teacher cache holds for the batch: the (random) teacher's native map, float16."""
+    audio = common.synthetic_batch(batch, CLIP_SECONDS, TEACHER_RATE, seed)
+    return model.teacher.token_map(audio).to(torch.float16)
+
+
+class Config:
+    """One thing to time: a variant at a size, with the teacher online or cached (CLAP targets)."""
+
+    def __init__(self, variant, size, teacher_mode, model, criterion, cfg, optimizer, sample):
+        self.variant, self.size, self.teacher_mode = variant, size, teacher_mode
+        self.model, self.criterion, self.cfg, self.optimizer, self.sample = model, criterion, cfg, optimizer, sample
+        self.times, self.round_peaks, self.mem_peak, self.mem_added = [], [], 0, 0
+        self.flop_parts = None
+        self.suffix = ""
+
+    @property
+    def name(self):
+        return self.variant + (f" ({self.teacher_mode})" if self.teacher_mode else "") + self.suffix
+
+
+def train_step(config: Config, device, dtype: str):
+    with common.autocast(device, dtype):
+        loss, sample_size, _ = config.criterion(config.model, config.sample)
+    loss.backward()
+    config.optimizer.step()
+    config.optimizer.zero_grad(set_to_none=True)
+
+
+OPTIMIZERS = {
+    "torch": "torch.optim.AdamW (default implementation)",
+    "torch-fused": "torch.optim.AdamW(fused=True)",
+    "fairseq": "fairseq's optimizer=adam (the recipes' optimizer; decoupled weight decay)",
+}
+
+
+def make_optimizer(name: str, model):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "torch":
+        return torch.optim.AdamW(params, lr=2e-4, betas=(0.9, 0.95), weight_decay=0.05)
+    if name == "torch-fused":
+        return torch.optim.AdamW(params, lr=2e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)
+    if name == "fairseq":
+        from fairseq.optim.adam import Adam
+
+        return Adam(params, lr=2e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.05)
+    raise ValueError(name)
+
+
+def build_configs(size, args, device):
+    configs = []
+    for variant in args.variants:
+        base, criterion, cfg, lambda_cls = common.build_variant(variant, size, args.num_classes)
+        base.to(device).train()
+        if cfg.target == "clap":
+            # the model moves its (out-of-tree) teacher to the input's device on first use (and halves
+            # it on a GPU): do that now, so that cached maps and FLOP counts come from there
+            base.teacher_targets(teacher_token_map=torch.zeros(1, base.teacher.token_width, 2, 32, device=device))
+        token_map = None
+        for opt_index, opt_name in enumerate(args.optimizers):
+            # one model (and optimizer state) per optimizer implementation
+            model = base if opt_index == 0 else copy.deepcopy(base)
+            optimizer = make_optimizer(opt_name, model)
+            suffix = "" if opt_name == "torch" else f" [{opt_name}]"
+            if cfg.target == "clap":
+                modes = ["cached", "online"] if args.teacher == "both" else [args.teacher]
+                if token_map is None and "cached" in modes:
+                    token_map = cached_token_map(model, args.batch)
+                for mode in modes:
+                    sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=(mode == "online"),
+                                         token_map=token_map if mode == "cached" else None)
+                    c = Config(variant, size, mode, model, criterion, cfg, optimizer, sample)
+                    c.suffix = suffix
+                    configs.append(c)
+            else:
+                sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=False)
+                c = Config(variant, size, None, model, criterion, cfg, optimizer, sample)
+                c.suffix = suffix
+                configs.append(c)
+    return configs
+
+
+def count_flops(config: Config, args, device, teacher_flops_cache: dict) -> dict:
+    """Analytic FLOPs of the step, and FlopCounterMode's count of one forward (and one forward +
+    backward) for the cross-check. Returns a dict of numbers."""
+    model, cfg = config.model, config.cfg
+    target_dim = model.head[0].out_features
+    teacher_forward = 0.0
+    if config.teacher_mode == "online":
+        key = (config.size, cfg.clap_model)
+        if key not in teacher_flops_cache:
+            teacher_flops_cache[key] = flops.teacher_forward_flops(model.teacher, config.sample["net_input"]["teacher_source"])
+        teacher_forward = teacher_flops_cache[key]
+    num_samples = config.sample["net_input"]["source"].size(1)
+    parts = flops.step_flops(cfg, args.batch, num_samples, args.num_classes, target_dim, teacher_forward)
+    config.flop_parts = parts
+    total = flops.totals(parts)
+    counter = flops.flop_counter()
+    with counter:
+        with common.autocast(device, args.dtype):
+            loss, _, _ = config.criterion(model, config.sample)
+    counted_forward = float(counter.get_total_flops())
+    by_op_forward = flops.counted_by_op(counter)
+    counter_bwd = flops.flop_counter()
+    with counter_bwd:
+        loss.backward()
+    counted_backward = float(counter_bwd.get_total_flops())
+    config.optimizer.zero_grad(set_to_none=True)
+    plain = flops.flop_counter(with_cpu_sdpa=False)
+    with plain:
+        with torch.no_grad(), common.autocast(device, args.dtype):
+            config.criterion(model, config.sample)
+    return {"analytic": total, "counted_forward": counted_forward, "counted_backward": counted_backward,
+            "counted_forward_without_cpu_sdpa_formula": float(plain.get_total_flops()),
+            "counted_by_op_forward": by_op_forward}
+
+
+def memory_probe(args) -> None:
+    """--probe-memory VARIANT:SIZE:MODE: a fresh process builds the config, takes 2 steps and
+    prints its peak RSS (CPU) as JSON on the last line."""
+    device = common.setup(args)
+    variant, size, mode = args.probe_memory.split(":")
+    model, criterion, cfg, _ = common.build_variant(variant, size, args.num_classes)
+    model.to(device).train()
+    optimizer = make_optimizer("torch", model)
+    token_map = cached_token_map(model, args.batch) if mode == "cached" else None
+    sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=(mode == "online"), token_map=token_map)
+    config = Config(variant, size, mode if mode != "none" else None, model, criterion, cfg, optimizer, sample)
+    rss_before = common.rss_bytes()
+    common.reset_peak_rss()
+    for _ in range(2):
+        train_step(config, device, args.dtype)
+    peak = common.peak_rss_bytes()
+    print(json.dumps({"rss_before_steps": rss_before, "peak_rss": peak,
+                      "state_bytes": common.training_state_bytes(model, optimizer)}))
+
+
+def probe_memory_in_subprocess(config: Config, args) -> dict | None:
+    mode = config.teacher_mode or "none"
+    command = [sys.executable, os.path.abspath(__file__), "--probe-memory", f"{config.variant}:{config.size}:{mode}",
+               "--batch", str(args.batch), "--num-classes", str(args.num_classes), "--device", "cpu",
+               "--dtype", args.dtype, "--threads", str(torch.get_num_threads())]
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return None
+
+
+def run_size(size, args, device) -> dict:
+    configs = build_configs(size, args, device)
+    print(f"\n=== size {size}: " + ", ".join(
+        f"{c.name} [{c.cfg.encoder_layers}x{c.cfg.encoder_embed_dim}, mask {c.cfg.mask_ratio}, "
+        f"decoder {c.cfg.decoder_layers}x{c.cfg.decoder_embed_dim}, target {c.cfg.target}, "
+        f"cls {'on' if c.cfg.cls_branch else 'off'}]" for c in configs if c.teacher_mode != "online" and not c.suffix), flush=True)
+    for c in configs:
+        if c.teacher_mode != "online" and not c.suffix:
+            print(f"  {c.variant}: {common.count_parameters(c.model) / 1e6:.1f} M trainable parameters")
+
+    # FLOPs (analytic + FlopCounterMode cross-check), one forward/backward each (untimed)
+    teacher_cache = {}
+    flop_info = {}
+    for c in configs:
+        flop_info[c.name] = count_flops(c, args, device, teacher_cache)
+
+    warmup = args.warmup if args.warmup is not None else (1 if size == "vitb" and device.type == "cpu" else 3)
+    steps = args.steps if args.steps is not None else (5 if size == "vitb" and device.type == "cpu" else 10)
+    peaks = []
+    for round_index in range(warmup + steps):
+        peak = common.matmul_peak(device, args.peak_size, reps=args.peak_reps, dtype=common.peak_dtype(args.dtype))
+        timed_round = round_index >= warmup
+        if timed_round:
+            peaks.append(peak)
+        round_times = {}
+        for c in configs:
+            for _ in range(args.steps_per_visit - 1):  # re-warm this model's memory after the others ran
+                train_step(c, device, args.dtype)
+            with common.PeakMemory(device) as memory:
+                seconds = common.timed(lambda: train_step(c, device, args.dtype), device)
+            round_times[c.name] = seconds
+            if timed_round:
+                c.times.append(seconds)
+                c.round_peaks.append(peak)
+                if device.type == "cuda":
+                    c.mem_peak = max(c.mem_peak, memory.peak)
+                    c.mem_added = max(c.mem_added, memory.added)
+        label = "timed" if timed_round else "warm-up"
+        print(f"  round {round_index + 1}/{warmup + steps} ({label}): peak {peak:.1f} GFLOP/s | " + " | ".join(
+            f"{c.name} {round_times[c.name]:.3f}s" for c in configs), flush=True)
+
+    if device.type == "cpu" and not args.no_memory:
+        for c in configs:
+            if c.suffix:
+                continue  # the probe builds the default optimizer
+            probe = probe_memory_in_subprocess(c, args)
+            if probe:
+                c.mem_peak = probe["peak_rss"]
+                c.mem_added = probe["peak_rss"] - probe["rss_before_steps"]
+                c.state_bytes = probe["state_bytes"]
+    best_peak = max(peaks)
+
+    results = {}
+    print(f"\n--- size {size}, batch {args.batch}, {args.dtype}, device {device}, "
+          f"{args.dtype} matmul peak ({args.peak_size}^3) best {best_peak:.1f} GFLOP/s "
+          f"(median {statistics.median(peaks):.1f}) ---")
+    header = (f"{'config':36s} {'s/step med':>10s} {'s/step best':>11s} {'clips/s':>8s} {'GFLOP/step':>10s} "
+              f"{'GFLOP/s':>8s} {'%peak best':>10s} {'%peak med':>9s} {'peak mem MB':>11s} {'+step MB':>9s}")
+    print(header)
+    for c in configs:
+        stats = common.summary(c.times)
+        step_flops = flop_info[c.name]["analytic"]["step"]
+        achieved_best = step_flops / stats["best"] / 1e9
+        achieved_median = step_flops / stats["median"] / 1e9
+        per_round = [step_flops / t / 1e9 / p for t, p in zip(c.times, c.round_peaks)]
+        util_best = achieved_best / best_peak
+        util_median = statistics.median(per_round)
+        clips = args.batch / stats["median"]
+        results[c.name] = {
+            "variant": c.variant, "teacher": c.teacher_mode, "size": size, "batch": args.batch,
+            "seconds_per_step": stats, "clips_per_s": clips, "clips_per_s_best": args.batch / stats["best"],
+            "step_gflop": step_flops / 1e9, "gflops_best": achieved_best, "gflops_median": achieved_median,
+            "util_best_over_best_peak": util_best, "util_median_per_round": util_median,
+            "peak_mem_bytes": c.mem_peak, "step_added_mem_bytes": c.mem_added,
+            "flops": {k: v for k, v in flop_info[c.name].items()},
+            "flop_parts": {k: list(v) for k, v in c.flop_parts.items()},
+            "times": c.times, "round_peaks": c.round_peaks,
+        }
+        print(f"{c.name:36s} {stats['median']:10.3f} {stats['best']:11.3f} {clips:8.2f} {step_flops / 1e9:10.1f} "
+              f"{achieved_best:8.1f} {100 * util_best:9.1f}% {100 * util_median:8.1f}% "
+              f"{c.mem_peak / 2**20:11.0f} {c.mem_added / 2**20:9.0f}")
+
+    print("\nFLOPs per step (analytic; forward / backward, GFLOP) and the FlopCounterMode cross-check:")
+    for c in configs:
+        info = flop_info[c.name]
+        analytic = info["analytic"]
+        teacher = c.flop_parts.get("teacher (frozen, forward)", (0.0, 0.0))[0]
+        student_forward = analytic["forward"] - teacher
+        print(f"  {c.name:24s} forward {analytic['forward'] / 1e9:8.2f} backward {analytic['backward'] / 1e9:8.2f} "
+              f"step {analytic['step'] / 1e9:8.2f}" + (f" (teacher {teacher / 1e9:.2f})" if teacher else ""))
+        counted_student = info["counted_forward"] - teacher
+        print(f"  {'':24s} FlopCounterMode forward {info['counted_forward'] / 1e9:8.2f} "
+              f"(student {counted_student / 1e9:.2f} vs analytic {student_forward / 1e9:.2f}: "
+              f"{100 * (counted_student / student_forward - 1):+.2f}%), backward {info['counted_backward'] / 1e9:8.2f} "
+              f"(analytic {analytic['backward'] / 1e9:.2f}: "
+              f"{100 * (info['counted_backward'] / max(analytic['backward'], 1) - 1):+.2f}%); "
+              f"without a CPU-SDPA formula torch counts {info['counted_forward_without_cpu_sdpa_formula'] / 1e9:.2f}")
+    for c in configs[:1]:
+        print("  components of " + c.name + ": " + ", ".join(
+            f"{k} {f / 1e9:.2f}/{b / 1e9:.2f}" for k, (f, b) in c.flop_parts.items()))
+
+    # paired ratios (same rounds, same load)
+    ratios = {}
+    by_name = {c.name: c for c in configs}
+
+    def paired(a, b):
+        """Median over rounds of the step-time ratio a/b (same round, same load), and the
+        ratio of the best step times."""
+        median = statistics.median([x / y for x, y in zip(by_name[a].times, by_name[b].times)])
+        return median, min(by_name[a].times) / min(by_name[b].times)
+
+    for variant in ("mam_clap", "supmam_clap"):
+        online, cached = f"{variant} (online)", f"{variant} (cached)"
+        if online in by_name and cached in by_name:
+            r, rb = paired(online, cached)
+            ratios[f"{variant} online/cached"] = {"paired_median": r, "best": rb}
+            print(f"  teacher share {variant}: online/cached step time {r:.3f}x paired median, {rb:.3f}x best/best "
+                  f"-> the teacher takes {100 * (1 - 1 / r):.1f}% ({100 * (1 - 1 / rb):.1f}%) of an online step")
+    for mode in ("cached", "online"):
+        name = f"supmam_clap ({mode})"
+        if name in by_name and "supmam" in by_name:
+            r, rb = paired(name, "supmam")
+            ratios[f"supmam_clap({mode})/supmam"] = {"paired_median": r, "best": rb}
+            verdict = "met" if max(r, rb) <= 1.1 else ("MISSED" if min(r, rb) > 1.1 else "mixed")
+            print(f"  {name} / supmam (both mask 0.4): {r:.3f}x paired median, {rb:.3f}x best/best "
+                  f"(target <= 1.1x: {verdict})")
+    for c in configs:
+        if c.suffix:
+            base_name = c.name[: -len(c.suffix)]
+            if base_name in by_name:
+                r, rb = paired(c.name, base_name)
+                ratios[f"{c.name} / {base_name}"] = {"paired_median": r, "best": rb}
+                print(f"  {c.name} / {base_name}: {r:.3f}x paired median, {rb:.3f}x best/best")
+    return {"configs": results, "peaks": peaks, "best_peak": best_peak, "ratios": ratios}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_common_args(parser)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--sizes", nargs="+", default=["vitb", "tiny"], choices=list(common.SIZES))
+    parser.add_argument("--size", dest="sizes", action="store", type=lambda s: [s], help="one size (alias)")
+    parser.add_argument("--batch", type=int, default=0, help="clips per step (default: 2 on CPU, 32 on GPU)")
+    parser.add_argument("--teacher", default="both", choices=["online", "cached", "both"],
+                        help="CLAP targets: teacher run on 48 kHz audio in the step, a cached map, or both")
+    parser.add_argument("--steps", type=int, default=None, help="timed rounds (default: 5 vitb on CPU, else 10)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default: 1 vitb on CPU, else 3)")
+    parser.add_argument("--optimizers", nargs="+", default=["torch"], choices=list(OPTIMIZERS),
+                        help="optimizer implementations to time (each on its own copy of the model): "
+                        + "; ".join(f"{k}: {v}" for k, v in OPTIMIZERS.items()))
+    parser.add_argument("--steps-per-visit", type=int, default=2,
+                        help="steps of a configuration in a row in each round; only the last is timed (the first "
+                             "ones re-warm its memory after the other models ran); 1 = strict alternation")
+    parser.add_argument("--num-classes", type=int, default=527, help="classes of the cls branch (AudioSet: 527)")
+    parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul for the peak")
+    parser.add_argument("--peak-reps", type=int, default=3, help="matmul repetitions per peak measurement")
+    parser.add_argument("--no-memory", action="store_true", help="CPU: skip the per-config memory subprocesses")
+    parser.add_argument("--json", default="", help="also write all figures to this JSON file")
+    parser.add_argument("--probe-memory", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.batch:
+        args.batch = 32 if args.device.startswith("cuda") else 2
+    if args.probe_memory:
+        memory_probe(args)
+        return
+    device = common.setup(args)
+    torch.manual_seed(0)
+    print(common.machine_summary(device))
+    print(f"command: {' '.join(sys.argv)}")
+    start = time.time()
+    out = {"machine": common.machine_summary(device), "args": vars(args), "sizes": {}}
+    for size in args.sizes:
+        out["sizes"][size] = run_size(size, args, device)
+    print(f"\nload average at the end: {common.load_average()} | wall {time.time() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()

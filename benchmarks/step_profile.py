@@ -1,0 +1,295 @@
+"""Where the time of one pretraining step goes: fbank, encoder, decoder, head + loss, backward,
+optimizer (default: ViT-B supmam_clap with a cached teacher map, B=2).
+
+Stage times come from timers around the model's own modules (forward hooks; full backward
+hooks for the per-module backward), without touching the model's code: fbank is timed by
+wrapping ``batch_fbank`` where supmam_model calls it, the teacher by wrapping the model's
+``teacher_targets``. A torch.profiler pass then lists the aten operators by self time and
+groups them (matmul, attention, elementwise/norm, copies/gathers, optimizer).
+
+    python benchmarks/step_profile.py
+    python benchmarks/step_profile.py --variant audiomae --size vitb --steps 3
+    python benchmarks/step_profile.py --variant supmam_clap --teacher online
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import VARIANTS  # noqa: E402
+
+import torch  # noqa: E402
+
+import flops  # noqa: E402
+from pretraining_step import cached_token_map, make_sample  # noqa: E402
+
+
+class StageTimer:
+    def __init__(self, device):
+        self.device = device
+        self.totals = defaultdict(float)
+        self._open = {}
+
+    def start(self, key):
+        common.sync(self.device)
+        self._open[key] = time.perf_counter()
+
+    def stop(self, key):
+        common.sync(self.device)
+        self.totals[key] += time.perf_counter() - self._open.pop(key)
+
+    def add_module(self, module, key, backward: bool = True):
+        module.register_forward_pre_hook(lambda m, i: self.start("fwd " + key))
+        module.register_forward_hook(lambda m, i, o: self.stop("fwd " + key))
+        if backward:
+            module.register_full_backward_pre_hook(lambda m, g: self.start("bwd " + key))
+            module.register_full_backward_hook(lambda m, gi, go: self.stop("bwd " + key))
+
+    def wrap(self, fn, key):
+        def timed(*args, **kwargs):
+            self.start(key)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.stop(key)
+        return timed
+
+
+MATMUL_OPS = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "convolution", "_convolution", "conv2d",
+              "convolution_backward", "mkldnn_convolution", "_slow_conv2d_forward", "_slow_conv2d_backward",
+              "_mkldnn_convolution"}
+NORM_OPS = ("layer_norm", "batch_norm", "gelu", "softmax", "relu", "threshold")
+ELEMENTWISE_OPS = {"add", "add_", "mul", "mul_", "sub", "sub_", "div", "div_", "sum", "mean", "var", "sqrt", "pow",
+                   "square", "log", "log_", "clamp", "clamp_", "clamp_min", "clamp_min_", "exp", "neg", "rsub", "where",
+                   "abs", "sigmoid", "fill_", "zero_", "lerp_", "addcmul_", "addcdiv_", "sqrt_", "maximum",
+                   "minimum", "mse_loss", "binary_cross_entropy_with_logits", "masked_fill", "masked_fill_",
+                   "reciprocal", "rsqrt", "ne", "eq", "lt", "gt", "ge", "le", "sign", "argmax", "max", "min", "any",
+                   "all", "norm", "linalg_vector_norm", "_foreach_add_", "_foreach_mul_", "_foreach_lerp_",
+                   "_foreach_addcmul_", "_foreach_addcdiv_", "_foreach_sqrt", "_foreach_div_", "_foreach_add",
+                   "_fused_adamw_", "_fused_adam_"}
+COPY_OPS = {"copy_", "cat", "gather", "index", "index_select", "clone", "contiguous", "roll", "to", "_to_copy",
+            "scatter", "scatter_", "scatter_add_", "constant_pad_nd", "pad", "unfold", "unfold_backward", "stack",
+            "grid_sampler_2d", "grid_sampler_2d_backward", "index_add_", "index_put_", "_index_put_impl_",
+            "gather_backward", "embedding", "repeat", "flip", "new_zeros", "zeros", "ones", "empty", "empty_like",
+            "zeros_like", "ones_like", "new_empty_strided", "empty_strided", "full", "arange", "slice_backward",
+            "select_backward", "_unsafe_view", "view", "reshape", "permute", "transpose", "t", "expand",
+            "as_strided", "narrow", "slice", "select", "squeeze", "unsqueeze", "split", "chunk", "unbind",
+            "detach", "alias", "resize_", "fft_rfft", "_fft_r2c", "fft"}
+
+
+def op_group(name: str) -> str:
+    """Group of an operator (by its aten name) for the profile summary."""
+    op = name.split("::", 1)[-1]
+    if "scaled_dot_product" in op or "flash_attention" in op:
+        return "attention (sdpa)"
+    if op in MATMUL_OPS:
+        return "matmul (linear/mm/bmm/conv)"
+    if "fft" in op:
+        return "fft (fbank)"
+    if any(k in op for k in NORM_OPS):
+        return "norm/activation (+backward)"
+    if op in ELEMENTWISE_OPS:
+        return "elementwise/reduction"
+    if op in COPY_OPS:
+        return "copies/gathers/layout"
+    return "other"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_common_args(parser)
+    parser.add_argument("--variant", default="supmam_clap", choices=VARIANTS)
+    parser.add_argument("--size", default="vitb", choices=list(common.SIZES))
+    parser.add_argument("--teacher", default="cached", choices=["cached", "online"])
+    parser.add_argument("--batch", type=int, default=0, help="clips per step (default: 2 on CPU, 32 on GPU)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps with stage timers")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--num-classes", type=int, default=527)
+    parser.add_argument("--top", type=int, default=20, help="operators listed from the profiler")
+    parser.add_argument("--no-profiler", action="store_true", help="skip the torch.profiler pass")
+    args = parser.parse_args()
+    if not args.batch:
+        args.batch = 32 if args.device.startswith("cuda") else 2
+    device = common.setup(args)
+    torch.manual_seed(0)
+    print(common.machine_summary(device))
+    print(f"command: {' '.join(sys.argv)}")
+
+    from supmam_plugin.models import supmam_model
+
+    model, criterion, cfg, _ = common.build_variant(args.variant, args.size, args.num_classes)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.05)
+    clap = cfg.target == "clap"
+    token_map = cached_token_map(model, args.batch) if clap and args.teacher == "cached" else None
+    sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=clap and args.teacher == "online",
+                         token_map=token_map)
+    name = f"{args.variant}" + (f" ({args.teacher})" if clap else "")
+    print(f"{name}, size {args.size}, batch {args.batch}, {args.dtype}")
+
+    def step():
+        with common.autocast(device, args.dtype):
+            loss, _, _ = criterion(model, sample)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(args.warmup):
+        step()
+
+    # ---- stage timers
+    timer = StageTimer(device)
+    original_fbank = supmam_model.batch_fbank
+    supmam_model.batch_fbank = timer.wrap(original_fbank, "fwd fbank")
+    model.teacher_targets = timer.wrap(model.teacher_targets, "fwd teacher targets")
+    timer.add_module(model.encoder.patch_embed, "patch_embed", backward=False)
+    for block in model.encoder.blocks:
+        timer.add_module(block, "encoder blocks")
+    timer.add_module(model.encoder.norm, "encoder blocks")
+    timer.add_module(model.decoder, "decoder")
+    timer.add_module(model.head, "head")
+    if model.cls_branch is not None:
+        timer.add_module(model.cls_branch, "cls branch")
+    model.register_forward_pre_hook(lambda m, i: timer.start("model forward"))
+    model.register_forward_hook(lambda m, i, o: timer.stop("model forward"))
+    totals = defaultdict(list)
+    for _ in range(args.steps):
+        timer.totals.clear()
+        common.sync(device)
+        t0 = time.perf_counter()
+        with common.autocast(device, args.dtype):
+            loss, _, _ = criterion(model, sample)
+        common.sync(device)
+        t1 = time.perf_counter()
+        loss.backward()
+        common.sync(device)
+        t2 = time.perf_counter()
+        optimizer.step()
+        common.sync(device)
+        t3 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        common.sync(device)
+        t4 = time.perf_counter()
+        record = dict(timer.totals)
+        record["criterion forward"] = t1 - t0
+        record["backward"] = t2 - t1
+        record["optimizer.step"] = t3 - t2
+        record["zero_grad"] = t4 - t3
+        record["step"] = t4 - t0
+        for k, v in record.items():
+            totals[k].append(v)
+    supmam_model.batch_fbank = original_fbank
+
+    med = {k: statistics.median(v) for k, v in totals.items()}
+    step_time = med["step"]
+    forward_parts = ["fwd fbank", "fwd patch_embed", "fwd encoder blocks", "fwd decoder", "fwd head",
+                     "fwd teacher targets", "fwd cls branch"]
+    known_forward = sum(med.get(k, 0.0) for k in forward_parts)
+    rows = [(k[4:], med[k]) for k in forward_parts if k in med]
+    rows.append(("masking, gathers, norm_pix target, other model code", med["model forward"] - known_forward))
+    rows.append(("loss (criterion outside the model)", med["criterion forward"] - med["model forward"]))
+    backward_parts = ["bwd encoder blocks", "bwd decoder", "bwd head", "bwd cls branch"]
+    for k in backward_parts:
+        if k in med:
+            rows.append(("backward: " + k[4:], med[k]))
+    rows.append(("backward: rest (patch_embed, loss, gathers, grad accumulation)",
+                 med["backward"] - sum(med.get(k, 0.0) for k in backward_parts)))
+    rows.append(("optimizer.step (AdamW)", med["optimizer.step"]))
+    rows.append(("zero_grad", med["zero_grad"]))
+    print(f"\nstage times, median of {args.steps} steps (step {step_time:.3f} s):")
+    print(f"  {'stage':62s} {'seconds':>8s} {'share':>7s}")
+    for label, seconds in rows:
+        print(f"  {label:62s} {seconds:8.3f} {100 * seconds / step_time:6.1f}%")
+    print(f"  {'= forward (criterion) / backward / optimizer+zero_grad':62s} "
+          f"{med['criterion forward']:.3f} / {med['backward']:.3f} / {med['optimizer.step'] + med['zero_grad']:.3f}")
+
+    # FLOP-weighted view: which stage runs far below the matmul rate
+    target_dim = model.head[0].out_features
+    parts = flops.step_flops(cfg, args.batch, sample["net_input"]["source"].size(1), args.num_classes, target_dim)
+    peak = common.matmul_peak(device, dtype=common.peak_dtype(args.dtype))
+    enc_f = sum(parts[k][0] for k in ("encoder linear", "encoder attention"))
+    dec_f = sum(parts[k][0] for k in ("decoder linear", "decoder attention", "decoder embed"))
+    enc_b = sum(parts[k][1] for k in ("encoder linear", "encoder attention"))
+    dec_b = sum(parts[k][1] for k in ("decoder linear", "decoder attention", "decoder embed"))
+    print(f"\nachieved rate per stage (analytic FLOPs / stage time; matmul peak now {peak:.1f} GFLOP/s):")
+    for label, f, key in (("encoder forward", enc_f, "fwd encoder blocks"), ("decoder forward", dec_f, "fwd decoder"),
+                          ("encoder backward", enc_b, "bwd encoder blocks"), ("decoder backward", dec_b, "bwd decoder"),
+                          ("head forward", parts["head"][0], "fwd head")):
+        if med.get(key):
+            rate = f / med[key] / 1e9
+            print(f"  {label:18s} {f / 1e9:8.2f} GFLOP in {med[key]:.3f} s = {rate:7.1f} GFLOP/s ({100 * rate / peak:5.1f}% of peak)")
+
+    if args.no_profiler:
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+
+    def self_time(e):
+        return getattr(e, key, 0.0) or 0.0
+
+    def report(events, title):
+        total = sum(self_time(e) for e in events)
+        print(f"\ntorch.profiler, {title}: top {args.top} operators by self time (total {total / 1e6:.3f} s)")
+        print(f"  {'operator':58s} {'calls':>6s} {'self s':>8s} {'share':>7s}  group")
+        for e in sorted(events, key=self_time, reverse=True)[: args.top]:
+            print(f"  {e.key[:58]:58s} {e.count:6d} {self_time(e) / 1e6:8.3f} {100 * self_time(e) / total:6.1f}%  "
+                  f"{op_group(e.key)}")
+        groups = defaultdict(float)
+        for e in events:
+            groups[op_group(e.key)] += self_time(e)
+        print(f"  groups ({title}):")
+        for g, t in sorted(groups.items(), key=lambda kv: -kv[1]):
+            print(f"    {g:32s} {t / 1e6:8.3f} s {100 * t / total:6.1f}%")
+
+    with profile(activities=activities) as prof:
+        with common.autocast(device, args.dtype):
+            loss, _, _ = criterion(model, sample)
+        loss.backward()
+    report(prof.key_averages(), "forward + backward")
+    with profile(activities=activities) as prof:
+        optimizer.step()
+    report(prof.key_averages(), "optimizer.step (torch AdamW, default implementation)")
+    optimizer.zero_grad(set_to_none=True)
+
+    # optimizer implementations on the same model's parameters (AdamW, same hyper-parameters)
+    print("\noptimizer.step alone, median of 5 (same parameters and gradients):")
+    grads = [torch.randn_like(p) * 1e-3 for p in model.parameters()]
+    candidates = [("torch AdamW default (per-tensor loop on CPU)", dict()),
+                  ("torch AdamW foreach=True", dict(foreach=True)),
+                  ("torch AdamW fused=True", dict(fused=True))]
+    for label, extra in candidates:
+        try:
+            opt = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.05, **extra)
+            times = []
+            for _ in range(6):
+                for p, g in zip(model.parameters(), grads):
+                    p.grad = g
+                times.append(common.timed(opt.step, device))
+            print(f"  {label:48s} {statistics.median(times[1:]):.3f} s")
+        except Exception as e:  # an implementation missing on this device
+            print(f"  {label:48s} unavailable ({type(e).__name__}: {e})")
+    try:
+        from fairseq.optim.adam import Adam as FairseqAdamImpl
+
+        opt = FairseqAdamImpl(model.parameters(), lr=2e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.05)
+        times = []
+        for _ in range(6):
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g
+            times.append(common.timed(opt.step, device))
+        print(f"  {'fairseq optimizer=adam (the recipes; fairseq.optim.adam.Adam)':48s} {statistics.median(times[1:]):.3f} s")
+    except Exception as e:
+        print(f"  fairseq adam: unavailable ({type(e).__name__}: {e})")
+    optimizer.zero_grad(set_to_none=True)
+
+
+if __name__ == "__main__":
+    main()
