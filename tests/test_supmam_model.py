@@ -485,3 +485,22 @@ def test_classification_branch_takes_a_batch_of_one_clip():
     assert logits.shape == (1, 3) and branch.mlp[1].training
     branch.eval()
     torch.testing.assert_close(logits, branch(pooled))  # the running statistics were used
+
+
+def test_encoder_fast_attention_path_equals_plain_path():
+    """The encoder's fused scaled_dot_product_attention (the fast path) computes what the
+    plain softmax(QK^T)V path does."""
+    from supmam_plugin.models.vit_encoder import VitEncoder, VitEncoderConfig
+
+    torch.manual_seed(0)
+    encoder = VitEncoder(OmegaConf.structured(VitEncoderConfig(encoder_layers=2, encoder_embed_dim=192,
+                                                               encoder_heads=3))).eval()
+    tokens = encoder.embed_patches(torch.randn(2, 1024, 128))
+    visible = torch.stack([torch.randperm(512)[:102].sort().values for _ in range(2)])
+    assert all(block.attn.fused_attn for block in encoder.blocks)
+    with torch.no_grad():
+        fast = encoder.encode(tokens, visible)
+        for block in encoder.blocks:
+            block.attn.fused_attn = False
+        plain = encoder.encode(tokens, visible)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
