@@ -43,8 +43,10 @@ SAMPLE_RATE = 16000
 FAIRSEQ_MODELS = ("supmam", "supmam_classifier")
 
 
-def load_encoder(path: str, device: str | torch.device = "cpu") -> "AudioEncoder":
-    """The encoder of a checkpoint (see the module docstring for the kinds), in eval mode on ``device``."""
+def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "AudioEncoder":
+    """The encoder of a checkpoint (see the module docstring for the kinds), in eval mode on ``device``,
+    its weights in ``dtype`` (torch.bfloat16 / float16 for speed on a GPU; the fbank is computed in
+    float32 whatever it is, and outputs are float32)."""
     path = os.fspath(path)
     state = read_checkpoint(path)
     sample_rate = SAMPLE_RATE
@@ -72,16 +74,16 @@ def load_encoder(path: str, device: str | torch.device = "cpu") -> "AudioEncoder
     config = VitEncoderConfig(**architecture)
     encoder = VitEncoder(config)
     check_and_load(encoder, weights, path)
-    return AudioEncoder(encoder, device=device, sample_rate=sample_rate, source=path)
+    return AudioEncoder(encoder, device=device, sample_rate=sample_rate, source=path, dtype=dtype)
 
 
 class AudioEncoder:
     """A VitEncoder with its input pipeline: waveforms -> fbank -> encoder -> numpy features."""
 
     def __init__(self, encoder: VitEncoder, device: str | torch.device = "cpu", sample_rate: int = SAMPLE_RATE,
-                 source: str | None = None):
+                 source: str | None = None, dtype: torch.dtype = torch.float32):
         self.device = torch.device(device)
-        self.encoder = encoder.to(self.device).eval()
+        self.encoder = encoder.to(self.device, dtype).eval()
         self.settings = FbankSettings(sample_rate=sample_rate)
         self.source = source
         self.input_frames = encoder.grid[0] * encoder.patch_embed.patch_size[0]

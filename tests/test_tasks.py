@@ -74,7 +74,8 @@ def test_fbank_in_dataloader_equals_fbank_on_device(single_label_dir):
     batch = first_batch(task, "train", 2)
     item = task.dataset("train")[0]["source"]
     alone = normalize_fbank(pad_or_crop_frames(kaldi_fbank(item), 1024))
-    torch.testing.assert_close(batch["net_input"]["fbank"][0], alone, atol=1e-4, rtol=0)
+    assert batch["net_input"]["fbank"].dtype == torch.float64  # kept out of fairseq's bf16/fp16 cast
+    torch.testing.assert_close(batch["net_input"]["fbank"][0].float(), alone, atol=1e-4, rtol=0)
 
 
 def test_multi_label_targets_are_multi_hot(tmp_path):
@@ -97,7 +98,7 @@ def test_pretraining_task_without_labels_and_with_teacher_audio(single_label_dir
     # the 1 s 16 kHz clip gives 1 s at 48 kHz, then zeros; the 0.5 s 48 kHz clip is unchanged
     assert teacher[0, 47000].abs() > 0 and torch.all(teacher[0, 48001:] == 0)
     wave, _ = read_mono(task.dataset("train").manifest.audio_path(2))
-    torch.testing.assert_close(teacher[2, : len(wave)], torch.from_numpy(wave))
+    torch.testing.assert_close(teacher[2, : len(wave)], torch.from_numpy(wave).double())  # exact, float64
     # the teacher's span starts where the student's crop starts (12 s clip, random crop)
     dataset = task.dataset("train")
     student, teacher_long = dataset[1]["source"].numpy(), dataset[1]["teacher_source"].numpy()

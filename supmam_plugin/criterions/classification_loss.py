@@ -59,7 +59,7 @@ class SupmamClassificationCriterion(FairseqCriterion):
         elif self.report_map and not model.training:
             log["predictions"] = BatchPredictions(
                 torch.sigmoid(logits.detach().float()).cpu().numpy(),
-                target.detach().cpu().numpy().astype("uint8"),
+                target.detach().float().cpu().numpy().astype("uint8"),  # bf16 has no numpy dtype
             )
         return loss, batch_size, log
 

@@ -20,12 +20,14 @@ class AudioClipDataset(FairseqDataset):
     resampled to ``teacher_sample_rate`` (for the CLAP teacher, which wants 48 kHz read from
     the file, not up-sampled from 16 kHz).
 
-    Batches (``collater``):
-      net_input.source         (B, N) float, zero-padded waveforms at ``sample_rate``
+    Batches (``collater``); waveforms and the loader's fbank are float64 so that fairseq's
+    ``common.bf16`` / ``fp16`` cast (of float32 tensors only) leaves them at full precision (see
+    :func:`~supmam_plugin.data.fbank.model_input_fbank`):
+      net_input.source         (B, N) float64, zero-padded waveforms at ``sample_rate``
       net_input.source_lengths (B,)   valid samples per clip
       net_input.clip_ids       (B,)   manifest line index of each clip (keys the masks)
-      net_input.fbank          (B, target_frames, 128), only if ``fbank_in_dataloader``
-      net_input.teacher_source (B, S) float at ``teacher_sample_rate``, only if asked
+      net_input.fbank          (B, target_frames, 128) float64, only if ``fbank_in_dataloader``
+      net_input.teacher_source (B, S) float64 at ``teacher_sample_rate``, only if asked
       net_input.teacher_token_map (B, C, 2, 32) float16 precomputed teacher map, if a cache is given
       target                   (B,) class index, or (B, C) multi-hot float (multi-label)
 
@@ -168,7 +170,8 @@ class AudioClipDataset(FairseqDataset):
 
     @staticmethod
     def _pad(waves: list[torch.Tensor], length: int) -> torch.Tensor:
-        batch = torch.zeros(len(waves), length)
+        """(B, length) float64 (kept out of fairseq's half-precision cast), zero-padded."""
+        batch = torch.zeros(len(waves), length, dtype=torch.float64)
         for row, w in enumerate(waves):
             batch[row, : len(w)] = w
         return batch
@@ -187,7 +190,7 @@ class AudioClipDataset(FairseqDataset):
         if self.fbank_in_dataloader:
             net_input["fbank"] = batch_fbank(
                 net_input["source"], lengths, self.target_frames, self.fbank_settings
-            )
+            ).double()
         if self.teacher_sample_rate:
             net_input["teacher_source"] = self._pad(
                 [s["teacher_source"] for s in samples], self.teacher_samples

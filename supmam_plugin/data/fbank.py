@@ -156,6 +156,31 @@ def batch_fbank(
     return normalize_fbank(pad_or_crop_frames(fbank, target_frames), mean, std)
 
 
+def model_input_fbank(
+    source: torch.Tensor | None,
+    source_lengths: torch.Tensor | None,
+    fbank: torch.Tensor | None,
+    target_frames: int,
+    settings: FbankSettings = FbankSettings(),
+) -> torch.Tensor:
+    """A model's input fbank, ALWAYS float32 whatever the model's precision: the loader's
+    ``fbank`` if given (B, target_frames, M), else computed here from the waveforms
+    ``source`` (B, N) and their lengths (B,).
+
+    Mixed precision: fairseq's ``common.bf16`` / ``fp16`` cast every float32 tensor of a batch to
+    bf16 / fp16 before the forward, which would quantise the waveform to 8 / 11 mantissa bits
+    (noise near -48 dB for bf16) before the log. Our batches carry waveforms (and a loader fbank)
+    as float64, which fairseq leaves alone; the fbank is computed in float32 with autocast off
+    (``common.amp``), and only the model's first layer casts its result to the model's dtype.
+    """
+    if fbank is not None:
+        return fbank.float()
+    if source is None:
+        raise ValueError("the batch has neither net_input.source (waveforms) nor net_input.fbank")
+    with torch.autocast(device_type=source.device.type, enabled=False):
+        return batch_fbank(source, source_lengths, target_frames, settings)
+
+
 def frames_to_seconds(num_frames: int, settings: FbankSettings = FbankSettings()) -> float:
     return settings.num_samples_for(num_frames) / settings.sample_rate
 
@@ -168,5 +193,6 @@ __all__ = [
     "pad_or_crop_frames",
     "normalize_fbank",
     "batch_fbank",
+    "model_input_fbank",
     "frames_to_seconds",
 ]

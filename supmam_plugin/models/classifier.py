@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from fairseq.models import BaseFairseqModel, register_model
 
-from ..data.fbank import FbankSettings, batch_fbank, normalize_fbank
+from ..data.fbank import FbankSettings, model_input_fbank, normalize_fbank
 from .augment import mixup, spec_augment
 from .masking import split_by_mask, structured_masking
 from .pretrained_encoder import apply_architecture, check_and_load, load_encoder_weights
@@ -106,10 +106,9 @@ class SupmamClassifier(BaseFairseqModel):
         return cls(cfg, num_classes, sample_rate=task.cfg.sample_rate, load_pretrained=not from_checkpoint)
 
     def input_fbank(self, source, source_lengths=None, fbank=None) -> torch.Tensor:
-        """(B, frames, mel) normalised fbank: given, or computed here on the model's device."""
-        if fbank is not None:
-            return fbank
-        return batch_fbank(source, source_lengths, self.cfg.input_frames, self.fbank_settings)
+        """(B, frames, mel) float32 normalised fbank: given, or computed here on the model's device
+        from the full-precision waveform (see :func:`model_input_fbank`)."""
+        return model_input_fbank(source, source_lengths, fbank, self.cfg.input_frames, self.fbank_settings)
 
     def forward(self, source=None, source_lengths=None, fbank=None, **unused) -> dict:
         fbank = self.input_fbank(source, source_lengths, fbank)  # (B, T, F)

@@ -15,7 +15,7 @@ import torch.nn as nn
 from fairseq.dataclass import ChoiceEnum
 from fairseq.models import BaseFairseqModel, register_model
 
-from ..data.fbank import FbankSettings, batch_fbank
+from ..data.fbank import FbankSettings, model_input_fbank
 from .clap_teacher import ClapTeacher
 from .masking import clip_noise, masking_from_noise
 from .vit_encoder import VitEncoder, VitEncoderConfig
@@ -185,10 +185,10 @@ class SupmamModel(BaseFairseqModel):
         self.num_updates = num_updates
 
     def input_fbank(self, source, source_lengths=None, fbank=None) -> torch.Tensor:
-        """(B, frames, mel) normalised fbank: given, or computed here on the model's device."""
-        if fbank is not None:
-            return fbank
-        return batch_fbank(source, source_lengths, self.encoder.grid[0] * self.cfg.patch_size, self.fbank_settings)
+        """(B, frames, mel) float32 normalised fbank: given, or computed here on the model's device
+        from the full-precision waveform (see :func:`model_input_fbank`)."""
+        frames = self.encoder.grid[0] * self.cfg.patch_size
+        return model_input_fbank(source, source_lengths, fbank, frames, self.fbank_settings)
 
     def mask_for(self, clip_ids: Optional[torch.Tensor], batch_size: int, device) -> tuple:
         """Random masking (visible_index, mask, restore_index) that depends only on (seed, update,
@@ -203,8 +203,10 @@ class SupmamModel(BaseFairseqModel):
         return masking_from_noise(noise, self.cfg.mask_ratio)
 
     def teacher_targets(self, teacher_source=None, teacher_token_map=None) -> torch.Tensor:
-        """(B, L, D) teacher features on the patch grid, from 48 kHz audio (B, S) or from a
-        precomputed native map (B, C, 2, 32)."""
+        """(B, L, D) float32 teacher features on the patch grid, from 48 kHz audio (B, S) or from a
+        precomputed native map (B, C, 2, 32). The teacher runs in its own precision (float32 on
+        the CPU, float16 on a GPU) whatever the student's (fairseq's bf16/fp16 never reach it: it is
+        outside the module tree) and outside any autocast (``common.amp``)."""
         given = teacher_token_map if teacher_token_map is not None else teacher_source
         if given is None:
             raise ValueError("model.target=clap but the batch has no teacher audio: set task.teacher_sample_rate=48000")
@@ -213,9 +215,10 @@ class SupmamModel(BaseFairseqModel):
             teacher.to(given.device)
             if given.is_cuda:
                 teacher.half()  # frozen teacher in half precision on GPU
-        if teacher_token_map is not None:
-            return teacher.targets_from_token_map(teacher_token_map)
-        return teacher(teacher_source)
+        with torch.autocast(device_type=given.device.type, enabled=False):
+            if teacher_token_map is not None:
+                return teacher.targets_from_token_map(teacher_token_map)
+            return teacher(teacher_source)
 
     def forward(
         self,
@@ -227,7 +230,7 @@ class SupmamModel(BaseFairseqModel):
         clip_ids: Optional[torch.Tensor] = None,
         **unused,
     ) -> dict:
-        fbank = self.input_fbank(source, source_lengths, fbank)  # (B, 1024, 128)
+        fbank = self.input_fbank(source, source_lengths, fbank)  # (B, 1024, 128) float32
         batch_size = fbank.size(0)
         tokens = self.encoder.embed_patches(fbank)  # (B, L, D) with positions
         visible_index, mask, restore_index = self.mask_for(clip_ids, batch_size, fbank.device)
@@ -236,7 +239,7 @@ class SupmamModel(BaseFairseqModel):
         prediction = self.head(decoded)  # (B, L, D_target)
         if self.cfg.target == "clap":
             target = self.teacher_targets(teacher_source, teacher_token_map)
-        else:
+        else:  # float32, from the float32 fbank, whatever the model's precision
             target = patchify(fbank, self.cfg.patch_size)
             if self.cfg.norm_pix_loss:
                 target = normalise_patches(target)
@@ -244,7 +247,7 @@ class SupmamModel(BaseFairseqModel):
         return {
             "prediction": prediction,
             "target": target,
-            "mask": mask.to(prediction.dtype),
+            "mask": mask.float(),
             "loss_on_visible": self.cfg.target == "clap",
             "cls_logits": cls_logits,
         }

@@ -83,8 +83,10 @@ class VitEncoder(nn.Module):
             nn.init.xavier_uniform_(module.proj.weight.view(module.proj.weight.size(0), -1))
 
     def embed_patches(self, fbank: torch.Tensor) -> torch.Tensor:
-        """(B, frames, mel) -> (B, L, D) patch tokens with positions."""
-        return self.patch_embed(fbank.unsqueeze(1)) + self.pos_embed.to(fbank.dtype)
+        """(B, frames, mel) -> (B, L, D) patch tokens with positions, in the model's dtype (the
+        fbank is float32; under fairseq's bf16/fp16 the weights are not)."""
+        tokens = self.patch_embed(fbank.unsqueeze(1).to(self.patch_embed.proj.weight.dtype))
+        return tokens + self.pos_embed.to(tokens.dtype)
 
     def encode(
         self, tokens: torch.Tensor, visible_index: Optional[torch.Tensor] = None, final_norm: bool = True
