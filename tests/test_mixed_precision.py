@@ -176,3 +176,18 @@ def test_half_precision_step_loss_matches_float32(variant, precision, tone_datas
     assert log16["target_loss"] == pytest.approx(log32["target_loss"], rel=tolerance)
     loss16.backward()
     assert all(torch.isfinite(p.grad).all() for p in half.parameters() if p.grad is not None)
+
+
+def test_bf16_embeddings_match_float32(tone_dataset):
+    """load_encoder(..., dtype=torch.bfloat16): fbank in float32, outputs float32, close to fp32."""
+    from supmam_plugin.data.audio import read_mono
+    from supmam_plugin.embeddings import AudioEncoder
+
+    model = tiny_model()
+    wave, rate = read_mono(os.path.join(tone_dataset, "audio", "low", "clip0.wav"))
+    full = AudioEncoder(copy.deepcopy(model.encoder)).embed(wave, rate, patches=True)
+    half = AudioEncoder(copy.deepcopy(model.encoder), dtype=torch.bfloat16).embed(wave, rate, patches=True)
+    assert half["clip"].dtype == full["clip"].dtype == "float32"
+    for key in ("clip", "patches"):
+        error = abs(half[key] - full[key]).max() / abs(full[key]).max()
+        assert error < 0.05, (key, error)
