@@ -244,11 +244,13 @@ def synthetic_batch(batch: int, seconds: float = CLIP_SECONDS, sample_rate: int 
 # ----------------------------------------------------------------------------- variants
 
 def recipe(variant: str) -> tuple[dict, dict]:
-    """(model settings, criterion settings) of examples/supmam/pretraining/{variant}.yaml."""
+    """(model settings, criterion settings) of examples/supmam/pretraining/{variant}.yaml, composed
+    with its base as fairseq-hydra-train composes it."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(os.path.join(RECIPES, f"{variant}.yaml"))
-    resolved = OmegaConf.to_container(cfg, resolve=False)
+    from supmam_plugin.recipes import compose_recipe
+
+    resolved = OmegaConf.to_container(compose_recipe("pretraining", variant), resolve=False)
     model = dict(resolved["model"])
     model.pop("_name", None)
     model["input_frames"] = int(resolved["task"]["target_frames"])

@@ -41,7 +41,6 @@ CUDA_MODES = ("fp32", "bf16", "fp16", "amp", "autocast")
 def build_trainer(variant: str, size: str, mode: str, device: torch.device):
     """fairseq's Trainer for the recipe at a size, in a precision mode (labels: the shipped demo's
     10 classes, for the classification branch)."""
-    import yaml
     from fairseq import tasks
     from fairseq.dataclass.configs import FairseqConfig
     from fairseq.dataclass.initialize import add_defaults
@@ -49,14 +48,14 @@ def build_trainer(variant: str, size: str, mode: str, device: torch.device):
     from omegaconf import OmegaConf
 
     import supmam_plugin  # noqa: F401  registers the task, model and criterion
+    from supmam_plugin.recipes import compose_recipe
 
-    raw = yaml.safe_load(open(os.path.join(common.RECIPES, f"{variant}.yaml")))
+    raw = compose_recipe("pretraining", variant)
     cfg = OmegaConf.structured(FairseqConfig)
     OmegaConf.set_struct(cfg, False)
     for group in ("common", "checkpoint", "dataset", "optimization", "task", "criterion", "optimizer",
                   "lr_scheduler", "model"):
-        if group in raw:
-            cfg[group] = OmegaConf.merge(cfg[group], raw[group]) if cfg.get(group) is not None else raw[group]
+        cfg[group] = OmegaConf.merge(cfg[group], raw[group]) if cfg.get(group) is not None else raw[group]
     cfg.common.user_dir = None
     cfg.common.seed = 1
     cfg.common.cpu = device.type == "cpu"

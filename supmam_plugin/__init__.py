@@ -1,12 +1,12 @@
 """SupMAM-CLAP as a fairseq user-dir plugin.
 
-Importing this package registers the tasks, models and criterions with fairseq
+Importing this package registers the tasks, models, criterions and optimizer with fairseq
 (``common.user_dir=/path/to/supmam_plugin`` or ``--user-dir``). It never touches the network.
 """
 import logging as _logging
 
 _root_level = _logging.getLogger().level
-from . import criterions, models, tasks  # noqa: E402,F401
+from . import criterions, models, optim, tasks  # noqa: E402,F401
 
 # fairseq.models.wav2vec.wav2vec2_classification calls logging.basicConfig(level=DEBUG) when
 # fairseq.models is imported; undo that so numba/h5py do not flood the log (and slow start-up).
