@@ -51,7 +51,19 @@ VARIANTS = {
     "valid": ("m6", "f4"),
     "test": ("m7", "f5"),
 }
-SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
+SPLIT_IDS = {"train": 0, "valid": 1, "test": 2, "pool": 3}
+# The unlabeled pretraining pool (--pool-dir): other words and short phrases (none of WORDS), spoken
+# by the training voices and by further espeak-ng variants, never by a valid or test voice.
+POOL_TEXTS = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "bed", "bird", "cat",
+    "dog", "happy", "house", "tree", "wow", "backward", "forward", "follow", "learn", "visual", "marvin",
+    "sheila", "hello", "thank you", "good morning", "see you later", "open the door", "turn the light",
+    "what time is it", "play some music", "call my mother", "where is the car", "it is raining",
+    "the quick brown fox", "please wait here", "how are you", "come back soon", "red green blue",
+    "water", "coffee", "window", "table", "morning", "evening", "music", "number", "question",
+)
+POOL_VARIANTS = VARIANTS["train"] + ("m8", "klatt2", "klatt3", "klatt4", "adam", "Alex", "Andy", "Annie", "david",
+                                     "edward", "john", "linda", "max", "paul", "rob", "steph", "travis", "victor")
 SPEED_RANGE = (120, 200)  # words per minute
 PITCH_RANGE = (30, 70)  # espeak-ng 0-99, 50 is the default
 SNR_RANGE_DB = (5.0, 20.0)
@@ -122,7 +134,7 @@ def check_voices() -> None:
     """espeak-ng silently ignores an unknown variant, so check that every one is installed."""
     out = subprocess.run(["espeak-ng", "--voices=variant"], check=True, capture_output=True, text=True).stdout
     installed = {line.split()[4].split("/")[-1] for line in out.splitlines()[1:] if len(line.split()) >= 5}
-    missing = sorted({v for vs in VARIANTS.values() for v in vs} - installed)
+    missing = sorted(({v for vs in VARIANTS.values() for v in vs} | set(POOL_VARIANTS)) - installed)
     if missing:
         sys.exit(f"espeak-ng lacks the voice variant(s) {missing}; see espeak-ng --voices=variant")
     out = subprocess.run(["espeak-ng", "--voices=en"], check=True, capture_output=True, text=True).stdout
@@ -152,6 +164,40 @@ def plan_split(split: str, per_class: int, seed: int):
                     break
             plan.append((word, accent, variant, speed, pitch, k, rng))
     return plan
+
+
+def make_pool(out_dir: str, num_clips: int, seed: int, num_samples: int) -> str:
+    """The unlabeled pretraining pool: ``num_clips`` clips of POOL_TEXTS by POOL_VARIANTS (no valid or
+    test voice, none of the command words), same loudness / noise recipe as the labeled splits;
+    ``OUT_DIR/train.tsv`` without labels. Returns the manifest's path."""
+    held_out = set(VARIANTS["valid"]) | set(VARIANTS["test"])
+    assert not held_out & set(POOL_VARIANTS) and not set(WORDS) & set(POOL_TEXTS)
+    audio_root = os.path.join(out_dir, "audio")
+    if os.path.isdir(audio_root):
+        shutil.rmtree(audio_root)
+    entries = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for k in range(num_clips):
+            rng = np.random.default_rng([seed, SPLIT_IDS["pool"], k])
+            text = POOL_TEXTS[int(rng.integers(len(POOL_TEXTS)))]
+            voice = f"{ACCENTS[int(rng.integers(len(ACCENTS)))]}+{POOL_VARIANTS[int(rng.integers(len(POOL_VARIANTS)))]}"
+            speed = int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1))
+            pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
+            samples, _ = make_clip(espeak(text, voice, speed, pitch, workdir), num_samples, rng)
+            relative = f"pool/{k // 500:02d}/{k:05d}.flac"
+            path = os.path.join(audio_root, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            sf.write(path, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16", compression_level=1.0)
+            entries.append((relative, len(samples)))
+            if (k + 1) % 500 == 0 or k + 1 == num_clips:
+                print(f"pool: {k + 1}/{num_clips} clips", flush=True)
+    tsv = write_manifest(out_dir, "train", audio_root, entries, None)
+    with open(tsv, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    lines[0] = "audio"  # relative root, as in data/demo
+    with open(tsv, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return tsv
 
 
 def write_readme(args, stats: dict, num_samples: int) -> None:
@@ -235,6 +281,9 @@ def main(argv=None) -> int:
     parser.add_argument("--valid-per-class", type=int, default=4, help="valid clips per word (default: 4)")
     parser.add_argument("--test-per-class", type=int, default=5, help="test clips per word (default: 5)")
     parser.add_argument("--clip-seconds", type=float, default=1.0, help="clip length (default: 1.0)")
+    parser.add_argument("--pool-dir", default="", help="write ONLY the unlabeled pretraining pool here "
+                        "(OUT/train.tsv, no labels; e.g. data/demo_pool), not the labeled splits")
+    parser.add_argument("--pool-clips", type=int, default=3000, help="clips in the pool (default: 3000)")
     parser.add_argument("--keep", action="store_true",
                         help="do not delete an existing OUT_DIR/audio before writing")
     args = parser.parse_args(argv)
@@ -243,6 +292,9 @@ def main(argv=None) -> int:
         parser.error("espeak-ng not found; install it with: apt-get install espeak-ng")
     check_voices()
     num_samples = int(round(args.clip_seconds * SAMPLE_RATE))
+    if args.pool_dir:
+        print(f"wrote {make_pool(args.pool_dir, args.pool_clips, args.seed, num_samples)}")
+        return 0
     audio_root = os.path.join(args.out_dir, "audio")
     if os.path.isdir(audio_root) and not args.keep:
         shutil.rmtree(audio_root)
