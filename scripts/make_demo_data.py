@@ -202,7 +202,7 @@ def make_pool(out_dir: str, num_clips: int, seed: int, num_samples: int) -> str:
 
 def write_readme(args, stats: dict, num_samples: int) -> None:
     """``OUT_DIR/README.md``: what the data set is, how it was made, what each split holds."""
-    defaults = args.train_per_class == 20 and args.valid_per_class == 4 and args.test_per_class == 30
+    defaults = args.train_per_class == 20 and args.valid_per_class == 20 and args.test_per_class == 30
     command = "apt-get install espeak-ng   # Debian/Ubuntu\n.venv/bin/python scripts/make_demo_data.py --out-dir data/demo"
     if not (defaults and args.seed == 0 and args.clip_seconds == 1.0):
         command += (f" --seed {args.seed} --clip-seconds {args.clip_seconds} --train-per-class "
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     # defaults keep data/demo under 10 MB on disk (a 1 s noisy clip is about 15 KB as FLAC)
     parser.add_argument("--train-per-class", type=int, default=20, help="train clips per word (default: 20)")
-    parser.add_argument("--valid-per-class", type=int, default=4, help="valid clips per word (default: 4)")
+    parser.add_argument("--valid-per-class", type=int, default=20, help="valid clips per word (default: 20: 200 clips to choose settings on)")
     parser.add_argument("--test-per-class", type=int, default=30, help="test clips per word (default: 30: 300 clips, so one clip is 0.33 points)")
     parser.add_argument("--clip-seconds", type=float, default=1.0, help="clip length (default: 1.0)")
     parser.add_argument("--pool-dir", default="", help="write ONLY the unlabeled pretraining pool here "
