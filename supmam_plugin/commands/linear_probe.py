@@ -2,7 +2,7 @@
 and the MFCC baseline, on any manifest folder with train / valid / test splits.
 
     supmam-linear-probe DATA [CHECKPOINT ...] [--random-init CHECKPOINT ...] [--no-random-twins]
-        [--mfcc] [--multi-label] [--labels label] [--train-split train] [--valid-split valid]
+        [--mfcc [--mfcc-window-ms 25] [--mfcc-hop-ms 10]] [--multi-label] [--labels label] [--train-split train] [--valid-split valid]
         [--test-split test] [--layer N] [--c-grid 0.01,0.1,1,10,100] [--seed 0] [--device cpu]
         [--batch-size 16] [--out results.json]
 
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-random-twins", action="store_true",
                         help="do not add the random twin of every CHECKPOINT")
     parser.add_argument("--mfcc", action="store_true", help="add the MFCC + logistic regression baseline")
+    parser.add_argument("--mfcc-window-ms", type=float, default=25.0,
+                        help="MFCC window in ms (librosa's default framing: 128 at 16 kHz)")
+    parser.add_argument("--mfcc-hop-ms", type=float, default=10.0, help="MFCC hop in ms (librosa's default: 32)")
     parser.add_argument("--multi-label", action="store_true", help="one-vs-rest probes scored by mAP (AudioSet)")
     parser.add_argument("--labels", default="label", help="label file extension: {split}.LABELS, dict.LABELS.txt")
     parser.add_argument("--train-split", default="train", help="split the probes are fitted on")
@@ -93,6 +96,7 @@ def write_json(path: str, data: dict) -> None:
 def run(args, log=print) -> dict:
     from ..evaluation.labelled_splits import read_labelled_splits
     from ..evaluation.linear_probe import format_table, mfcc_baseline, probe_checkpoint
+    from ..evaluation.mfcc import MfccConfig
 
     todo = jobs(args)
     if not todo:
@@ -116,7 +120,8 @@ def run(args, log=print) -> dict:
     }
     for kind, checkpoint, random_init in todo:
         if kind == "mfcc":
-            row = mfcc_baseline(splits, log=log, **common)
+            config = MfccConfig(window_ms=args.mfcc_window_ms, hop_ms=args.mfcc_hop_ms)
+            row = mfcc_baseline(splits, config=config, log=log, **common)
         else:
             row = probe_checkpoint(checkpoint, splits, random_init=random_init, seed=args.seed, device=args.device,
                                    layer=args.layer, batch_size=args.batch_size, log=log, **common)

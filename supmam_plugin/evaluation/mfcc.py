@@ -2,10 +2,10 @@
 
 A clip (mono, resampled to ``sample_rate``) -> 20 MFCCs per frame (librosa's defaults: 128 mel
 bands, Hann window, log-power, DCT-II ortho) with a 25 ms window and a 10 ms hop (the framing of
-the model's own fbank), plus their deltas (librosa, width 9) -> the mean and the standard deviation
-of each of the 40 rows over the frames: an (80,) vector, [mean(mfcc), mean(delta), std(mfcc),
-std(delta)]. With librosa's default framing (2048 / 512 samples) the same baseline is a little
-weaker on 1 s speech clips.
+the model's own fbank, and speech's usual one), plus their deltas (librosa, width 9) -> the mean and
+the standard deviation of each of the 40 rows over the frames: an (80,) vector, [mean(mfcc),
+mean(delta), std(mfcc), std(delta)]. librosa's default framing (2048 / 512 samples, 128 ms / 32 ms
+at 16 kHz) is ``MfccConfig(window_ms=128, hop_ms=32)``.
 """
 from __future__ import annotations
 
