@@ -43,10 +43,9 @@ SAMPLE_RATE = 16000
 FAIRSEQ_MODELS = ("supmam", "supmam_classifier")
 
 
-def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> "AudioEncoder":
-    """The encoder of a checkpoint (see the module docstring for the kinds), in eval mode on ``device``,
-    its weights in ``dtype`` (torch.bfloat16 / float16 for speed on a GPU; the fbank is computed in
-    float32 whatever it is, and outputs are float32)."""
+def read_encoder_checkpoint(path: str) -> tuple[dict, dict, int]:
+    """(encoder weights without the ``encoder.`` prefix, encoder architecture fields, sample rate)
+    of a checkpoint of one of the kinds in the module docstring."""
     path = os.fspath(path)
     state = read_checkpoint(path)
     sample_rate = SAMPLE_RATE
@@ -71,10 +70,33 @@ def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dty
         weights, architecture = load_encoder_weights(path)  # AudioMAE .pth (reads the file again)
     if not weights:
         raise CheckpointError(f"{path}: holds no encoder weights (no 'encoder.*' keys)")
+    return weights, architecture, sample_rate
+
+
+def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 random_init: bool = False, seed: int = 0) -> "AudioEncoder":
+    """The encoder of a checkpoint (see the module docstring for the kinds), in eval mode on ``device``,
+    its weights in ``dtype`` (torch.bfloat16 / float16 for speed on a GPU; the fbank is computed in
+    float32 whatever it is, and outputs are float32).
+
+    ``random_init``: the checkpoint's architecture (and input pipeline) with NONE of its weights:
+    initialised as training from scratch initialises it (MAE's init, :meth:`VitEncoder.init_module_weights`)
+    from torch seed ``seed``; the pretrained encoder's "random twin" for linear probes."""
+    path = os.fspath(path)
+    weights, architecture, sample_rate = read_encoder_checkpoint(path)
     config = VitEncoderConfig(**architecture)
-    encoder = VitEncoder(config)
-    check_and_load(encoder, weights, path)
-    return AudioEncoder(encoder, device=device, sample_rate=sample_rate, source=path, dtype=dtype)
+    if random_init:
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+            torch.manual_seed(seed)
+            encoder = VitEncoder(config)
+            encoder.apply(encoder.init_module_weights)
+        source = f"random init (seed {seed}) of the architecture of {path}"
+    else:
+        encoder = VitEncoder(config)
+        check_and_load(encoder, weights, path)
+        source = path
+    del weights
+    return AudioEncoder(encoder, device=device, sample_rate=sample_rate, source=source, dtype=dtype)
 
 
 class AudioEncoder:

@@ -46,6 +46,33 @@ def make_labelled_folder(root, classes, clips, split="train", ext="label"):
     return str(root)
 
 
+def make_split_folder(root, classes=("class_a", "class_b"), per_class=None, seconds=1.0, rate=16000,
+                      ext="label", multi_label=False):
+    """A manifest folder of another layout than data/demo: flat files ``clips/{split}_{k:03d}.wav``
+    (no class sub-folders), splits train/valid/test, each class a band of pitches (class i: 400 + 50 i
+    Hz and up, the bands overlap) in noise: a probe learns it, not perfectly. per_class: {split: clips per class}.
+    multi_label: odd clips also carry the next class (label lines with two names)."""
+    from supmam_plugin.data.manifest import write_class_list, write_manifest
+
+    per_class = per_class or {"train": 6, "valid": 3, "test": 3}
+    audio_root = os.path.join(str(root), "clips")
+    for s, (split, count) in enumerate(per_class.items()):
+        entries, labels = [], []
+        for k in range(count * len(classes)):
+            c = k % len(classes)
+            rng = np.random.default_rng(1000 * s + k)
+            wave = tone(seconds, rate, freq=400.0 + 50 * c + 200 * rng.random(), seed=1000 * s + k)
+            wave = (wave + 0.3 * rng.standard_normal(len(wave))).astype(np.float32)
+            name = f"{split}_{k:03d}.wav"
+            write_audio(os.path.join(audio_root, name), wave, rate)
+            entries.append((name, len(wave)))
+            names = [classes[c]] + ([classes[(c + 1) % len(classes)]] if multi_label and k % 2 else [])
+            labels.append(names)
+        write_manifest(str(root), split, audio_root, entries, labels, ext)
+    write_class_list(str(root), list(classes), ext)
+    return str(root)
+
+
 @pytest.fixture
 def fixtures_dir():
     return FIXTURES

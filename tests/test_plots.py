@@ -8,7 +8,7 @@ import torch
 
 from conftest import CPU_RUN, TINY_MODEL, run_cli
 from supmam_plugin.commands import plot_curves, plot_reconstruction
-from supmam_plugin.commands.plot_curves import parse_fairseq_log
+from supmam_plugin.commands.plot_curves import curves_of, draw_curves, panel_layout, parse_fairseq_log, run_group
 from supmam_plugin.commands.plot_reconstruction import denormalise_patches, reconstruct, unpatchify
 from supmam_plugin.models.supmam_model import normalise_patches, patchify
 
@@ -199,11 +199,24 @@ def test_plot_reconstruction_errors(runs, tone_dataset, tmp_path, capsys):
     assert not os.path.exists(out)
 
 
+def _figure_size(rows, columns):
+    """Pixels (height, width) at 100 dpi of a figure of rows x columns panels (draw_curves' sizes:
+    4.3 x 3.9 inches a panel, 2.6 inches for the run legends)."""
+    return round(100 * 3.9 * rows), round(100 * (4.3 * columns + 2.6))
+
+
 def test_plot_curves_from_run_folders(runs, tmp_path, capsys):
     out = str(tmp_path / "curves.png")
     assert plot_curves.main([runs["spectrogram"], runs["clap"], "--out", out]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == out
-    _check_png(out, (550, 1400))
+    # both are pretraining runs: one row; supmam logs the cls branch, mam_clap masked + visible losses
+    parsed = [curves_of(parse_fairseq_log(open(log).read())) for log in
+              plot_curves.find_logs(runs["spectrogram"]) + plot_curves.find_logs(runs["clap"])]
+    assert panel_layout(parsed) == [("pretraining", [
+        ("loss", ("loss",)), ("target loss", ("target_loss", "masked_loss", "visible_loss")),
+        ("classification branch: cls_loss", ("cls_loss",)),
+        ("classification branch: cls_accuracy (%)", ("cls_accuracy",))])]
+    _check_png(out, _figure_size(1, 4))
 
 
 def test_plot_curves_from_simple_and_json_files(tmp_path):
@@ -212,7 +225,64 @@ def test_plot_curves_from_simple_and_json_files(tmp_path):
     json_log.write_text(JSON_LOG)
     out = str(tmp_path / "curves.png")
     assert plot_curves.main([str(simple), str(json_log), "--out", out]) == 0
-    _check_png(out, (550, 1400))
+    # pretraining runs that validate with accuracy and mAP: those get panels in their row
+    titles = [t for t, _ in panel_layout([curves_of(parse_fairseq_log(t)) for t in (SIMPLE_LOG, JSON_LOG)])[0][1]]
+    assert titles == ["loss", "target loss", "classification branch: cls_loss",
+                      "classification branch: cls_accuracy (%)", "accuracy (%)", "mAP (%)"]
+    _check_png(out, _figure_size(1, 6))
+
+
+FINETUNE_LOG = """\
+[2024-05-01 10:00:02,000][train_inner][INFO] - {"epoch": 1, "loss": "2.3", "accuracy": "10", "num_updates": "10"}
+[2024-05-01 10:00:03,000][train_inner][INFO] - {"epoch": 1, "loss": "1.9", "accuracy": "30", "num_updates": "20"}
+[2024-05-01 10:00:04,000][valid][INFO] - {"epoch": 1, "valid_loss": "2.0", "valid_accuracy": "25", "valid_num_updates": "20"}
+[2024-05-01 10:00:05,000][train_inner][INFO] - {"epoch": 2, "loss": "1.5", "accuracy": "50", "num_updates": "30"}
+[2024-05-01 10:00:06,000][valid][INFO] - {"epoch": 2, "valid_loss": "1.7", "valid_accuracy": "40", "valid_num_updates": "30"}
+"""
+
+
+def _variant(text, k):
+    """The same log with every loss and accuracy shifted by k (another run)."""
+    import re
+
+    return re.sub(r'"((?:valid_)?(?:loss|target_loss|cls_loss|accuracy|cls_accuracy))": "([\d.]+)"',
+                  lambda m: f'"{m.group(1)}": "{float(m.group(2)) + 0.1 * k:.3f}"', text)
+
+
+def test_fifteen_runs_two_groups_legends_cover_no_panel(tmp_path):
+    """5 pretraining and 10 fine-tuning runs: a row per group, every line drawn, each run once in
+    its row's legend with its own colour, and no legend overlapping a panel."""
+    import matplotlib.pyplot as plt
+
+    texts = [_variant(JSON_LOG, k) for k in range(5)] + [_variant(FINETUNE_LOG, k) for k in range(10)]
+    parsed = [curves_of(parse_fairseq_log(t)) for t in texts]
+    assert [run_group(p) for p in parsed] == ["pretraining"] * 5 + ["fine-tuning"] * 10
+    layout = panel_layout(parsed)
+    assert [(g, [t for t, _ in panels]) for g, panels in layout] == [
+        ("pretraining", ["loss", "target loss", "classification branch: cls_accuracy (%)", "accuracy (%)"]),
+        ("fine-tuning", ["loss", "accuracy (%)"]),
+    ]
+    names = [f"pretrain_{k}" for k in range(5)] + [f"finetune_{k}" for k in range(10)]
+    fig = draw_curves(names, parsed)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert len(panels) == 6
+    by_title = {ax.get_title(): ax for ax in panels}
+    # fine-tuning loss: 10 runs x (train, valid); pretraining target loss: 5 runs x target_loss
+    assert len(by_title["fine-tuning: loss"].lines) == 20
+    assert len(by_title["pretraining: target loss"].lines) == 5
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    run_legends = [lg for lg in legends if lg.get_title().get_text().endswith("runs")]
+    assert [[t.get_text() for t in lg.get_texts()] for lg in run_legends] == [names[:5], names[5:]]
+    for lg in run_legends:
+        colours = [tuple(h.get_color()) for h in lg.legend_handles]
+        assert len(set(colours)) == len(colours)
+    for lg in legends:
+        box = lg.get_window_extent(renderer)
+        for ax in panels:
+            assert not box.overlaps(ax.get_window_extent(renderer)), (lg.get_title().get_text(), ax.get_title())
+    plt.close(fig)
 
 
 def test_plot_curves_rejects_a_log_without_metrics(tmp_path, capsys):

@@ -13,9 +13,17 @@ fairseq-hydra-train writes one per run), else any ``*.log`` in it. Reads both of
     2024-01-01 10:00:00 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 1.09 | num_updates 2
 
 Validation records are those of any tag other than ``train_inner`` / ``train`` (``valid``, or the
-subset's name, e.g. ``eval``). One PNG: every loss term found (loss, target_loss, masked_loss,
-visible_loss, cls_loss, ...) against num_updates in one panel; accuracy, cls_accuracy and mAP
-(train and validation) in a second. Each log file gets its own line style, named in the legend.
+subset's name, e.g. ``eval``). Each log is a run, grouped as pretraining (it logs target_loss,
+masked_loss, visible_loss, cls_loss or cls_accuracy) or fine-tuning (the others). One PNG: a row of
+panels per run group, a panel per metric family (those the group's runs log) against num_updates:
+
+    pretraining:  loss | target_loss, masked_loss, visible_loss | cls_loss | cls_accuracy
+    fine-tuning:  loss | accuracy | mAP      (train and validation in the same panel)
+
+plus accuracy / mAP panels for pretraining runs that validate with them, and a panel for any
+other ``*_loss``. Colour = run (one legend per row, right of the panels);
+line style / markers = metric and split (a small legend under each panel that has several).
+Legends sit outside the plotting areas, so they never cover a line.
 """
 from __future__ import annotations
 
@@ -26,8 +34,6 @@ import re
 import sys
 
 TRAIN_TAGS = ("train_inner", "train")
-ACCURACY_KEYS = ("accuracy", "cls_accuracy", "mAP")
-LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)))
 
 _HYDRA_LINE = re.compile(r"^\[(?P<time>[^\]]*)\]\[(?P<tag>[^\]]+)\]\[(?P<level>[A-Z]+)\] - (?P<msg>.*)$")
 _PLAIN_LINE = re.compile(
@@ -170,7 +176,7 @@ def curves_of(parsed: dict[str, list[dict]]) -> dict[str, dict[str, list[dict]]]
 def _labels(paths: list[str], logs_by_arg: list[list[str]]) -> list[str]:
     """Legend names: a log found in a folder argument is named by its path from that folder's
     parent (``run1/hydra_train.log``), a log given as a file by its file name; parent folders
-    are added where names clash."""
+    are added where names clash. ``/hydra_train.log`` and ``.log`` are then dropped (``run1``)."""
     labels = []
     for arg, logs in zip(paths, logs_by_arg):
         if os.path.isdir(arg):
@@ -178,9 +184,139 @@ def _labels(paths: list[str], logs_by_arg: list[list[str]]) -> list[str]:
             labels.extend(os.path.relpath(os.path.abspath(log), base) for log in logs)
         else:
             labels.extend(os.path.basename(log) for log in logs)
-    if len(set(labels)) == len(labels):
-        return labels
-    return _names([log for logs in logs_by_arg for log in logs])
+    if len(set(labels)) != len(labels):
+        labels = _names([log for logs in logs_by_arg for log in logs])
+    short = [_short(label) for label in labels]
+    return short if len(set(short)) == len(short) else labels
+
+
+def _short(label: str) -> str:
+    if label.endswith(os.sep + "hydra_train.log"):
+        return label[: -len(os.sep + "hydra_train.log")]
+    return label[:-4] if label.endswith(".log") and len(label) > 4 else label
+
+
+PRETRAINING, FINETUNING = "pretraining", "fine-tuning"
+PRETRAINING_KEYS = ("target_loss", "masked_loss", "visible_loss", "cls_loss", "cls_accuracy")
+# (panel title, metric keys drawn in it, in line-style order): a row of panels per run group holds
+# the families its runs log, in this order (pretraining runs: the first four; fine-tuning runs:
+# loss, accuracy, mAP).
+FAMILIES = (
+    ("loss", ("loss",)),
+    ("target loss", ("target_loss", "masked_loss", "visible_loss")),
+    ("classification branch: cls_loss", ("cls_loss",)),
+    ("classification branch: cls_accuracy (%)", ("cls_accuracy",)),
+    ("accuracy (%)", ("accuracy",)),
+    ("mAP (%)", ("mAP",)),
+)
+KEY_STYLES = ("-", "--", ":", "-.")
+
+
+def run_group(splits: dict[str, list[dict]]) -> str:
+    """PRETRAINING when a run logs a pretraining metric (target / masked / visible / cls loss,
+    cls_accuracy), else FINETUNING."""
+    for records in splits.values():
+        if any(k in r for r in records for k in PRETRAINING_KEYS):
+            return PRETRAINING
+    return FINETUNING
+
+
+def _keys(splits: dict[str, list[dict]]) -> set[str]:
+    return {k for records in splits.values() for r in records for k, v in r.items()
+            if isinstance(v, float) and _series(records, k)[0]}
+
+
+def panel_layout(parsed_logs: list[dict[str, list[dict]]]) -> list[tuple[str, list[tuple[str, tuple[str, ...]]]]]:
+    """[(group, [(panel title, keys), ...]), ...]: the rows of the figure (pretraining first), each
+    with its panels: the FAMILIES that some run of the group logs, then one "other losses" panel
+    for the remaining ``*_loss`` keys."""
+    rows = []
+    for group in (PRETRAINING, FINETUNING):
+        found = set()
+        for splits in parsed_logs:
+            if run_group(splits) == group:
+                found |= _keys(splits)
+        if not found:
+            continue
+        panels, used = [], set()
+        for title, keys in FAMILIES:
+            if found & set(keys):
+                panels.append((title, tuple(k for k in keys if k in found)))
+                used |= set(keys)
+        other = tuple(sorted(k for k in found if _is_loss(k) and k not in used))
+        if other:
+            panels.append(("other losses", other))
+        if panels:
+            rows.append((group, panels))
+    return rows
+
+
+def _run_colours(count: int) -> list:
+    """``count`` distinct colours: tab10, then tab20's lighter shades (its dark ones are tab10's)."""
+    import matplotlib
+
+    tab10, tab20 = matplotlib.colormaps["tab10"], matplotlib.colormaps["tab20"]
+    palette = [tab10(i) for i in range(10)] + [tab20(2 * i + 1) for i in range(10)]
+    return [palette[i % len(palette)] for i in range(count)]
+
+
+def draw_curves(names: list[str], parsed_logs: list[dict[str, list[dict]]]):
+    """The matplotlib Figure of the curves (see the module docstring); names: one per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    rows = panel_layout(parsed_logs)
+    columns = max(len(panels) for _, panels in rows)
+    groups = [run_group(splits) for splits in parsed_logs]
+    colours = [None] * len(names)  # each row's runs take the palette from its start
+    for group in set(groups):
+        members = [i for i, g in enumerate(groups) if g == group]
+        for i, colour in zip(members, _run_colours(len(members))):
+            colours[i] = colour
+    fig, axes = plt.subplots(len(rows), columns, figsize=(4.3 * columns + 2.6, 3.9 * len(rows)),
+                             squeeze=False, layout="constrained")
+    for row, (group, panels) in enumerate(rows):
+        for column, (title, keys) in enumerate(panels):
+            ax = axes[row][column]
+            styles = {}  # (key, split kind) -> legend handle
+            for run, (splits, colour) in enumerate(zip(parsed_logs, colours)):
+                if groups[run] != group:
+                    continue
+                for split, records in splits.items():
+                    validation = split != "train"
+                    for k, key in enumerate(keys):
+                        xs, ys = _series(records, key)
+                        if not xs:
+                            continue
+                        linestyle = KEY_STYLES[k % len(KEY_STYLES)] if len(keys) > 1 else ("--" if validation else "-")
+                        marker = "o" if validation else ("." if len(xs) == 1 else None)
+                        ax.plot(xs, ys, color=colour, linestyle=linestyle, marker=marker, markersize=3.5,
+                                linewidth=1.3, alpha=0.9)
+                        label = f"{key}, {split}" if validation else f"{key}, train"
+                        styles.setdefault(label, Line2D([], [], color="0.25", linestyle=linestyle, marker=marker,
+                                                        markersize=3.5, linewidth=1.3))
+            ax.set_title(f"{group}: {title}", fontsize=10)
+            ax.set_xlabel("num_updates", fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.grid(True, alpha=0.3)
+            if len(styles) > 1:
+                ax.legend(styles.values(), styles.keys(), fontsize=7, loc="upper center",
+                          bbox_to_anchor=(0.5, -0.2), ncol=min(2, len(styles)), frameon=False)
+        for column in range(len(panels), columns):
+            axes[row][column].set_axis_off()
+        handles = [Line2D([], [], color=colours[i], linewidth=2.5) for i in range(len(names)) if groups[i] == group]
+        labels = [names[i] for i in range(len(names)) if groups[i] == group]
+        if len(panels) < columns:  # in the row's first empty slot
+            holder, anchor = axes[row][len(panels)], (0.0, 1.0)
+        else:  # right of the row's last panel
+            holder, anchor = axes[row][-1], (1.02, 1.0)
+        holder.legend(handles, labels, fontsize=7.5, loc="upper left", bbox_to_anchor=anchor,
+                      title=f"{group} runs", title_fontsize=8, frameon=False)
+    fig.suptitle("fairseq training curves (colour = run; o = validation)", fontsize=11)
+    return fig
 
 
 def plot_curves(paths: list[str], out_png: str) -> str:
@@ -200,62 +336,12 @@ def plot_curves(paths: list[str], out_png: str) -> str:
                 "train_inner / valid lines in json or simple log_format)"
             )
         parsed_logs.append(splits)
+    if not panel_layout(parsed_logs):
+        raise UsageError(f"{', '.join(logs)}: no loss, accuracy or mAP to draw")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = _labels(paths, logs_by_arg)
-    loss_keys, acc_keys = [], []
-    for splits in parsed_logs:
-        for records in splits.values():
-            for r in records:
-                for k, v in r.items():
-                    if not isinstance(v, float):
-                        continue
-                    if _is_loss(k) and k not in loss_keys:
-                        loss_keys.append(k)
-                    elif k in ACCURACY_KEYS and k not in acc_keys:
-                        acc_keys.append(k)
-    order = {k: i for i, k in enumerate(["loss", "target_loss", "masked_loss", "visible_loss", "cls_loss"])}
-    loss_keys.sort(key=lambda k: (order.get(k, len(order)), k))
-    acc_keys.sort(key=ACCURACY_KEYS.index)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    split_names = []
-    for splits in parsed_logs:
-        split_names += [s for s in splits if s not in split_names]
-
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(14, 5.5))
-    for i, (name, splits) in enumerate(zip(names, parsed_logs)):
-        style = LINE_STYLES[i % len(LINE_STYLES)]
-        for split, records in splits.items():
-            marker = None if split == "train" else "o"
-            for ax, keys in ((loss_ax, loss_keys), (acc_ax, acc_keys)):
-                for k in keys:
-                    xs, ys = _series(records, k)
-                    if not xs:
-                        continue
-                    colour_index = keys.index(k) * max(1, len(split_names)) + split_names.index(split)
-                    ax.plot(xs, ys, linestyle=style, marker=marker or ("." if len(xs) == 1 else None),
-                            markersize=3 if marker or len(xs) > 1 else 6, linewidth=1.3,
-                            color=colours[colour_index % len(colours)], label=f"{name}: {split} {k}")
-    loss_ax.set_title("losses")
-    loss_ax.set_xlabel("num_updates")
-    loss_ax.set_ylabel("loss")
-    acc_ax.set_title("accuracy / cls_accuracy / mAP")
-    acc_ax.set_xlabel("num_updates")
-    acc_ax.set_ylabel("%")
-    for ax in (loss_ax, acc_ax):
-        ax.grid(True, alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7, loc="best", framealpha=0.7)
-    if not acc_ax.lines:
-        acc_ax.text(0.5, 0.5, "no accuracy / cls_accuracy / mAP in the logs", ha="center", va="center",
-                    transform=acc_ax.transAxes)
-    fig.suptitle("fairseq training curves: " + ", ".join(names) + "  (line style = log file; o = validation)",
-                 fontsize=10)
-    fig.tight_layout()
+    fig = draw_curves(_labels(paths, logs_by_arg), parsed_logs)
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
