@@ -23,6 +23,21 @@ folder so that a clone anywhere works; ``{split}.label``; ``dict.label.txt``).
 espeak-ng is deterministic and every random draw comes from a generator seeded by
 (``--seed``, split, word, clip number), so the same seed gives the same samples.
 The default 290 clips take about 15 seconds.
+
+The unlabelled pretraining pool (about a minute for 3000 clips):
+
+    .venv/bin/python scripts/make_demo_data.py --pool-dir data/demo_pool [--labelled-dir data/demo]
+
+writes, in the pool folder, ``audio/pool/..`` and
+- ``train.tsv``: the pool clips only, no labels (root ``audio``);
+- ``pretrain.tsv`` / ``pretrain.label`` / ``dict.label.txt``: the semi-supervised pretraining
+  split, the pool clips (EMPTY label lines: unlabelled) followed by the labelled training clips
+  of ``--labelled-dir`` (its ``train.tsv`` order, their words; its class list copied). The root
+  line is the folder holding both (``..`` relative to the pool folder for ``data/demo_pool`` and
+  ``data/demo``, resolved against the tsv's folder), so the paths read
+  ``demo_pool/audio/pool/00/00000.flac`` and ``demo/audio/train/yes/...``. Pretrain on it with
+  ``task.data=data/demo_pool dataset.train_subset=pretrain task.labels=label
+  task.allow_unlabeled=true``.
 """
 from __future__ import annotations
 
@@ -38,7 +53,9 @@ import soundfile as sf
 import soxr
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from supmam_plugin.data.manifest import write_class_list, write_manifest  # noqa: E402
+from supmam_plugin.data.manifest import (  # noqa: E402
+    read_class_list, read_labels, read_manifest, write_class_list, write_manifest,
+)
 
 SAMPLE_RATE = 16000
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -200,6 +217,37 @@ def make_pool(out_dir: str, num_clips: int, seed: int, num_samples: int) -> str:
     return tsv
 
 
+def write_pretrain_manifest(pool_dir: str, labelled_dir: str, split: str = "pretrain") -> dict:
+    """The semi-supervised pretraining split in ``pool_dir``: ``{split}.tsv`` listing the pool's
+    clips (``pool_dir/train.tsv``, in order) then the labelled training clips
+    (``labelled_dir/train.tsv``, in order), ``{split}.label`` with an EMPTY line for every pool
+    clip and the labelled clips' class names, and ``dict.label.txt`` copied from ``labelled_dir``.
+    The root line is the deepest folder holding both audio roots, written relative to
+    ``pool_dir`` (``..`` for data/demo_pool + data/demo), so the pair of folders can move together.
+    Returns {"tsv", "root", "pool", "labelled"}."""
+    pool = read_manifest(os.path.join(pool_dir, "train.tsv"))
+    labelled = read_manifest(os.path.join(labelled_dir, "train.tsv"))
+    classes = read_class_list(os.path.join(labelled_dir, "dict.label.txt"))
+    label_ids = read_labels(os.path.join(labelled_dir, "train.label"), classes, labelled)
+    pool_paths = [pool.audio_path(i) for i in range(len(pool))]
+    labelled_paths = [labelled.audio_path(i) for i in range(len(labelled))]
+    common = os.path.commonpath(pool_paths + labelled_paths)
+    if os.path.isfile(common):  # a single clip
+        common = os.path.dirname(common)
+    entries = [(os.path.relpath(path, common), e.num_samples)
+               for path, e in zip(pool_paths + labelled_paths, pool.entries + labelled.entries)]
+    labels = [[] for _ in pool_paths] + [[classes[c] for c in ids] for ids in label_ids]
+    tsv = write_manifest(pool_dir, split, common, entries, labels, label_ext="label")
+    root = os.path.relpath(common, os.path.abspath(pool_dir))
+    with open(tsv, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    lines[0] = root  # relative: read_manifest resolves it against the tsv's folder
+    with open(tsv, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    shutil.copyfile(os.path.join(labelled_dir, "dict.label.txt"), os.path.join(pool_dir, "dict.label.txt"))
+    return {"tsv": tsv, "root": root, "pool": len(pool_paths), "labelled": len(labelled_paths)}
+
+
 def write_readme(args, stats: dict, num_samples: int) -> None:
     """``OUT_DIR/README.md``: what the data set is, how it was made, what each split holds."""
     defaults = args.train_per_class == 20 and args.valid_per_class == 20 and args.test_per_class == 30
@@ -282,7 +330,11 @@ def main(argv=None) -> int:
     parser.add_argument("--test-per-class", type=int, default=30, help="test clips per word (default: 30: 300 clips, so one clip is 0.33 points)")
     parser.add_argument("--clip-seconds", type=float, default=1.0, help="clip length (default: 1.0)")
     parser.add_argument("--pool-dir", default="", help="write ONLY the unlabeled pretraining pool here "
-                        "(OUT/train.tsv, no labels; e.g. data/demo_pool), not the labeled splits")
+                        "(e.g. data/demo_pool), not the labeled splits: OUT/train.tsv (pool, no labels) and "
+                        "OUT/pretrain.tsv + pretrain.label + dict.label.txt (pool unlabelled + the labelled "
+                        "training clips of --labelled-dir)")
+    parser.add_argument("--labelled-dir", default="data/demo", help="with --pool-dir: the folder whose "
+                        "train.tsv / train.label / dict.label.txt join the pool in pretrain.tsv (default: data/demo)")
     parser.add_argument("--pool-clips", type=int, default=3000, help="clips in the pool (default: 3000)")
     parser.add_argument("--keep", action="store_true",
                         help="do not delete an existing OUT_DIR/audio before writing")
@@ -293,7 +345,16 @@ def main(argv=None) -> int:
     check_voices()
     num_samples = int(round(args.clip_seconds * SAMPLE_RATE))
     if args.pool_dir:
-        print(f"wrote {make_pool(args.pool_dir, args.pool_clips, args.seed, num_samples)}")
+        for name in ("train.tsv", "train.label", "dict.label.txt"):
+            if not os.path.isfile(os.path.join(args.labelled_dir, name)):
+                parser.error(f"--labelled-dir {args.labelled_dir}: {name} not found (build it first with "
+                             f"--out-dir {args.labelled_dir})")
+        print(f"wrote {make_pool(args.pool_dir, args.pool_clips, args.seed, num_samples)} (pool only, unlabelled)")
+        made = write_pretrain_manifest(args.pool_dir, args.labelled_dir)
+        print(f"wrote {made['tsv']}: {made['pool']} unlabelled pool clips + {made['labelled']} labelled clips "
+              f"of {args.labelled_dir}/train.tsv, root {made['root']!r} (relative to {args.pool_dir}); "
+              f"pretrain with task.data={args.pool_dir} dataset.train_subset=pretrain task.labels=label "
+              "task.allow_unlabeled=true")
         return 0
     audio_root = os.path.join(args.out_dir, "audio")
     if os.path.isdir(audio_root) and not args.keep:

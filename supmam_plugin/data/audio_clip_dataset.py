@@ -13,6 +13,10 @@ from .manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
+# Targets of an unlabelled clip (semi-supervised pretraining, task.allow_unlabeled=true).
+UNLABELLED_INDEX = -100  # single-label: cross-entropy's ignore_index
+UNLABELLED_ROW_VALUE = -1.0  # multi-label: the whole multi-hot row
+
 
 class AudioClipDataset(FairseqDataset):
     """One item per manifest line: a crop of ``clip_seconds`` at ``sample_rate`` (random in
@@ -29,7 +33,8 @@ class AudioClipDataset(FairseqDataset):
       net_input.fbank          (B, target_frames, 128) float64, only if ``fbank_in_dataloader``
       net_input.teacher_source (B, S) float64 at ``teacher_sample_rate``, only if asked
       net_input.teacher_token_map (B, C, 2, 32) float16 precomputed teacher map, if a cache is given
-      target                   (B,) class index, or (B, C) multi-hot float (multi-label)
+      target                   (B,) class index, or (B, C) multi-hot float (multi-label);
+                               an unlabelled clip is -100, or a row of -1 (see ``_target``)
 
     With ``sample_weights`` (one per clip, e.g. ``class_balanced_weights``), an epoch is
     ``epoch_length`` clips (0: the manifest's size) drawn WITH replacement with probability
@@ -161,12 +166,21 @@ class AudioClipDataset(FairseqDataset):
         return super().batch_by_size(indices, max_tokens, max_sentences, required_batch_size_multiple=1)
 
     def _target(self, samples: list[dict]) -> torch.Tensor:
+        """(B,) long class indices, or (B, C) float multi-hot rows (multi-label).
+
+        An unlabelled clip (empty label list, semi-supervised pretraining) is
+        ``UNLABELLED_INDEX`` (-100, cross-entropy's ignore index) in the single-label target
+        and a row of ``UNLABELLED_ROW_VALUE`` (-1) in the multi-label one; the ``supmam``
+        criterion leaves such clips out of the classification loss and accuracy."""
         if self.multi_label:
             target = torch.zeros(len(samples), self.num_classes)
             for row, s in enumerate(samples):
-                target[row, s["label"]] = 1.0
+                if s["label"]:
+                    target[row, s["label"]] = 1.0
+                else:
+                    target[row] = UNLABELLED_ROW_VALUE
             return target
-        return torch.tensor([s["label"][0] for s in samples], dtype=torch.long)
+        return torch.tensor([s["label"][0] if s["label"] else UNLABELLED_INDEX for s in samples], dtype=torch.long)
 
     @staticmethod
     def _pad(waves: list[torch.Tensor], length: int) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Format (fairseq's wav2vec convention):
 - ``{split}.tsv``: first line the root folder; each further line ``relative/path<TAB>num_samples``
   (num_samples = frames of the file at its own sample rate, as ``soundfile.info`` reports).
-- ``{split}.{ext}``: one line per clip, space-separated class names (several for multi-label).
+- ``{split}.{ext}``: one line per clip, space-separated class names (several for multi-label);
+  with ``allow_unlabeled`` (semi-supervised pretraining) an empty line is an unlabelled clip.
 - ``dict.{ext}.txt``: one class per line, ``name`` or ``name count`` (fairseq dictionary
   format); the line order is the class index.
 Every reading error names the file and line and says how to fix it.
@@ -105,14 +106,21 @@ def read_class_list(path: str) -> list[str]:
     return names
 
 
-def read_labels(path: str, classes: Sequence[str], manifest: Manifest) -> list[list[int]]:
-    """Class indices of each clip, aligned with ``manifest``'s entries."""
+def read_labels(
+    path: str, classes: Sequence[str], manifest: Manifest, allow_unlabeled: bool = False
+) -> list[list[int]]:
+    """Class indices of each clip, aligned with ``manifest``'s entries.
+
+    ``allow_unlabeled`` (semi-supervised pretraining, ``task.allow_unlabeled=true``): an EMPTY
+    line marks an unlabelled clip, returned as ``[]``. Otherwise an empty line is an error."""
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: label file not found (expected beside {manifest.path})")
     index = {name: i for i, name in enumerate(classes)}
     with open(path, encoding="utf-8") as f:
         lines = [line for line in f.read().splitlines()]
-    while lines and not lines[-1].strip():
+    # Drop blank lines past the last clip (a trailing newline or two), but never a blank line
+    # that stands for a clip: with allow_unlabeled the last clips may be unlabelled.
+    while len(lines) > len(manifest) and not lines[-1].strip():
         lines.pop()
     if len(lines) != len(manifest):
         raise ManifestError(
@@ -123,8 +131,13 @@ def read_labels(path: str, classes: Sequence[str], manifest: Manifest) -> list[l
     for line_number, line in enumerate(lines, start=1):
         names = line.split()
         if not names:
+            if allow_unlabeled:
+                labels.append([])
+                continue
             raise ManifestError(
-                f"{path}:{line_number}: no label for {manifest.entries[line_number - 1].relative_path}"
+                f"{path}:{line_number}: no label for {manifest.entries[line_number - 1].relative_path}; "
+                "give its class name(s), or, to pretrain on unlabelled clips (supmam_pretraining "
+                "only), set task.allow_unlabeled=true so that an empty line marks an unlabelled clip"
             )
         unknown = [n for n in names if n not in index]
         if unknown:

@@ -92,6 +92,12 @@ class AudioClipTask(FairseqTask):
         return cls(cfg, classes)
 
     @property
+    def allow_unlabeled(self) -> bool:
+        """Whether an empty label line marks an unlabelled clip: never here (fine-tuning needs
+        every label); ``supmam_pretraining`` returns its ``task.allow_unlabeled``."""
+        return False
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
@@ -116,9 +122,20 @@ class AudioClipTask(FairseqTask):
                     f"{manifest.root!r} or rebuild the manifest"
                 )
             audio_info(manifest.audio_path(0), manifest.where(0))  # a readable first file
+        is_train = "train" in split
         labels = None
         if self.cfg.labels:
-            labels = read_labels(os.path.join(self.cfg.data, f"{split}.{self.cfg.labels}"), self.classes, manifest)
+            label_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.labels}")
+            labels = read_labels(label_path, self.classes, manifest, allow_unlabeled=self.allow_unlabeled)
+            unlabelled = sum(1 for clip_labels in labels if not clip_labels)
+            if unlabelled:
+                logger.info(f"{split}: {len(labels) - unlabelled} labelled and {unlabelled} unlabelled clips "
+                            "(unlabelled clips train the target only)")
+                if self.cfg.weighted_sampling and is_train:
+                    raise ManifestError(
+                        f"{label_path}: {unlabelled} unlabelled clips would never be drawn by "
+                        "task.weighted_sampling=true (class-balanced weights); set task.weighted_sampling=false"
+                    )
             if not self.cfg.multi_label:
                 several = next((n for n, ls in enumerate(labels, 1) if len(ls) > 1), None)
                 if several is not None:
@@ -126,7 +143,6 @@ class AudioClipTask(FairseqTask):
                         f"{self.cfg.data}/{split}.{self.cfg.labels}:{several}: several labels on "
                         "one line but task.multi_label=false; set task.multi_label=true"
                     )
-        is_train = "train" in split
         sample_weights = None
         if self.cfg.weighted_sampling and is_train:
             sample_weights = class_balanced_weights(labels, self.num_classes)

@@ -20,6 +20,12 @@ class SupmamPretrainingConfig(AudioClipTaskConfig):
         default=None,
         metadata={"help": "extension of label files for the supervised branch (SupMAM); null: none"},
     )
+    allow_unlabeled: bool = field(
+        default=False,
+        metadata={"help": "semi-supervised SupMAM: an EMPTY line of the label file marks an unlabelled "
+                  "clip, which trains the reconstruction / teacher target only; the classification "
+                  "loss and cls_accuracy use the labelled clips only. false: every clip needs a label"},
+    )
     teacher_sample_rate: int = field(
         default=0,
         metadata={"help": "also load each clip at this rate for the CLAP teacher (48000 for "
@@ -40,6 +46,10 @@ class SupmamPretrainingTask(AudioClipTask):
     """Loads clips (and labels if ``task.labels`` is set) for the ``supmam`` model."""
 
     cfg: SupmamPretrainingConfig
+
+    @property
+    def allow_unlabeled(self) -> bool:
+        return self.cfg.allow_unlabeled
 
     def teacher_sample_rate(self) -> int | None:
         if self.cfg.teacher_cache:
