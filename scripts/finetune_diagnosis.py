@@ -1,0 +1,68 @@
+"""Diagnosis of the small classifier's fit and generalisation, in one process (no fairseq
+trainer, so a setting costs about a minute on 2 cores): the plugin's SupmamClassifier (tiny
+2 x 192 encoder, 128 frames) trained with AdamW (no decay on 1-D parameters), linear warm-up and
+cosine decay, on the precomputed fbank of data/demo's train split; reports accuracy on the
+training clips (eval mode) and on the held-out-speaker VALID split. The test split is never read.
+
+    .venv/bin/python scripts/finetune_diagnosis.py '{"lr": 1e-3}'
+    .venv/bin/python scripts/finetune_diagnosis.py '{"lr": 1e-3, "init": "pretrain/checkpoint_last.pt"}'
+
+Keys: lr, steps (1200), norm ("audioset" | "dataset" statistics), tm / fm (structured patch
+dropping), dp (drop path), wd (0.05), bs (16), seed, warm (120), st / sf_ (SpecAugment widths),
+roll (random time roll of +-20 frames), mix (mixup alpha), init (a checkpoint's encoder).
+Findings are recorded in RESULTS.md. (Layer-wise lr decay needs fairseq's composite optimizer and
+is not modelled here: use scripts/finetune_study.py for it.)
+"""
+import sys, os, time, numpy as np, torch, soundfile as sf, json
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from omegaconf import OmegaConf
+from supmam_plugin.data.manifest import read_manifest
+from supmam_plugin.data.fbank import kaldi_fbank, pad_or_crop_frames
+from supmam_plugin.models.classifier import SupmamClassifier, SupmamClassifierConfig
+def load(split):
+    m=read_manifest(os.path.join(REPO, "data/demo", f"{split}.tsv"))
+    F=[pad_or_crop_frames(kaldi_fbank(torch.from_numpy(sf.read(m.audio_path(i),dtype="float32")[0])),128) for i in range(len(m))]
+    classes=[l.split()[0] for l in open(os.path.join(REPO, "data/demo/dict.label.txt"))]
+    y=torch.tensor([classes.index(l.strip()) for l in open(os.path.join(REPO, "data/demo", f"{split}.label"))])
+    nvalid = torch.tensor([min(128, 1+(len(sf.read(m.audio_path(i))[0])-400)//160) for i in range(len(m))])
+    return torch.stack(F), y, nvalid
+Ftr,ytr,ntr=load("train"); Fva,yva,nva=load("valid")
+def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, wd=0.05, bs=16, seed=1, warm=120, pad="zero", st=0, sf_=0, roll=False, mix=0.0, init=""):
+    torch.manual_seed(seed)
+    if norm=="audioset": mu,sd=-4.2677393,4.5689974
+    else: mu,sd=Ftr.mean().item(), Ftr.std().item()
+    def prep(F,n):
+        X=(F-mu)/(2*sd)
+        if pad=="zero":  # frames past the clip end -> 0 after normalisation? (as-is: fbank 0 then normalised)
+            mask=(torch.arange(128)[None,:]<n[:,None]).float()[...,None]
+            X=((F*mask)-mu)/(2*sd)
+        return X
+    Xtr,Xva=prep(Ftr,ntr),prep(Fva,nva)
+    cfg=SupmamClassifierConfig(encoder_layers=2,encoder_embed_dim=192,encoder_heads=3,input_frames=128,time_mask_ratio=tm,freq_mask_ratio=fm,drop_path=dp,layer_decay=ld,specaug_time=st,specaug_freq=sf_,mixup_alpha=mix)
+    if init: cfg.pretrained=init
+    model=SupmamClassifier(OmegaConf.structured(cfg),10)
+    dec=[p for p in model.parameters() if p.dim()>1]; nod=[p for p in model.parameters() if p.dim()<=1]
+    opt=torch.optim.AdamW([{"params":dec},{"params":nod,"weight_decay":0}],lr=lr,weight_decay=wd)
+    sched=torch.optim.lr_scheduler.LambdaLR(opt,lambda s: min(1,(s+1)/warm)*0.5*(1+np.cos(np.pi*min(s,steps)/steps)))
+    g=torch.Generator().manual_seed(seed)
+    for s in range(steps):
+        idx=torch.randint(0,len(Xtr),(bs,),generator=g)
+        xb=Xtr[idx]
+        if roll:
+            shifts=torch.randint(-20,21,(bs,),generator=g)
+            xb=torch.stack([torch.roll(x,int(k),0) for x,k in zip(xb,shifts)])
+        model.train(); res=model(fbank=xb); out=res["logits"]
+        loss=torch.nn.functional.cross_entropy(out,ytr[idx],reduction="none")
+        if res["mixup"] is not None:
+            lam,partner=res["mixup"]; loss=lam*loss+(1-lam)*torch.nn.functional.cross_entropy(out,ytr[idx][partner],reduction="none")
+        loss=loss.mean(); opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    model.eval()
+    with torch.no_grad():
+        tr=(model(fbank=Xtr)["logits"].argmax(-1)==ytr).float().mean().item()*100
+        va=(model(fbank=Xva)["logits"].argmax(-1)==yva).float().mean().item()*100
+    return tr,va
+if __name__=="__main__":
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    kw=json.loads(sys.argv[1]) if len(sys.argv)>1 else {}
+    t=time.time(); tr,va=run(**kw); print(json.dumps(kw), "train %.1f valid %.1f (%.0fs)"%(tr,va,time.time()-t), flush=True)
