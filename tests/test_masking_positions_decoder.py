@@ -1,12 +1,11 @@
-"""Masking, 2-D sin-cos positions and the shifted-window decoder."""
+"""Masking, 2-D sin-cos positions and the shifted-window decoder (AudioMAE's block)."""
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-from timm.models.swin_transformer import SwinTransformerBlock
-
+from supmam_plugin.models.audiomae_swin_block import AudioMAESwinBlock, shifted_window_mask, window_and_shift
 from supmam_plugin.models.masking import gather_patches, random_masking, split_by_mask, structured_masking
 from supmam_plugin.models.positions import sincos_2d_positions
 from supmam_plugin.models.window_decoder import WindowDecoder
@@ -195,8 +194,11 @@ def test_decoder_output_shape_and_state_dict():
     out = dec(torch.randn(2, vis.shape[1], 768), restore)
     assert out.shape == (2, L, 512)
     keys = dec.state_dict().keys()
-    assert "mask_token" in keys and "positions" not in keys
+    assert "mask_token" in keys and "pos_embed" in keys  # the table is saved with the weights
+    assert {"blocks.0.attn.tau", "blocks.0.attn.meta_mlp.fc1.weight", "blocks.0.attn.meta_mlp.fc2.bias"} <= set(keys)
+    assert not any("relative_position_bias_table" in k for k in keys)
     assert WindowDecoder(in_dim=8, width=16, depth=3, heads=2).blocks[1].shift_size == (2, 0)
+    assert dec.norm.eps == 1e-6 and dec.blocks[0].norm1.eps == 1e-6
 
 
 def test_decoder_depth_zero():
@@ -227,13 +229,11 @@ def test_decoder_unshifted_block_is_local(t, f):
 @pytest.mark.parametrize("t, f", [(0, 0), (1, 6), (2, 3), (13, 5), (61, 0), (62, 4), (63, 7)])
 def test_shifted_block_is_local(t, f):
     torch.manual_seed(0)
-    block = SwinTransformerBlock(
-        dim=32, input_resolution=GRID, num_heads=4, window_size=(4, 4), shift_size=(2, 0)
-    ).eval()
-    block.attn.fused_attn = True
-    x = torch.randn(1, *GRID, 32)
+    block = AudioMAESwinBlock(32, 4, GRID, window=(4, 4), shift=(2, 0)).eval()
+    assert block.attn.fused_attn
+    x = torch.randn(1, L, 32)
     x2 = x.clone()
-    x2[0, t, f] += torch.randn(32)
+    x2[0, t * 8 + f] += torch.randn(32)
     with torch.no_grad():
         out_a, out_b = block(x).reshape(1, L, 32), block(x2).reshape(1, L, 32)
     changed = changed_positions(out_a, out_b)
@@ -298,6 +298,10 @@ def test_mask_token_gets_gradient():
 
 def test_fused_attention_matches_plain_path():
     dec = small_decoder(depth=2)  # block 0 unshifted, block 1 shifted (uses the attn mask)
+    with torch.no_grad():  # temperatures away from 1, one below AudioMAE's clamp (0.01)
+        for block in dec.blocks:
+            block.attn.tau.copy_(torch.tensor([0.05, 0.5, 2.0, 0.001]))
+            block.attn.meta_mlp.fc2.bias.normal_()
     vis, mask, restore = random_masking(3, L, 0.4, generator=gen(5))
     tokens = torch.randn(3, vis.shape[1], 24)
     with torch.no_grad():
@@ -306,3 +310,61 @@ def test_fused_attention_matches_plain_path():
             block.attn.fused_attn = False
         plain = dec(tokens, restore)
     assert torch.allclose(fused, plain, atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------- AudioMAE's block details
+
+
+def audiomae_region_mask(grid, window, shift):
+    """The shifted-window mask as AudioMAE builds it: label the rolled grid by nine slices
+    (per side: [0, -w), [-w, -s), [-s, end)), later slices overwriting earlier ones, then -100
+    between patches of a window whose labels differ. Written here from its description."""
+    rows, cols = grid
+    label = torch.zeros(rows, cols)
+    count = 0
+    for r in (slice(0, -window[0]), slice(-window[0], -shift[0]), slice(-shift[0], None)):
+        for c in (slice(0, -window[1]), slice(-window[1], -shift[1]), slice(-shift[1], None)):
+            label[r, c] = count
+            count += 1
+    windows = label.view(rows // window[0], window[0], cols // window[1], window[1]).permute(0, 2, 1, 3)
+    windows = windows.reshape(-1, window[0] * window[1])
+    differ = windows[:, None, :] != windows[:, :, None]
+    return torch.zeros(differ.shape).masked_fill(differ, -100.0)
+
+
+@pytest.mark.parametrize("grid, window, shift", [((64, 8), (4, 4), (2, 0)), ((16, 8), (4, 4), (2, 2)),
+                                                 ((8, 12), (4, 6), (1, 3))])
+def test_shift_mask_is_audiomaes(grid, window, shift):
+    win, sft = window_and_shift(grid, window, shift)
+    assert torch.equal(shifted_window_mask(grid, win, sft), audiomae_region_mask(grid, win, sft))
+    assert shifted_window_mask(grid, win, (0, 0)) is None
+
+
+def test_window_and_shift_follow_audiomae():
+    assert window_and_shift((64, 8), (4, 4), (2, 0)) == ((4, 4), (2, 0))
+    assert window_and_shift((64, 4), (4, 8), (2, 2)) == ((4, 4), (2, 0))  # one window covers the side: no shift
+    with pytest.raises(ValueError, match="not divisible"):
+        window_and_shift((10, 8), (4, 4), (2, 0))
+
+
+def test_relative_coordinates_are_log_spaced_offsets():
+    block = AudioMAESwinBlock(16, 2, GRID, window=(4, 4))
+    coords = block.attn.relative_coordinates_log.view(16, 16, 2)  # (query, key, (row, col) offset)
+    # query (0, 0) vs key (3, 2) -> offset (0 - 3, 0 - 2) = (-3, -2) -> -log(1 + 3), -log(1 + 2)
+    torch.testing.assert_close(coords[0, 3 * 4 + 2], torch.tensor([-math.log(4.0), -math.log(3.0)]))
+    torch.testing.assert_close(coords[3 * 4 + 2, 0], torch.tensor([math.log(4.0), math.log(3.0)]))
+    assert torch.equal(coords[5, 5], torch.zeros(2))
+    assert block.attn.position_bias().shape == (2, 16, 16)
+
+
+def test_block_is_post_norm():
+    """Each branch's output is normalised before it is added: with zero norm weights and biases
+    the block is the identity, whatever the attention and MLP compute."""
+    torch.manual_seed(0)
+    block = AudioMAESwinBlock(16, 2, GRID, window=(4, 4), shift=(2, 0)).eval()
+    with torch.no_grad():
+        for norm in (block.norm1, block.norm2):
+            norm.weight.zero_()
+            norm.bias.zero_()
+        x = torch.randn(2, L, 16)
+        assert torch.equal(block(x), x)
