@@ -230,3 +230,16 @@ def test_a_plain_transformer_decoder_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="decoder_mode=0"):
         SupmamModel.from_audiomae(path)
     load_encoder(path)  # its encoder still loads
+
+
+def test_fine_tuning_on_shorter_clips_crops_the_table_as_audiomae_does(fbank, tmp_path):
+    """ESC-50 (512 frames) from a 1024-frame checkpoint: AudioMAE's fine-tuning keeps the first 32
+    time columns of its (8, 64) table (interpolate_pos_embed_audio); ours must be that crop."""
+    cfg = OmegaConf.structured(SupmamClassifierConfig(pretrained=PRETRAINED, input_frames=512))
+    classifier = SupmamClassifier(cfg, num_classes=3)
+    assert cfg.input_frames == 512 and classifier.encoder.num_patches == 256
+    table = torch.load(PRETRAINED, map_location="cpu", weights_only=False)["model"]["pos_embed"][0, 1:]
+    cropped = table.reshape(8, 64, 192)[:, :32].reshape(256, 192)  # AudioMAE's crop of its (freq x time) table
+    assert max_error(classifier.encoder.pos_embed[0], cropped) < 1e-6
+    with torch.no_grad():
+        assert classifier.eval()(fbank=fbank[:, :512])["logits"].shape == (2, 3)

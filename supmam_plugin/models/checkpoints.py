@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CheckpointError", "EncoderCheckpoint", "ENCODER_FIELDS", "LEGACY_PRETRAINING", "read_checkpoint",
     "is_fairseq_checkpoint", "fairseq_configs", "read_encoder", "load_strict", "apply_architecture",
-    "upgrade_legacy_encoder", "legacy_pretraining_reason", "audiomae_state_dict", "encoder_from_audiomae_state",
+    "upgrade_legacy_encoder", "legacy_pretraining_reason", "positions_for_frames", "audiomae_state_dict", "encoder_from_audiomae_state",
     "supmam_from_audiomae_state", "audiomae_head", "encoder_to_audiomae_state", "recognise_positions",
 ]
 
@@ -262,6 +262,31 @@ def read_encoder(path: str) -> EncoderCheckpoint:
     else:
         architecture["position_layout"] = recognise_positions(weights["pos_embed"][0], grid, path, "encoder.pos_embed")
     return EncoderCheckpoint(weights, architecture, int(task_cfg.get("sample_rate") or 16000), name)
+
+
+def positions_for_frames(found: EncoderCheckpoint, input_frames: int, path: str) -> dict:
+    """``found.weights`` for an encoder of ``input_frames`` frames (fine-tuning on shorter or longer
+    clips than pretraining, e.g. ESC-50's 512 or Speech Commands' 128 frames after 1024).
+
+    The position table is a fixed function of its layout and grid: the checkpoint's table (whose
+    layout :func:`read_encoder` recognised) is replaced by the same layout's table for the new
+    grid. For fewer frames this equals cropping the time axis of the table, which is what AudioMAE's
+    fine-tuning does (``util/pos_embed.interpolate_pos_embed_audio`` keeps the first time columns
+    of its (8, 64) table)."""
+    architecture = found.architecture
+    if int(input_frames) == int(architecture["input_frames"]):
+        return found.weights
+    patch = int(architecture["patch_size"])
+    if input_frames % patch:
+        raise CheckpointError(f"{path}: {input_frames} frames do not split into its {patch}x{patch} patches")
+    grid = (int(input_frames) // patch, int(architecture["num_mel_bins"]) // patch)
+    table = found.weights["pos_embed"]
+    weights = dict(found.weights)
+    weights["pos_embed"] = position_table(table.size(-1), grid, architecture["position_layout"]).unsqueeze(0).to(
+        table.dtype)
+    logger.info(f"{path}: position table ({architecture['position_layout']} layout) made for {input_frames} frames "
+                f"(a {grid[0]} x {grid[1]} grid; the checkpoint's is for {architecture['input_frames']})")
+    return weights
 
 
 # ----------------------------------------------------------------------------- AudioMAE

@@ -10,8 +10,10 @@ from fairseq.models import BaseFairseqModel, register_model
 from ..data.fbank import FbankSettings, batch_fbank, normalize_fbank
 from .augment import mixup, spec_augment
 from .masking import split_by_mask, structured_masking
-from .checkpoints import CheckpointError, apply_architecture, audiomae_head, load_strict, read_checkpoint, read_encoder, \
-    upgrade_legacy_encoder
+from .checkpoints import (
+    CheckpointError, apply_architecture, audiomae_head, load_strict, positions_for_frames, read_checkpoint, read_encoder,
+    upgrade_legacy_encoder,
+)
 from .vit_encoder import VitEncoder, VitEncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -22,9 +24,9 @@ class SupmamClassifierConfig(VitEncoderConfig):
     pretrained: str = field(
         default="",
         metadata={"help": "checkpoint whose encoder starts fine-tuning (its encoder architecture and position "
-                  "table are taken from it): a supmam pretraining or supmam_classifier checkpoint (.pt; "
-                  "decoder, heads and teacher are dropped) or AudioMAE's pretrained.pth / finetuned.pth; "
-                  "'' = random initialisation (from scratch)"},
+                  "table layout are taken from it; the input length stays the task's): a supmam pretraining or "
+                  "supmam_classifier checkpoint (.pt; decoder, heads and teacher are dropped) or AudioMAE's "
+                  "pretrained.pth / finetuned.pth; '' = random initialisation (from scratch)"},
     )
     num_classes: int = field(
         default=0, metadata={"help": "classes of the head; 0 = from the task's dict (else they must agree)"}
@@ -63,9 +65,12 @@ class SupmamClassifier(BaseFairseqModel):
         self.fbank_settings = FbankSettings(sample_rate=sample_rate)
         weights = None
         if cfg.pretrained and load_pretrained:
+            # the checkpoint gives the encoder's architecture; the input length stays this model's
+            # (the task's target_frames), the position table following it
             found = read_encoder(cfg.pretrained)
-            weights = found.weights
-            apply_architecture(cfg, found.architecture, cfg.pretrained)
+            apply_architecture(cfg, {k: v for k, v in found.architecture.items() if k != "input_frames"},
+                               cfg.pretrained)
+            weights = positions_for_frames(found, cfg.input_frames, cfg.pretrained)
         self.encoder = VitEncoder(cfg)
         self.encoder.apply(self.encoder.init_module_weights)
         if weights is not None:
