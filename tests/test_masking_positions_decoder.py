@@ -298,9 +298,9 @@ def test_mask_token_gets_gradient():
 
 def test_fused_attention_matches_plain_path():
     dec = small_decoder(depth=2)  # block 0 unshifted, block 1 shifted (uses the attn mask)
-    with torch.no_grad():  # temperatures away from 1, one below AudioMAE's clamp (0.01)
+    with torch.no_grad():  # temperatures away from 1 (logits up to 20x the cosine)
         for block in dec.blocks:
-            block.attn.tau.copy_(torch.tensor([0.05, 0.5, 2.0, 0.001]))
+            block.attn.tau.copy_(torch.tensor([0.05, 0.5, 2.0, 0.2]))
             block.attn.meta_mlp.fc2.bias.normal_()
     vis, mask, restore = random_masking(3, L, 0.4, generator=gen(5))
     tokens = torch.randn(3, vis.shape[1], 24)
@@ -368,3 +368,18 @@ def test_block_is_post_norm():
             norm.bias.zero_()
         x = torch.randn(2, L, 16)
         assert torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_temperature_is_clamped_at_audiomaes_minimum(fused):
+    dec = small_decoder(depth=2)
+    vis, mask, restore = random_masking(2, L, 0.4, generator=gen(6))
+    tokens = torch.randn(2, vis.shape[1], 24)
+    outs = []
+    with torch.no_grad():
+        for tau in (0.01, 0.001, -1.0):  # all below the clamp act as 0.01
+            for block in dec.blocks:
+                block.attn.tau.fill_(tau)
+                block.attn.fused_attn = fused
+            outs.append(dec(tokens, restore))
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
