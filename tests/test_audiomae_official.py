@@ -102,10 +102,10 @@ def test_encoder_tokens(model, fbank, official_tokens):
     assert max_error(cls, official_tokens[:, 0]) < TOKENS_ATOL
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "plain"])
-def test_predictions_mask_and_loss_reproduce_audiomae(model, fbank, fused):
+@pytest.mark.parametrize("attention", ["matmul", "sdpa"])
+def test_predictions_mask_and_loss_reproduce_audiomae(model, fbank, attention):
     for block in model.decoder.blocks:
-        block.attn.fused_attn = fused
+        block.attn.attention = attention
     noise = load("noise.npy")
     try:
         with torch.no_grad():
@@ -114,7 +114,7 @@ def test_predictions_mask_and_loss_reproduce_audiomae(model, fbank, fused):
             loss, sample_size, log = criterion(model, {"net_input": {"fbank": fbank, "mask_noise": noise}})
     finally:
         for block in model.decoder.blocks:
-            block.attn.fused_attn = True
+            block.attn.attention = "auto"
     # AudioMAE keeps the int(512 * (1 - 0.8)) = 102 patches with the smallest noise
     assert torch.equal(out["mask"], load("mask.npy").float())
     assert int(out["mask"][0].sum()) == 512 - 102

@@ -189,7 +189,7 @@ def shifted_window(t, f, grid=GRID, win=(4, 4), shift=(2, 0)):
 def test_decoder_output_shape_and_state_dict():
     dec = WindowDecoder(in_dim=768)  # paper defaults: width 512, one block, 16 heads
     assert len(dec.blocks) == 1 and dec.blocks[0].shift_size == (0, 0)
-    assert all(b.attn.fused_attn for b in dec.blocks)
+    assert all(b.attn.attention == "auto" for b in dec.blocks)
     vis, mask, restore = random_masking(2, L, 0.4, generator=gen(0))
     out = dec(torch.randn(2, vis.shape[1], 768), restore)
     assert out.shape == (2, L, 512)
@@ -230,7 +230,6 @@ def test_decoder_unshifted_block_is_local(t, f):
 def test_shifted_block_is_local(t, f):
     torch.manual_seed(0)
     block = AudioMAESwinBlock(32, 4, GRID, window=(4, 4), shift=(2, 0)).eval()
-    assert block.attn.fused_attn
     x = torch.randn(1, L, 32)
     x2 = x.clone()
     x2[0, t * 8 + f] += torch.randn(32)
@@ -296,7 +295,9 @@ def test_mask_token_gets_gradient():
     assert dec.mask_token.grad is not None and dec.mask_token.grad.abs().sum() > 0
 
 
-def test_fused_attention_matches_plain_path():
+def test_sdpa_path_matches_matmul_path():
+    """The fused path (one scaled_dot_product_attention call) computes what the batched-matmul
+    path does, unshifted and shifted blocks, within 1e-5."""
     dec = small_decoder(depth=2)  # block 0 unshifted, block 1 shifted (uses the attn mask)
     with torch.no_grad():  # temperatures away from 1 (logits up to 20x the cosine)
         for block in dec.blocks:
@@ -304,12 +305,45 @@ def test_fused_attention_matches_plain_path():
             block.attn.meta_mlp.fc2.bias.normal_()
     vis, mask, restore = random_masking(3, L, 0.4, generator=gen(5))
     tokens = torch.randn(3, vis.shape[1], 24)
+    outs = {}
     with torch.no_grad():
-        fused = dec(tokens, restore)
-        for block in dec.blocks:
-            block.attn.fused_attn = False
-        plain = dec(tokens, restore)
-    assert torch.allclose(fused, plain, atol=1e-5, rtol=0)
+        for attention in ("sdpa", "matmul", "auto"):
+            for block in dec.blocks:
+                block.attn.attention = attention
+            outs[attention] = dec(tokens, restore)
+    assert torch.allclose(outs["sdpa"], outs["matmul"], atol=1e-5, rtol=0)
+    assert torch.equal(outs["auto"], outs["matmul"])  # on the CPU
+
+
+def audiomae_attention(attn_module, x, mask):
+    """AudioMAE's WindowMultiHeadAttention._forward_batch arithmetic, written from its description
+    on (B * nW, N, C) windows: cosine logits / max(tau, 0.01) (denominator |q||k| clamped at
+    1e-6), + MLP position bias, + shift mask per window, softmax, @ v, proj."""
+    bw, n, c = x.shape
+    heads = attn_module.num_heads
+    q, k, v = attn_module.qkv(x).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    denom = torch.norm(q, dim=-1, keepdim=True) @ torch.norm(k, dim=-1, keepdim=True).transpose(-2, -1)
+    attn = q @ k.transpose(-2, -1) / denom.clamp(min=1e-6)
+    attn = attn / attn_module.tau.clamp(min=0.01).reshape(1, heads, 1, 1)
+    bias = attn_module.meta_mlp(attn_module.relative_coordinates_log).transpose(1, 0).reshape(heads, n, n)
+    attn = attn + bias.unsqueeze(0)
+    if mask is not None:
+        windows = mask.shape[0]
+        attn = (attn.view(bw // windows, windows, heads, n, n) + mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, n, n)
+    return attn_module.proj((attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(bw, n, -1))
+
+
+@pytest.mark.parametrize("attention", ["matmul", "sdpa"])
+def test_attention_is_audiomaes_formula(attention):
+    torch.manual_seed(0)
+    block = AudioMAESwinBlock(32, 4, GRID, window=(4, 4), shift=(2, 0)).eval()
+    block.attn.attention = attention
+    with torch.no_grad():
+        block.attn.tau.copy_(torch.tensor([0.05, 0.5, 2.0, 0.2]))
+        x = torch.randn(2, 32, 16, 32)  # (B, nW, N, C): 16 x 2 windows of 4 x 4 on the 64 x 8 grid
+        ours = block.attn(x, block.attn_mask)
+        reference = audiomae_attention(block.attn, x.reshape(64, 16, 32), block.attn_mask).view(2, 32, 16, 32)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
 
 
 # ----------------------------------------------------------------------------- AudioMAE's block details
@@ -370,8 +404,8 @@ def test_block_is_post_norm():
         assert torch.equal(block(x), x)
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_temperature_is_clamped_at_audiomaes_minimum(fused):
+@pytest.mark.parametrize("attention", ["matmul", "sdpa"])
+def test_temperature_is_clamped_at_audiomaes_minimum(attention):
     dec = small_decoder(depth=2)
     vis, mask, restore = random_masking(2, L, 0.4, generator=gen(6))
     tokens = torch.randn(2, vis.shape[1], 24)
@@ -380,6 +414,6 @@ def test_temperature_is_clamped_at_audiomaes_minimum(fused):
         for tau in (0.01, 0.001, -1.0):  # all below the clamp act as 0.01
             for block in dec.blocks:
                 block.attn.tau.fill_(tau)
-                block.attn.fused_attn = fused
+                block.attn.attention = attention
             outs.append(dec(tokens, restore))
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])

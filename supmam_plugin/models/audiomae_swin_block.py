@@ -28,11 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 
-__all__ = ["CosineWindowAttention", "AudioMAESwinBlock", "window_and_shift", "shifted_window_mask"]
+__all__ = ["CosineWindowAttention", "AudioMAESwinBlock", "window_and_shift", "shifted_window_mask", "ATTENTION_CHOICES"]
 
 MASK_VALUE = -100.0  # AudioMAE's value for pairs across shifted-window regions
 TAU_MIN = 0.01  # AudioMAE clamps the learned temperature from below
-NORM_EPS = 1e-12  # smallest query / key norm in the fused path (F.normalize's)
+NORM_EPS = 1e-12  # smallest query / key norm (F.normalize's)
+ATTENTION_CHOICES = ("auto", "matmul", "sdpa")
 
 
 def window_and_shift(grid: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> tuple:
@@ -90,27 +91,40 @@ def shifted_window_mask(grid: Sequence[int], window: tuple, shift: tuple) -> Opt
 
 
 class CosineWindowAttention(nn.Module):
-    """Scaled cosine self-attention inside windows, with AudioMAE's MLP position bias.
+    """Scaled cosine self-attention inside windows, with AudioMAE's MLP position bias:
+    ``softmax(cos(q_i, k_j) / max(tau, 0.01) + bias_ij + shift_mask_ij) v``.
 
     forward: x (B, nW, N, C) window tokens, mask (nW, N, N) or None -> (B, nW, N, C).
-    ``fused_attn``: one ``F.scaled_dot_product_attention`` call with the 1/tau folded into the
-    unit-norm queries and the bias plus shift mask as ``attn_mask``. It equals the plain path
-    except where ``|q| * |k| < 1e-6`` (AudioMAE clamps the product, the fused path each norm at 1e-12).
+
+    Two exact ways to compute it (``attention``):
+
+    * "matmul": AudioMAE's arithmetic with batched matmuls: ``q k^T`` scaled by
+      ``1 / (|q_i| |k_j| tau)`` (the norms multiplied on the small N x N logits), plus the bias and
+      shift mask, softmax, ``@ v``.
+    * "sdpa": one ``F.scaled_dot_product_attention`` call, 1/tau folded into unit-norm queries,
+      keys made unit-norm, bias plus shift mask as ``attn_mask``.
+
+    "auto" (the default) takes "sdpa" on CUDA and "matmul" elsewhere: with 16-token windows the
+    CPU's SDPA kernel is slower than the batched matmuls (ViT-B decoder block, fwd + bwd, batch 4:
+    about 2.5% slower, BENCHMARKS.md). Both equal the official formula except where a query or key
+    norm is below 1e-12 (AudioMAE clamps their product at 1e-6): a zero vector, never met in practice.
     """
 
     def __init__(self, dim: int, num_heads: int, window: Sequence[int], meta_hidden_dim: int = 384,
-                 bias_dropout: float = 0.1):
+                 bias_dropout: float = 0.1, attention: str = "auto"):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"decoder width {dim} is not divisible by its {num_heads} heads")
+        if attention not in ATTENTION_CHOICES:
+            raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {attention!r}")
         self.num_heads = num_heads
         self.window = (int(window[0]), int(window[1]))
+        self.attention = attention
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
         self.meta_mlp = Mlp(2, hidden_features=meta_hidden_dim, out_features=num_heads, act_layer=nn.ReLU,
                             drop=bias_dropout)
         self.tau = nn.Parameter(torch.ones(num_heads))
-        self.fused_attn = True
         wt, wf = self.window
         coords = torch.stack(torch.meshgrid(torch.arange(wt), torch.arange(wf), indexing="ij")).flatten(1)  # (2, N)
         relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).reshape(-1, 2).float()  # (N*N, 2)
@@ -125,23 +139,26 @@ class CosineWindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         batch, num_windows, n, channels = x.shape
         heads = self.num_heads
-        qkv = self.qkv(x).view(batch, num_windows, n, 3, heads, channels // heads).permute(3, 0, 1, 4, 2, 5)
-        q, k, v = qkv.unbind(0)  # (B, nW, H, N, hd)
-        inverse_tau = 1.0 / self.tau.clamp(min=TAU_MIN).view(1, 1, heads, 1, 1)
-        bias = self.position_bias().to(x.dtype)  # (H, N, N)
+        qkv = self.qkv(x).view(batch * num_windows, n, 3, heads, channels // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B * nW, H, N, hd), window-major within each clip
+        inverse_tau = (1.0 / self.tau.clamp(min=TAU_MIN)).view(1, heads, 1, 1).to(x.dtype)
+        q_scale = inverse_tau / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(NORM_EPS)  # (BnW, H, N, 1)
+        k_scale = 1.0 / torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(NORM_EPS)
+        bias = self.position_bias().to(x.dtype).unsqueeze(0)  # (1, H, N, N)
         if mask is not None:
             bias = bias + mask.to(x.dtype).unsqueeze(1)  # (nW, H, N, N)
-        if self.fused_attn:
-            # unit-norm rows with 1/tau folded into the queries: one small scale per row, one
-            # multiplication per tensor (cheaper than F.normalize then a second multiplication)
-            q = q * (inverse_tau.to(q.dtype) / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(NORM_EPS))
-            k = k * (1.0 / torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(NORM_EPS))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.expand(num_windows, heads, n, n), scale=1.0)
+        attention = self.attention
+        if attention == "auto":
+            attention = "sdpa" if x.is_cuda else "matmul"
+        if attention == "sdpa":
+            if mask is not None:  # one mask per window of every clip
+                bias = bias.unsqueeze(0).expand(batch, -1, -1, -1, -1).reshape(batch * num_windows, heads, n, n)
+            out = F.scaled_dot_product_attention(q * q_scale, k * k_scale, v, attn_mask=bias, scale=1.0)
         else:
-            denom = q.norm(dim=-1, keepdim=True) @ k.norm(dim=-1, keepdim=True).transpose(-2, -1)
-            attn = (q @ k.transpose(-2, -1)) / denom.clamp(min=1e-6) * inverse_tau.to(q.dtype)
-            out = (attn + bias).softmax(dim=-1) @ v
-        out = out.permute(0, 1, 3, 2, 4).reshape(batch, num_windows, n, channels)
+            logits = (q @ k.transpose(-2, -1)) * (q_scale * k_scale.transpose(-2, -1))  # (BnW, H, N, N)
+            logits = (logits.view(batch, num_windows, heads, n, n) + bias).view(-1, heads, n, n)
+            out = logits.softmax(dim=-1) @ v
+        out = out.transpose(1, 2).reshape(batch, num_windows, n, channels)
         return self.proj(out)
 
 
