@@ -38,10 +38,11 @@ def old_decoder_class(old_repo: str):
     return module.WindowDecoder
 
 
-def build_pair(variant: str, size: str, num_classes: int, old_decoder, device):
+def build_pair(variant: str, size: str, num_classes: int, old_decoder, device, after_cls: bool = True):
     """(before, after): (model, criterion, cfg) each. "after" is the recipe with AudioMAE's
-    backbone settings ([CLS], audiomae positions); "before" swaps in the old decoder and head."""
-    after = common.build_variant(variant, size, num_classes, {"cls_token": True, "position_layout": "audiomae"})
+    backbone settings ([CLS] unless ``after_cls`` is false, audiomae positions); "before" swaps in
+    the old decoder and head, without [CLS]."""
+    after = common.build_variant(variant, size, num_classes, {"cls_token": after_cls, "position_layout": "audiomae"})
     before = common.build_variant(variant, size, num_classes, {"cls_token": False, "position_layout": "grid"})
     model, cfg = before[0], before[2]
     torch.manual_seed(0)
@@ -72,6 +73,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--steps-per-visit", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=527)
+    parser.add_argument("--also-without-cls", action="store_true",
+                        help="also time the current model without [CLS] (the decoder's share of the change alone)")
     args = parser.parse_args()
     device = common.setup(args)
     print(common.machine_summary(device))
@@ -79,8 +82,11 @@ def main():
     old_decoder = old_decoder_class(args.old_repo)
     configs = []  # (name, model, criterion, optimizer, sample)
     for variant in args.variants:
-        for label, (model, criterion, cfg) in zip(("before", "after"), build_pair(variant, args.size, args.num_classes,
-                                                                                   old_decoder, device)):
+        models = list(zip(("before", "after"), build_pair(variant, args.size, args.num_classes, old_decoder, device)))
+        if args.also_without_cls:
+            models.append(("after-no-cls", build_pair(variant, args.size, args.num_classes, old_decoder, device,
+                                                      after_cls=False)[1]))
+        for label, (model, criterion, cfg) in models:
             token_map = cached_token_map(model, args.batch) if cfg.target == "clap" else None
             sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=False, token_map=token_map)
             configs.append((f"{variant} {label}", model, criterion, make_optimizer("torch", model), sample))
@@ -111,12 +117,16 @@ def main():
     print(f"\n--- size {args.size}, batch {args.batch}, {args.dtype}, device {device}, load average at the end "
           f"{common.load_average()}, wall {time.time() - start:.0f} s ---")
     for variant in args.variants:
-        before, after = times[f"{variant} before"], times[f"{variant} after"]
-        ratios = [a / b for a, b in zip(after, before)]
-        print(f"{variant:12s} before median {statistics.median(before):.3f} s best {min(before):.3f} s | after median "
-              f"{statistics.median(after):.3f} s best {min(after):.3f} s | after/before: paired median "
-              f"{statistics.median(ratios):.3f}, best/best {min(after) / min(before):.3f}, per round "
-              + " ".join(f"{r:.3f}" for r in ratios))
+        before = times[f"{variant} before"]
+        for label in ("after", "after-no-cls"):
+            if f"{variant} {label}" not in times:
+                continue
+            after = times[f"{variant} {label}"]
+            ratios = [a / b for a, b in zip(after, before)]
+            print(f"{variant:12s} before median {statistics.median(before):.3f} s best {min(before):.3f} s | {label} "
+                  f"median {statistics.median(after):.3f} s best {min(after):.3f} s | {label}/before: paired median "
+                  f"{statistics.median(ratios):.3f}, best/best {min(after) / min(before):.3f}, per round "
+                  + " ".join(f"{r:.3f}" for r in ratios))
 
 
 if __name__ == "__main__":

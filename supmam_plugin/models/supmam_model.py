@@ -44,8 +44,9 @@ CLAP_FEATURE_CHOICES = ChoiceEnum(["tokens", "projected"])
 class SupmamConfig(VitEncoderConfig):
     target: TARGET_CHOICES = field(
         default="spectrogram",
-        metadata={"help": "decoder target: 'spectrogram' (norm_pix patches, AudioMAE/SupMAM) or "
-                  "'clap' (frozen LAION-CLAP teacher features per patch, MAM-CLAP/SupMAM-CLAP)"},
+        metadata={"help": "decoder target: 'spectrogram' (norm_pix patches, AudioMAE/SupMAM; head: AudioMAE's "
+                  "plain Linear) or 'clap' (frozen LAION-CLAP teacher features per patch, MAM-CLAP/SupMAM-CLAP; "
+                  "head: the paper's Linear + LayerNorm)"},
     )
     mask_ratio: float = field(
         default=0.8, metadata={"help": "fraction of patches masked (paper: 0.8 / 0.2 / 0.4 / 0.4)"}
