@@ -73,6 +73,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--steps-per-visit", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=527)
+    parser.add_argument("--attention", nargs="+", default=["auto"], choices=["auto", "matmul", "sdpa"],
+                        help="the current decoder's attention implementation(s): one 'after' model each")
     parser.add_argument("--also-without-cls", action="store_true",
                         help="also time the current model without [CLS] (the decoder's share of the change alone)")
     args = parser.parse_args()
@@ -83,6 +85,15 @@ def main():
     configs = []  # (name, model, criterion, optimizer, sample)
     for variant in args.variants:
         models = list(zip(("before", "after"), build_pair(variant, args.size, args.num_classes, old_decoder, device)))
+        for attention in args.attention[1:]:  # more 'after' models, one per attention implementation
+            models.append((f"after-{attention}", build_pair(variant, args.size, args.num_classes, old_decoder,
+                                                             device)[1]))
+        if args.attention[0] != "auto" or len(args.attention) > 1:
+            models[1] = (f"after-{args.attention[0]}", models[1][1])
+        for label, (model, _, _) in models:
+            if label.startswith("after-") and label[len("after-"):] in ("auto", "matmul", "sdpa"):
+                for block in model.decoder.blocks:
+                    block.attn.attention = label[len("after-"):]
         if args.also_without_cls:
             models.append(("after-no-cls", build_pair(variant, args.size, args.num_classes, old_decoder, device,
                                                       after_cls=False)[1]))
@@ -118,9 +129,7 @@ def main():
           f"{common.load_average()}, wall {time.time() - start:.0f} s ---")
     for variant in args.variants:
         before = times[f"{variant} before"]
-        for label in ("after", "after-no-cls"):
-            if f"{variant} {label}" not in times:
-                continue
+        for label in [n[len(variant) + 1:] for n in times if n.startswith(variant + " after")]:
             after = times[f"{variant} {label}"]
             ratios = [a / b for a, b in zip(after, before)]
             print(f"{variant:12s} before median {statistics.median(before):.3f} s best {min(before):.3f} s | {label} "
