@@ -10,7 +10,8 @@
     out["patches"]    # (2, L, D): final (normed) encoder outputs, L = 512 for 1024 x 128 inputs
 
 Checkpoints: a fine-tuned ``supmam_classifier`` or a ``supmam`` pretraining checkpoint (fairseq
-``.pt``), or AudioMAE's released ``pretrained.pth`` / ``finetuned.pth``. Only the encoder is used
+``.pt``; those written before the AudioMAE layout too), or AudioMAE's released ``pretrained.pth`` /
+``finetuned.pth`` (read by :mod:`supmam_plugin.models.checkpoints`). Only the encoder is used
 (a classifier's ``fc_norm`` and ``head`` are not).
 
 Input: mono float waveforms in [-1, 1], resampled to 16 kHz (soxr, high quality) when given at
@@ -34,43 +35,10 @@ import torch
 
 from .data.audio import read_mono, resample
 from .data.fbank import FbankSettings, batch_fbank
-from .models.pretrained_encoder import (
-    ENCODER_FIELDS, CheckpointError, check_and_load, load_encoder_weights, read_checkpoint,
-)
+from .models.checkpoints import load_strict, read_encoder
 from .models.vit_encoder import VitEncoder, VitEncoderConfig
 
 SAMPLE_RATE = 16000
-FAIRSEQ_MODELS = ("supmam", "supmam_classifier")
-
-
-def read_encoder_checkpoint(path: str) -> tuple[dict, dict, int]:
-    """(encoder weights without the ``encoder.`` prefix, encoder architecture fields, sample rate)
-    of a checkpoint of one of the kinds in the module docstring."""
-    path = os.fspath(path)
-    state = read_checkpoint(path)
-    sample_rate = SAMPLE_RATE
-    if isinstance(state, dict) and "cfg" in state and "model" in state:  # fairseq checkpoint
-        cfg = state["cfg"] or {}
-        model_cfg = cfg.get("model") or {}
-        name = model_cfg.get("_name") if hasattr(model_cfg, "get") else None
-        if name not in FAIRSEQ_MODELS:
-            raise CheckpointError(
-                f"{path}: a fairseq checkpoint of model {name!r}, not one of {list(FAIRSEQ_MODELS)}; give a "
-                "supmam pretraining or supmam_classifier fine-tuning checkpoint, or an AudioMAE .pth"
-            )
-        weights = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
-        architecture = {f: model_cfg[f] for f in ENCODER_FIELDS if f in model_cfg}
-        task_cfg = cfg.get("task") or {}
-        if name == "supmam_classifier" and task_cfg.get("target_frames"):
-            architecture["input_frames"] = task_cfg["target_frames"]  # as SupmamClassifier.build_model does
-        sample_rate = task_cfg.get("sample_rate") or SAMPLE_RATE
-        del state
-    else:
-        del state
-        weights, architecture = load_encoder_weights(path)  # AudioMAE .pth (reads the file again)
-    if not weights:
-        raise CheckpointError(f"{path}: holds no encoder weights (no 'encoder.*' keys)")
-    return weights, architecture, sample_rate
 
 
 def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
@@ -79,24 +47,38 @@ def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dty
     its weights in ``dtype`` (torch.bfloat16 / float16 for speed on a GPU; the fbank is computed in
     float32 whatever it is, and outputs are float32).
 
-    ``random_init``: the checkpoint's architecture (and input pipeline) with NONE of its weights:
-    initialised as training from scratch initialises it (MAE's init, :meth:`VitEncoder.init_module_weights`)
-    from torch seed ``seed``; the pretrained encoder's "random twin" for linear probes."""
+    ``random_init``: the checkpoint's architecture and input pipeline (its position table included)
+    with NONE of its learned weights: initialised as training from scratch initialises it (MAE's
+    init, :meth:`VitEncoder.init_module_weights`) from torch seed ``seed``; the pretrained encoder's
+    "random twin" for linear probes.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError (a ValueError): a file that holds no encoder we can build, with the reason.
+    """
     path = os.fspath(path)
-    weights, architecture, sample_rate = read_encoder_checkpoint(path)
-    config = VitEncoderConfig(**architecture)
+    found = read_encoder(path)
+    config = VitEncoderConfig(**found.architecture)
     if random_init:
         with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
             torch.manual_seed(seed)
             encoder = VitEncoder(config)
             encoder.apply(encoder.init_module_weights)
+        if "pos_embed" in found.weights:  # a fixed table is data, not a learned weight
+            encoder.pos_embed.copy_(found.weights["pos_embed"].to(encoder.pos_embed.dtype))
         source = f"random init (seed {seed}) of the architecture of {path}"
     else:
         encoder = VitEncoder(config)
-        check_and_load(encoder, weights, path)
+        load_strict(encoder, found.weights, path)
         source = path
-    del weights
-    return AudioEncoder(encoder, device=device, sample_rate=sample_rate, source=source, dtype=dtype)
+    return AudioEncoder(encoder, device=device, sample_rate=found.sample_rate, source=source, dtype=dtype)
+
+
+def read_encoder_checkpoint(path: str) -> tuple[dict, dict, int]:
+    """(encoder weights, encoder architecture fields, sample rate) of a checkpoint (see
+    :func:`~supmam_plugin.models.checkpoints.read_encoder`)."""
+    found = read_encoder(os.fspath(path))
+    return found.weights, found.architecture, found.sample_rate
 
 
 class AudioEncoder:

@@ -11,7 +11,7 @@ from supmam_plugin.commands.extract_embeddings import main as extract_main
 from supmam_plugin.data.audio import resample
 from supmam_plugin.data.manifest import read_manifest
 from supmam_plugin.embeddings import load_encoder
-from supmam_plugin.models.pretrained_encoder import CheckpointError
+from supmam_plugin.models.checkpoints import CheckpointError
 from supmam_plugin.models.vit_encoder import VitEncoder, VitEncoderConfig
 
 ATOL = 1e-5
@@ -71,7 +71,7 @@ def test_classifier_checkpoint_and_bad_checkpoints(checkpoint, encoder, tmp_path
 
 def test_audiomae_pth_with_cls_token(tmp_path):
     from supmam_plugin.embeddings import AudioEncoder
-    from supmam_plugin.models.audiomae_checkpoint import encoder_to_audiomae_state
+    from supmam_plugin.models.checkpoints import encoder_to_audiomae_state
 
     torch.manual_seed(0)
     vit = VitEncoder(VitEncoderConfig(encoder_layers=1, encoder_embed_dim=192, encoder_heads=3, cls_token=True))

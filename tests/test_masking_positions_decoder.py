@@ -1,12 +1,11 @@
-"""Masking, 2-D sin-cos positions and the shifted-window decoder."""
+"""Masking, 2-D sin-cos positions and the shifted-window decoder (AudioMAE's block)."""
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-from timm.models.swin_transformer import SwinTransformerBlock
-
+from supmam_plugin.models.audiomae_swin_block import AudioMAESwinBlock, shifted_window_mask, window_and_shift
 from supmam_plugin.models.masking import gather_patches, random_masking, split_by_mask, structured_masking
 from supmam_plugin.models.positions import sincos_2d_positions
 from supmam_plugin.models.window_decoder import WindowDecoder
@@ -190,13 +189,16 @@ def shifted_window(t, f, grid=GRID, win=(4, 4), shift=(2, 0)):
 def test_decoder_output_shape_and_state_dict():
     dec = WindowDecoder(in_dim=768)  # paper defaults: width 512, one block, 16 heads
     assert len(dec.blocks) == 1 and dec.blocks[0].shift_size == (0, 0)
-    assert all(b.attn.fused_attn for b in dec.blocks)
+    assert all(b.attn.attention == "auto" for b in dec.blocks)
     vis, mask, restore = random_masking(2, L, 0.4, generator=gen(0))
     out = dec(torch.randn(2, vis.shape[1], 768), restore)
     assert out.shape == (2, L, 512)
     keys = dec.state_dict().keys()
-    assert "mask_token" in keys and "positions" not in keys
+    assert "mask_token" in keys and "pos_embed" in keys  # the table is saved with the weights
+    assert {"blocks.0.attn.tau", "blocks.0.attn.meta_mlp.fc1.weight", "blocks.0.attn.meta_mlp.fc2.bias"} <= set(keys)
+    assert not any("relative_position_bias_table" in k for k in keys)
     assert WindowDecoder(in_dim=8, width=16, depth=3, heads=2).blocks[1].shift_size == (2, 0)
+    assert dec.norm.eps == 1e-6 and dec.blocks[0].norm1.eps == 1e-6
 
 
 def test_decoder_depth_zero():
@@ -227,13 +229,10 @@ def test_decoder_unshifted_block_is_local(t, f):
 @pytest.mark.parametrize("t, f", [(0, 0), (1, 6), (2, 3), (13, 5), (61, 0), (62, 4), (63, 7)])
 def test_shifted_block_is_local(t, f):
     torch.manual_seed(0)
-    block = SwinTransformerBlock(
-        dim=32, input_resolution=GRID, num_heads=4, window_size=(4, 4), shift_size=(2, 0)
-    ).eval()
-    block.attn.fused_attn = True
-    x = torch.randn(1, *GRID, 32)
+    block = AudioMAESwinBlock(32, 4, GRID, window=(4, 4), shift=(2, 0)).eval()
+    x = torch.randn(1, L, 32)
     x2 = x.clone()
-    x2[0, t, f] += torch.randn(32)
+    x2[0, t * 8 + f] += torch.randn(32)
     with torch.no_grad():
         out_a, out_b = block(x).reshape(1, L, 32), block(x2).reshape(1, L, 32)
     changed = changed_positions(out_a, out_b)
@@ -296,13 +295,125 @@ def test_mask_token_gets_gradient():
     assert dec.mask_token.grad is not None and dec.mask_token.grad.abs().sum() > 0
 
 
-def test_fused_attention_matches_plain_path():
+def test_sdpa_path_matches_matmul_path():
+    """The fused path (one scaled_dot_product_attention call) computes what the batched-matmul
+    path does, unshifted and shifted blocks, within 1e-5."""
     dec = small_decoder(depth=2)  # block 0 unshifted, block 1 shifted (uses the attn mask)
+    with torch.no_grad():  # temperatures away from 1 (logits up to 20x the cosine)
+        for block in dec.blocks:
+            block.attn.tau.copy_(torch.tensor([0.05, 0.5, 2.0, 0.2]))
+            block.attn.meta_mlp.fc2.bias.normal_()
     vis, mask, restore = random_masking(3, L, 0.4, generator=gen(5))
     tokens = torch.randn(3, vis.shape[1], 24)
+    outs = {}
     with torch.no_grad():
-        fused = dec(tokens, restore)
-        for block in dec.blocks:
-            block.attn.fused_attn = False
-        plain = dec(tokens, restore)
-    assert torch.allclose(fused, plain, atol=1e-5, rtol=0)
+        for attention in ("sdpa", "matmul", "auto"):
+            for block in dec.blocks:
+                block.attn.attention = attention
+            outs[attention] = dec(tokens, restore)
+    assert torch.allclose(outs["sdpa"], outs["matmul"], atol=1e-5, rtol=0)
+    assert torch.equal(outs["auto"], outs["matmul"])  # on the CPU
+
+
+def audiomae_attention(attn_module, x, mask):
+    """AudioMAE's WindowMultiHeadAttention._forward_batch arithmetic, written from its description
+    on (B * nW, N, C) windows: cosine logits / max(tau, 0.01) (denominator |q||k| clamped at
+    1e-6), + MLP position bias, + shift mask per window, softmax, @ v, proj."""
+    bw, n, c = x.shape
+    heads = attn_module.num_heads
+    q, k, v = attn_module.qkv(x).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    denom = torch.norm(q, dim=-1, keepdim=True) @ torch.norm(k, dim=-1, keepdim=True).transpose(-2, -1)
+    attn = q @ k.transpose(-2, -1) / denom.clamp(min=1e-6)
+    attn = attn / attn_module.tau.clamp(min=0.01).reshape(1, heads, 1, 1)
+    bias = attn_module.meta_mlp(attn_module.relative_coordinates_log).transpose(1, 0).reshape(heads, n, n)
+    attn = attn + bias.unsqueeze(0)
+    if mask is not None:
+        windows = mask.shape[0]
+        attn = (attn.view(bw // windows, windows, heads, n, n) + mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, n, n)
+    return attn_module.proj((attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(bw, n, -1))
+
+
+@pytest.mark.parametrize("attention", ["matmul", "sdpa"])
+def test_attention_is_audiomaes_formula(attention):
+    torch.manual_seed(0)
+    block = AudioMAESwinBlock(32, 4, GRID, window=(4, 4), shift=(2, 0)).eval()
+    block.attn.attention = attention
+    with torch.no_grad():
+        block.attn.tau.copy_(torch.tensor([0.05, 0.5, 2.0, 0.2]))
+        x = torch.randn(2, 32, 16, 32)  # (B, nW, N, C): 16 x 2 windows of 4 x 4 on the 64 x 8 grid
+        ours = block.attn(x, block.attn_mask)
+        reference = audiomae_attention(block.attn, x.reshape(64, 16, 32), block.attn_mask).view(2, 32, 16, 32)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------- AudioMAE's block details
+
+
+def audiomae_region_mask(grid, window, shift):
+    """The shifted-window mask as AudioMAE builds it: label the rolled grid by nine slices
+    (per side: [0, -w), [-w, -s), [-s, end)), later slices overwriting earlier ones, then -100
+    between patches of a window whose labels differ. Written here from its description."""
+    rows, cols = grid
+    label = torch.zeros(rows, cols)
+    count = 0
+    for r in (slice(0, -window[0]), slice(-window[0], -shift[0]), slice(-shift[0], None)):
+        for c in (slice(0, -window[1]), slice(-window[1], -shift[1]), slice(-shift[1], None)):
+            label[r, c] = count
+            count += 1
+    windows = label.view(rows // window[0], window[0], cols // window[1], window[1]).permute(0, 2, 1, 3)
+    windows = windows.reshape(-1, window[0] * window[1])
+    differ = windows[:, None, :] != windows[:, :, None]
+    return torch.zeros(differ.shape).masked_fill(differ, -100.0)
+
+
+@pytest.mark.parametrize("grid, window, shift", [((64, 8), (4, 4), (2, 0)), ((16, 8), (4, 4), (2, 2)),
+                                                 ((8, 12), (4, 6), (1, 3))])
+def test_shift_mask_is_audiomaes(grid, window, shift):
+    win, sft = window_and_shift(grid, window, shift)
+    assert torch.equal(shifted_window_mask(grid, win, sft), audiomae_region_mask(grid, win, sft))
+    assert shifted_window_mask(grid, win, (0, 0)) is None
+
+
+def test_window_and_shift_follow_audiomae():
+    assert window_and_shift((64, 8), (4, 4), (2, 0)) == ((4, 4), (2, 0))
+    assert window_and_shift((64, 4), (4, 8), (2, 2)) == ((4, 4), (2, 0))  # one window covers the side: no shift
+    with pytest.raises(ValueError, match="not divisible"):
+        window_and_shift((10, 8), (4, 4), (2, 0))
+
+
+def test_relative_coordinates_are_log_spaced_offsets():
+    block = AudioMAESwinBlock(16, 2, GRID, window=(4, 4))
+    coords = block.attn.relative_coordinates_log.view(16, 16, 2)  # (query, key, (row, col) offset)
+    # query (0, 0) vs key (3, 2) -> offset (0 - 3, 0 - 2) = (-3, -2) -> -log(1 + 3), -log(1 + 2)
+    torch.testing.assert_close(coords[0, 3 * 4 + 2], torch.tensor([-math.log(4.0), -math.log(3.0)]))
+    torch.testing.assert_close(coords[3 * 4 + 2, 0], torch.tensor([math.log(4.0), math.log(3.0)]))
+    assert torch.equal(coords[5, 5], torch.zeros(2))
+    assert block.attn.position_bias().shape == (2, 16, 16)
+
+
+def test_block_is_post_norm():
+    """Each branch's output is normalised before it is added: with zero norm weights and biases
+    the block is the identity, whatever the attention and MLP compute."""
+    torch.manual_seed(0)
+    block = AudioMAESwinBlock(16, 2, GRID, window=(4, 4), shift=(2, 0)).eval()
+    with torch.no_grad():
+        for norm in (block.norm1, block.norm2):
+            norm.weight.zero_()
+            norm.bias.zero_()
+        x = torch.randn(2, L, 16)
+        assert torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize("attention", ["matmul", "sdpa"])
+def test_temperature_is_clamped_at_audiomaes_minimum(attention):
+    dec = small_decoder(depth=2)
+    vis, mask, restore = random_masking(2, L, 0.4, generator=gen(6))
+    tokens = torch.randn(2, vis.shape[1], 24)
+    outs = []
+    with torch.no_grad():
+        for tau in (0.01, 0.001, -1.0):  # all below the clamp act as 0.01
+            for block in dec.blocks:
+                block.attn.tau.fill_(tau)
+                block.attn.attention = attention
+            outs.append(dec(tokens, restore))
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])

@@ -11,8 +11,12 @@ from the architecture it finds, prints that architecture (as ``model.*`` overrid
 
 With OUTPUT (and no ``--check``) it also writes the encoder alone in AudioMAE's layout
 (``{"model": state_dict}``: no decoder, no head; ``cls_token`` with its position folded in and a zero
-[CLS] row in ``pos_embed``; a fine-tuned file's missing ``norm`` with unit weight and zero bias): a smaller file that
+[CLS] row in ``pos_embed``, whose other rows are the input's table as it is (AudioMAE's layout for an
+AudioMAE file); a fine-tuned file's missing ``norm`` with unit weight and zero bias): a smaller file that
 ``model.pretrained`` reads the same way and AudioMAE-style loaders accept.
+
+INPUT may also be a supmam / supmam_classifier checkpoint (fairseq ``.pt``, legacy ones included):
+its encoder is checked (and written in AudioMAE's layout) the same way.
 """
 from __future__ import annotations
 
@@ -27,15 +31,15 @@ def check(path: str):
     """(encoder loaded from ``path``, architecture); raises CheckpointError when it does not load."""
     from omegaconf import OmegaConf
 
-    from ..models.pretrained_encoder import apply_architecture, check_and_load, load_encoder_weights
+    from ..models.checkpoints import apply_architecture, load_strict, read_encoder
     from ..models.vit_encoder import VitEncoder, VitEncoderConfig
 
-    weights, architecture = load_encoder_weights(path)
+    found = read_encoder(path)
     cfg = OmegaConf.structured(VitEncoderConfig())
-    apply_architecture(cfg, architecture, path)
+    apply_architecture(cfg, found.architecture, path)
     encoder = VitEncoder(cfg)
-    check_and_load(encoder, weights, path)
-    return encoder, architecture
+    load_strict(encoder, found.weights, path)
+    return encoder, found.architecture
 
 
 def main(argv=None) -> int:
@@ -50,8 +54,7 @@ def main(argv=None) -> int:
         parser.error("--check writes nothing: give OUTPUT or --check, not both")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from ..models.audiomae_checkpoint import encoder_to_audiomae_state
-    from ..models.pretrained_encoder import CheckpointError
+    from ..models.checkpoints import CheckpointError, encoder_to_audiomae_state
 
     try:
         encoder, architecture = check(args.input)

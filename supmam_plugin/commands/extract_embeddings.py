@@ -120,7 +120,7 @@ def main(argv=None) -> int:
 
     from ..data.audio import AudioFileError
     from ..data.manifest import ManifestError
-    from ..models.pretrained_encoder import CheckpointError
+    from ..models.checkpoints import CheckpointError
 
     try:
         layers = _parse_layers(args.layers)

@@ -1,4 +1,7 @@
-"""``supmam-plot-reconstruction``: what a ``supmam`` pretraining checkpoint makes of one clip.
+"""``supmam-plot-reconstruction``: what a pretraining checkpoint makes of one clip.
+
+CHECKPOINT: a ``supmam`` pretraining checkpoint (fairseq ``.pt``) or AudioMAE's full ``pretrained.pth``
+(encoder and decoder; run with AudioMAE's settings: spectrogram target, mask ratio 0.8, norm_pix).
 
     supmam-plot-reconstruction CHECKPOINT AUDIO_FILE --out FILE.png [--clip-id 0] \\
         [--teacher-audio-rate 48000] [--clap-checkpoint PATH] [--device cpu]
@@ -93,38 +96,35 @@ def patch_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 # ----------------------------------------------------------------------------- model and audio
 
 
-def _plain(obj):
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(obj, DictConfig):
-            return OmegaConf.to_container(obj, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return obj
-
-
 def load_pretraining_model(path: str, clap_checkpoint: str | None = None, device: str = "cpu"):
-    """(SupmamModel in eval mode, info dict) from a ``supmam`` pretraining checkpoint.
+    """(SupmamModel in eval mode, info dict) from a ``supmam`` pretraining checkpoint or from
+    AudioMAE's full ``pretrained.pth`` (encoder and decoder; spectrogram target, mask ratio 0.8,
+    norm_pix: AudioMAE's pretraining settings).
 
-    Builds the model from the checkpoint's ``cfg.model`` (so the task's data folder need not
-    exist) and loads its weights strictly. ``clap_checkpoint`` replaces the teacher's path
-    (target=clap) when the one recorded in the checkpoint has moved."""
+    A fairseq checkpoint builds the model from its own ``cfg.model`` (so the task's data folder
+    need not exist) and loads its weights strictly. ``clap_checkpoint`` replaces the teacher's
+    path (target=clap) when the one recorded in the checkpoint has moved."""
     import supmam_plugin  # noqa: F401  (registers the model and task with fairseq)
-    from ..models.pretrained_encoder import read_checkpoint
+    from ..models.checkpoints import (
+        LEGACY_PRETRAINING, CheckpointError, fairseq_configs, is_fairseq_checkpoint, legacy_pretraining_reason,
+        load_strict, read_checkpoint,
+    )
     from ..models.supmam_model import SupmamConfig, SupmamModel
 
     state = read_checkpoint(path)  # CheckpointError is a ValueError: reported by main()
-    if not (isinstance(state, dict) and "cfg" in state and "model" in state):
-        raise UsageError(f"{path}: not a fairseq checkpoint (no 'cfg' and 'model'); give a supmam pretraining .pt")
-    cfg = _plain(state["cfg"]) or {}
-    model_cfg = _plain(cfg.get("model")) or {}
-    name = model_cfg.get("_name")
-    if name != "supmam":
-        raise UsageError(
-            f"{path}: a checkpoint of model {name!r}, not a 'supmam' pretraining checkpoint "
-            "(fine-tuned classifiers have no decoder to reconstruct with)"
-        )
+    info = {"path": path, "name": os.path.basename(path), "num_updates": 0, "sample_rate": 16000,
+            "teacher_seconds": 10.0, "num_classes": 0}
+    if not is_fairseq_checkpoint(state):  # AudioMAE's pretrained.pth (refused with the reason otherwise)
+        model = SupmamModel.from_audiomae_state(state, path)
+        return model.eval().to(device), info
+    try:
+        _, model_cfg, task_cfg = fairseq_configs(state, path, models=("supmam",))
+    except CheckpointError as e:
+        raise UsageError(f"{e} (fine-tuned classifiers have no decoder to reconstruct with)") from None
+    weights = state["model"]
+    reason = legacy_pretraining_reason(weights)
+    if reason is not None:
+        raise CheckpointError(LEGACY_PRETRAINING.format(path=path) + f" (found: {reason})")
     known = {f.name for f in dataclasses.fields(SupmamConfig)}
     model_args = {k: v for k, v in model_cfg.items() if k in known}
     if clap_checkpoint:
@@ -138,29 +138,17 @@ def load_pretraining_model(path: str, clap_checkpoint: str | None = None, device
                 "--clap-checkpoint /path/to/630k-audioset-best.pt"
             )
     model_cfg_obj = SupmamConfig(**model_args)
-    weights = state["model"]
     head = weights.get("cls_branch.mlp.3.weight")
     num_classes = int(head.shape[0]) if head is not None else 0
-    task_cfg = _plain(cfg.get("task")) or {}
     sample_rate = int(task_cfg.get("sample_rate") or 16000)
     model = SupmamModel(model_cfg_obj, num_classes=num_classes, sample_rate=sample_rate)
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        raise UsageError(f"{path}: weights do not fit the model its cfg describes: {e}") from None
+    load_strict(model, weights, path, what="model", fix="they do not fit the model its cfg describes")
     model.eval().to(device)
-    num_updates = 0
     history = state.get("optimizer_history") or []
     if history:
-        num_updates = int(history[-1].get("num_updates", 0) or 0)
-    info = {
-        "path": path,
-        "name": os.path.basename(path),
-        "num_updates": num_updates,
-        "sample_rate": sample_rate,
-        "teacher_seconds": float(task_cfg.get("teacher_seconds") or 10.0),
-        "num_classes": num_classes,
-    }
+        info["num_updates"] = int(history[-1].get("num_updates", 0) or 0)
+    info.update(sample_rate=sample_rate, teacher_seconds=float(task_cfg.get("teacher_seconds") or 10.0),
+                num_classes=num_classes)
     return model, info
 
 
@@ -345,7 +333,7 @@ def plot_reconstruction(checkpoint: str, audio_path: str, out_png: str, clip_id:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="supmam-plot-reconstruction", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="a supmam pretraining checkpoint (.pt)")
+    parser.add_argument("checkpoint", help="a supmam pretraining checkpoint (.pt) or AudioMAE's pretrained.pth")
     parser.add_argument("audio", metavar="AUDIO_FILE", help="an audio file (any rate, mono or multi-channel)")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--clip-id", type=int, default=0, help="clip id keying the (deterministic) mask")

@@ -10,7 +10,10 @@ from fairseq.models import BaseFairseqModel, register_model
 from ..data.fbank import FbankSettings, model_input_fbank, normalize_fbank
 from .augment import mixup, spec_augment
 from .masking import split_by_mask, structured_masking
-from .pretrained_encoder import apply_architecture, check_and_load, load_encoder_weights
+from .checkpoints import (
+    CheckpointError, apply_architecture, audiomae_head, load_strict, positions_for_frames, read_checkpoint, read_encoder,
+    upgrade_legacy_encoder,
+)
 from .vit_encoder import VitEncoder, VitEncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -20,9 +23,10 @@ logger = logging.getLogger(__name__)
 class SupmamClassifierConfig(VitEncoderConfig):
     pretrained: str = field(
         default="",
-        metadata={"help": "checkpoint whose encoder starts fine-tuning: a supmam pretraining checkpoint "
-                  "(.pt; its decoder, heads and teacher are dropped) or AudioMAE's pretrained.pth / "
-                  "finetuned.pth; '' = random initialisation (from scratch)"},
+        metadata={"help": "checkpoint whose encoder starts fine-tuning (its encoder architecture and position "
+                  "table layout are taken from it; the input length stays the task's): a supmam pretraining or "
+                  "supmam_classifier checkpoint (.pt; decoder, heads and teacher are dropped) or AudioMAE's "
+                  "pretrained.pth / finetuned.pth; '' = random initialisation (from scratch)"},
     )
     num_classes: int = field(
         default=0, metadata={"help": "classes of the head; 0 = from the task's dict (else they must agree)"}
@@ -61,12 +65,17 @@ class SupmamClassifier(BaseFairseqModel):
         self.fbank_settings = FbankSettings(sample_rate=sample_rate)
         weights = None
         if cfg.pretrained and load_pretrained:
-            weights, architecture = load_encoder_weights(cfg.pretrained)
-            apply_architecture(cfg, architecture, cfg.pretrained)
+            # the checkpoint gives the encoder's architecture; the input length stays this model's
+            # (the task's target_frames), the position table following it
+            found = read_encoder(cfg.pretrained)
+            apply_architecture(cfg, {k: v for k, v in found.architecture.items() if k != "input_frames"},
+                               cfg.pretrained)
+            weights = positions_for_frames(found, cfg.input_frames, cfg.pretrained)
         self.encoder = VitEncoder(cfg)
         self.encoder.apply(self.encoder.init_module_weights)
         if weights is not None:
-            check_and_load(self.encoder, weights, cfg.pretrained)
+            load_strict(self.encoder, weights, cfg.pretrained, what="encoder",
+                        fix="the encoder size options (model.encoder_*) must match the checkpoint")
             logger.info(f"encoder initialised from {cfg.pretrained}")
         self.fc_norm = nn.LayerNorm(cfg.encoder_embed_dim, eps=1e-6)
         self.head = nn.Linear(cfg.encoder_embed_dim, num_classes)
@@ -86,6 +95,33 @@ class SupmamClassifier(BaseFairseqModel):
                 p.optim_overrides = {"optimizer": {"lr_scale": decay ** (depth - layer)}}
         if self.encoder.cls_token is not None:
             self.encoder.cls_token.optim_overrides = {"optimizer": {"lr_scale": decay ** depth}}
+
+    @classmethod
+    def from_audiomae(cls, path: str, **overrides) -> "SupmamClassifier":
+        """AudioMAE's fine-tuned model (``finetuned.pth``: encoder, ``fc_norm``, ``head``) as a
+        classifier with its head, in eval mode: its logits are AudioMAE's global-pooling ones
+        (mean of the patch outputs before the final norm, fc_norm, head). ``overrides``: other
+        :class:`SupmamClassifierConfig` fields (e.g. the fine-tuning masks for further training)."""
+        from omegaconf import OmegaConf
+
+        head = audiomae_head(read_checkpoint(path), path)
+        if head is None:
+            raise CheckpointError(f"{path}: has no classifier head (fc_norm.*, head.*): not an AudioMAE fine-tuned "
+                                  f"file; to fine-tune from it, use model.pretrained={path}")
+        cfg = OmegaConf.structured(SupmamClassifierConfig(pretrained=path, **overrides))
+        model = cls(cfg, num_classes=int(head["head.weight"].size(0)))
+        load_strict(model.fc_norm, {k[len("fc_norm."):]: v for k, v in head.items() if k.startswith("fc_norm.")},
+                    path, what="fc_norm", fix="the head must be as wide as the encoder")
+        load_strict(model.head, {k[len("head."):]: v for k, v in head.items() if k.startswith("head.")},
+                    path, what="head", fix="the head must be as wide as the encoder")
+        return model.eval()
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Legacy fine-tuned checkpoints (no ``encoder.pos_embed``: the table was rebuilt, always
+        the grid layout) get that table, so they load with the positions they were trained with."""
+        prefix = f"{name}." if name else ""
+        upgrade_legacy_encoder(state_dict, f"{prefix}encoder.", self.encoder.grid, self.cfg.encoder_embed_dim)
+        super().upgrade_state_dict_named(state_dict, name)
 
     @classmethod
     def build_model(cls, cfg: SupmamClassifierConfig, task, from_checkpoint: bool = False):

@@ -4,6 +4,15 @@ Reads top to bottom as the paper's Figure 1: fbank -> patchify -> mask -> encode
 patches -> decode all patches with windowed attention -> head -> targets (normalised
 spectrogram patches, or the frozen CLAP teacher's features), plus a classification branch on
 the mean of the visible encoder outputs.
+
+The backbone is AudioMAE's for every variant (the paper: "we take AudioMAE as the backbone"):
+ViT encoder with a [CLS] token, AudioMAE's position tables, AudioMAE's post-norm cosine-attention
+Swin decoder blocks (:mod:`audiomae_swin_block`), LayerNorm eps 1e-6. Only the head differs with
+the target: a plain Linear for spectrogram patches (AudioMAE's ``decoder_pred``: a LayerNorm
+there would force unit-variance predictions and keep the MSE from hedging toward the mean), and
+Linear + LayerNorm for CLAP features (the paper's "fully-connected layer followed by layer
+normalization"). With the fixture's sizes and AudioMAE's ``pretrained.pth``
+(:meth:`SupmamModel.from_audiomae`) it computes the official predictions and loss.
 """
 
 import logging
@@ -16,6 +25,10 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.models import BaseFairseqModel, register_model
 
 from ..data.fbank import FbankSettings, model_input_fbank
+from .checkpoints import (
+    LEGACY_PRETRAINING, CheckpointError, apply_architecture, legacy_pretraining_reason, load_strict,
+    read_checkpoint, supmam_from_audiomae_state,
+)
 from .clap_teacher import ClapTeacher
 from .masking import clip_noise, masking_from_noise
 from .vit_encoder import VitEncoder, VitEncoderConfig
@@ -31,8 +44,9 @@ CLAP_FEATURE_CHOICES = ChoiceEnum(["tokens", "projected"])
 class SupmamConfig(VitEncoderConfig):
     target: TARGET_CHOICES = field(
         default="spectrogram",
-        metadata={"help": "decoder target: 'spectrogram' (norm_pix patches, AudioMAE/SupMAM) or "
-                  "'clap' (frozen LAION-CLAP teacher features per patch, MAM-CLAP/SupMAM-CLAP)"},
+        metadata={"help": "decoder target: 'spectrogram' (norm_pix patches, AudioMAE/SupMAM; head: AudioMAE's "
+                  "plain Linear) or 'clap' (frozen LAION-CLAP teacher features per patch, MAM-CLAP/SupMAM-CLAP; "
+                  "head: the paper's Linear + LayerNorm)"},
     )
     mask_ratio: float = field(
         default=0.8, metadata={"help": "fraction of patches masked (paper: 0.8 / 0.2 / 0.4 / 0.4)"}
@@ -42,7 +56,9 @@ class SupmamConfig(VitEncoderConfig):
     )
     decoder_embed_dim: int = field(default=512, metadata={"help": "decoder width (AudioMAE: 512)"})
     decoder_layers: int = field(
-        default=1, metadata={"help": "decoder blocks (paper: 1; its Table 3 varies 1-3; AudioMAE: 16)"}
+        default=1,
+        metadata={"help": "decoder blocks: AudioMAE's post-norm Swin blocks with scaled cosine attention, "
+                  "alternately unshifted and shifted (paper: 1; its Table 3 varies 1-3; AudioMAE: 16)"},
     )
     decoder_heads: int = field(default=16, metadata={"help": "decoder attention heads (AudioMAE: 16)"})
     decoder_window_time: int = field(default=4, metadata={"help": "attention window, patches along time"})
@@ -138,6 +154,7 @@ class SupmamModel(BaseFairseqModel):
             window=(cfg.decoder_window_time, cfg.decoder_window_freq),
             shift=(cfg.decoder_shift_time, cfg.decoder_shift_freq),
             mlp_ratio=cfg.mlp_ratio,
+            position_layout=cfg.position_layout,
         )
         # The teacher is kept out of the module tree: never saved in our checkpoints, never
         # handed to the optimizer or DDP. It follows the model's device/dtype in forward.
@@ -153,9 +170,12 @@ class SupmamModel(BaseFairseqModel):
                             student_seconds=cfg.input_frames * self.fbank_settings.frame_shift_ms / 1000)
             )
             target_dim = self._teacher[0].output_dim
+            # the paper's h(.) for CLAP features: a fully-connected layer followed by layer normalisation
+            self.head = nn.Sequential(nn.Linear(cfg.decoder_embed_dim, target_dim), nn.LayerNorm(target_dim, eps=1e-6))
         else:
+            # AudioMAE's decoder_pred: a plain Linear (predictions free to shrink toward the mean)
             target_dim = cfg.patch_size * cfg.patch_size
-        self.head = nn.Sequential(nn.Linear(cfg.decoder_embed_dim, target_dim), nn.LayerNorm(target_dim))
+            self.head = nn.Sequential(nn.Linear(cfg.decoder_embed_dim, target_dim))
         self.cls_branch = None
         if cfg.cls_branch:
             if num_classes <= 0:
@@ -163,6 +183,35 @@ class SupmamModel(BaseFairseqModel):
             self.cls_branch = ClassificationBranch(cfg.encoder_embed_dim, cfg.cls_hidden_dim, num_classes)
         self.num_updates = 0
         self.apply(self.encoder.init_module_weights)
+
+    @classmethod
+    def from_audiomae(cls, path: str, **overrides) -> "SupmamModel":
+        """The model of AudioMAE's full ``pretrained.pth`` (encoder, Swin decoder, ``decoder_pred``),
+        sizes read off the file, weights loaded strictly, in eval mode. ``overrides``: other
+        :class:`SupmamConfig` fields (defaults: AudioMAE's ``mask_ratio`` 0.8, ``norm_pix_loss``)."""
+        return cls.from_audiomae_state(read_checkpoint(path), path, **overrides)
+
+    @classmethod
+    def from_audiomae_state(cls, state, path: str, **overrides) -> "SupmamModel":
+        """:meth:`from_audiomae` of what ``torch.load`` returned for ``path``."""
+        from omegaconf import OmegaConf
+
+        weights, fields = supmam_from_audiomae_state(state, path)
+        cfg = OmegaConf.structured(SupmamConfig(**overrides))
+        apply_architecture(cfg, fields, path)
+        model = cls(cfg, num_classes=0)
+        load_strict(model, weights, path, what="AudioMAE pretraining model",
+                    fix="the file is not AudioMAE's decoder_mode=1 pretraining model")
+        return model.eval()
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Refuse (naming the way out) a legacy pretraining state dict, whose decoder does not fit."""
+        prefix = f"{name}." if name else ""
+        own = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        reason = legacy_pretraining_reason(own)
+        if reason is not None:
+            raise CheckpointError(LEGACY_PRETRAINING.format(path="this checkpoint") + f" (found: {reason})")
+        super().upgrade_state_dict_named(state_dict, name)
 
     @classmethod
     def build_model(cls, cfg: SupmamConfig, task):
@@ -190,12 +239,20 @@ class SupmamModel(BaseFairseqModel):
         frames = self.encoder.grid[0] * self.cfg.patch_size
         return model_input_fbank(source, source_lengths, fbank, frames, self.fbank_settings)
 
-    def mask_for(self, clip_ids: Optional[torch.Tensor], batch_size: int, device) -> tuple:
+    def mask_for(self, clip_ids: Optional[torch.Tensor], batch_size: int, device,
+                 mask_noise: Optional[torch.Tensor] = None) -> tuple:
         """Random masking (visible_index, mask, restore_index) that depends only on (seed, update,
         clip id): a clip gets the same mask whatever the batch split (1 or N processes).
-        Without clip ids, torch's RNG (seeded by fairseq at every update)."""
+        Without clip ids, torch's RNG (seeded by fairseq at every update). With ``mask_noise``
+        (B, L), that noise: the ``int(L * (1 - mask_ratio))`` patches with the smallest noise stay
+        visible, exactly as AudioMAE's ``random_masking`` does with its ``torch.rand`` noise."""
         num_patches = self.encoder.num_patches
-        if clip_ids is None:
+        if mask_noise is not None:
+            if tuple(mask_noise.shape) != (batch_size, num_patches):
+                raise ValueError(f"mask_noise must be (B, L) = ({batch_size}, {num_patches}), "
+                                 f"got {tuple(mask_noise.shape)}")
+            noise = mask_noise.to(device)
+        elif clip_ids is None:
             noise = torch.rand(batch_size, num_patches, device=device)
         else:
             salt = self.cfg.seed * 1_000_003 + 2 * self.num_updates + int(not self.training)
@@ -228,12 +285,18 @@ class SupmamModel(BaseFairseqModel):
         teacher_source: Optional[torch.Tensor] = None,
         teacher_token_map: Optional[torch.Tensor] = None,
         clip_ids: Optional[torch.Tensor] = None,
+        mask_noise: Optional[torch.Tensor] = None,
         **unused,
     ) -> dict:
+        """Inputs: ``source`` (B, S) 16 kHz waveforms with ``source_lengths`` (B,), or ``fbank``
+        (B, frames, mel) already normalised; ``teacher_source`` (B, S') 48 kHz audio or
+        ``teacher_token_map`` (B, C, 2, 32) for the CLAP target; ``clip_ids`` (B,) key the masks;
+        ``mask_noise`` (B, L) float, optional: mask with this noise instead (smallest stay
+        visible; e.g. to replay AudioMAE's own masking)."""
         fbank = self.input_fbank(source, source_lengths, fbank)  # (B, 1024, 128) float32
         batch_size = fbank.size(0)
         tokens = self.encoder.embed_patches(fbank)  # (B, L, D) with positions
-        visible_index, mask, restore_index = self.mask_for(clip_ids, batch_size, fbank.device)
+        visible_index, mask, restore_index = self.mask_for(clip_ids, batch_size, fbank.device, mask_noise)
         visible = self.encoder.encode(tokens, visible_index)  # (B, K, D), visible patches only
         decoded = self.decoder(visible, restore_index)  # (B, L, decoder width)
         prediction = self.head(decoded)  # (B, L, D_target)

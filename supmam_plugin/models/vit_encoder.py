@@ -6,12 +6,14 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
 from .masking import gather_patches
-from .positions import sincos_2d_positions
+from .positions import POSITION_LAYOUTS, position_table
+
+POSITION_LAYOUT_CHOICES = ChoiceEnum(list(POSITION_LAYOUTS))
 
 
 @dataclass
@@ -27,17 +29,30 @@ class VitEncoderConfig(FairseqDataclass):
     num_mel_bins: int = field(default=128, metadata={"help": "mel bins of the fbank"})
     drop_path: float = field(default=0.0, metadata={"help": "stochastic depth rate (last block)"})
     cls_token: bool = field(
-        default=False,
-        metadata={"help": "prepend a learned [CLS] token that attends with the patches (AudioMAE's "
-                  "released encoders have one; ours pool the patches and need none)"},
+        default=True,
+        metadata={"help": "prepend a learned [CLS] token that attends with the patches (AudioMAE has one, "
+                  "and the paper takes AudioMAE as its backbone; it is dropped before the decoder and "
+                  "from pooled features, which mean the patches)"},
+    )
+    position_layout: POSITION_LAYOUT_CHOICES = field(
+        default="audiomae",
+        metadata={"help": "layout of the fixed sin-cos position table built for a fresh model: 'audiomae' "
+                  "(AudioMAE's table, made for a (freq x time) = (8 x 64) grid while its tokens are "
+                  "time-major; the table of every released AudioMAE checkpoint) or 'grid' (the true (time, "
+                  "freq) of each patch; checkpoints of this plugin before the AudioMAE layout). A table in a "
+                  "checkpoint is loaded as it is, whatever this says"},
     )
 
 
 class VitEncoder(nn.Module):
-    """Patch embedding + fixed 2-D sin-cos positions + ViT blocks + LayerNorm.
+    """Patch embedding + fixed 2-D sin-cos positions + ViT blocks + LayerNorm (AudioMAE's encoder).
 
     The (frames x mel) fbank is cut into a (frames/p x mel/p) grid of patches, numbered
     row-major over (time, freq); for 1024 x 128 and p = 16: a 64 x 8 grid, 512 patches.
+    ``pos_embed`` (1, L, D) is a persistent buffer (saved and loaded with the weights; built
+    from ``cfg.position_layout`` for a fresh model). The [CLS] token, if any, has no position
+    of its own: AudioMAE's ``cls_token + pos_embed[:, :1]`` is folded into ``cls_token`` when an
+    AudioMAE file is read.
     """
 
     def __init__(self, cfg: VitEncoderConfig):
@@ -54,8 +69,8 @@ class VitEncoder(nn.Module):
             img_size=(cfg.input_frames, cfg.num_mel_bins), patch_size=p, in_chans=1, embed_dim=cfg.encoder_embed_dim
         )
         self.register_buffer(
-            "pos_embed", sincos_2d_positions(cfg.encoder_embed_dim, self.grid).unsqueeze(0), persistent=False
-        )
+            "pos_embed", position_table(cfg.encoder_embed_dim, self.grid, cfg.position_layout).unsqueeze(0)
+        )  # (1, L, D)
         rates = torch.linspace(0, cfg.drop_path, cfg.encoder_layers).tolist()
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.ModuleList(
