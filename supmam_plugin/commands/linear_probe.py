@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..data.audio import AudioFileError
     from ..data.manifest import ManifestError
-    from ..models.pretrained_encoder import CheckpointError
+    from ..models.checkpoints import CheckpointError
 
     start = time.time()
     try:

@@ -155,6 +155,14 @@ def fairseq_configs(state, path: str, models=FAIRSEQ_MODELS) -> tuple[str, dict,
 # ----------------------------------------------------------------------------- positions
 
 
+def position_tolerance(table: torch.Tensor) -> float:
+    """How far a stored table may be from its layout's: POSITION_TOLERANCE, or the rounding of a
+    table saved in half precision (a run with common.bf16/fp16 saves its buffers in bf16/fp16)."""
+    if table.dtype in (torch.bfloat16, torch.float16):
+        return max(POSITION_TOLERANCE, torch.finfo(table.dtype).eps)
+    return POSITION_TOLERANCE
+
+
 def recognise_positions(table: torch.Tensor, grid: tuple, path: str, key: str) -> str:
     """The layout ("audiomae" or "grid") of a (L, D) position table of a (T, F) ``grid``.
 
@@ -162,7 +170,8 @@ def recognise_positions(table: torch.Tensor, grid: tuple, path: str, key: str) -
         CheckpointError: the table is neither layout (another grid or patching, learned or
             interpolated positions): our models cannot reproduce what it was trained with.
     """
-    layout = identify_layout(table, grid, POSITION_TOLERANCE)
+    tolerance = position_tolerance(table)
+    layout = identify_layout(table, grid, tolerance)
     if layout is None:
         expected = {name: (table.float() - position_table(table.size(-1), grid, name)).abs().max().item()
                     for name in POSITION_LAYOUTS} if table.dim() == 2 and table.size(0) == grid[0] * grid[1] else {}
@@ -171,7 +180,7 @@ def recognise_positions(table: torch.Tensor, grid: tuple, path: str, key: str) -
             f"{path}: its position table {key} {tuple(table.shape)} is neither AudioMAE's layout (sin-cos built for "
             f"a (freq x time) = {(grid[1], grid[0])} grid, read in time-major token order) nor the (time x freq) "
             f"grid layout for {grid[0]} x {grid[1]} patches ({detail or 'wrong number of rows'}; tolerance "
-            f"{POSITION_TOLERANCE}): the checkpoint used another grid or patching (e.g. AudioMAE's overlapping "
+            f"{tolerance:.3g}): the checkpoint used another grid or patching (e.g. AudioMAE's overlapping "
             "patches) or learned positions, which these models do not support"
         )
     return layout
@@ -260,7 +269,10 @@ def read_encoder(path: str) -> EncoderCheckpoint:
     if upgrade_legacy_encoder(weights, "", grid, dim):
         architecture["position_layout"] = "grid"
     else:
-        architecture["position_layout"] = recognise_positions(weights["pos_embed"][0], grid, path, "encoder.pos_embed")
+        table = weights["pos_embed"]
+        architecture["position_layout"] = recognise_positions(table[0], grid, path, "encoder.pos_embed")
+        if table.dtype in (torch.bfloat16, torch.float16):  # saved by a bf16/fp16 run: the exact table
+            weights["pos_embed"] = position_table(dim, grid, architecture["position_layout"]).unsqueeze(0)
     return EncoderCheckpoint(weights, architecture, int(task_cfg.get("sample_rate") or 16000), name)
 
 
