@@ -155,22 +155,25 @@ def fairseq_configs(state, path: str, models=FAIRSEQ_MODELS) -> tuple[str, dict,
 # ----------------------------------------------------------------------------- positions
 
 
-def position_tolerance(table: torch.Tensor) -> float:
-    """How far a stored table may be from its layout's: POSITION_TOLERANCE, or the rounding of a
-    table saved in half precision (a run with common.bf16/fp16 saves its buffers in bf16/fp16)."""
-    if table.dtype in (torch.bfloat16, torch.float16):
-        return max(POSITION_TOLERANCE, torch.finfo(table.dtype).eps)
+def position_tolerance(table: torch.Tensor, trained_in: Optional[torch.dtype] = None) -> float:
+    """How far a stored table may be from its layout's: POSITION_TOLERANCE, or the rounding of the
+    half precision the table was kept in (a run with common.bf16/fp16 holds its buffers in bf16/fp16,
+    and fairseq may save them back as float32)."""
+    half = trained_in if trained_in in (torch.bfloat16, torch.float16) else table.dtype
+    if half in (torch.bfloat16, torch.float16):
+        return max(POSITION_TOLERANCE, torch.finfo(half).eps)
     return POSITION_TOLERANCE
 
 
-def recognise_positions(table: torch.Tensor, grid: tuple, path: str, key: str) -> str:
+def recognise_positions(table: torch.Tensor, grid: tuple, path: str, key: str,
+                        trained_in: Optional[torch.dtype] = None) -> str:
     """The layout ("audiomae" or "grid") of a (L, D) position table of a (T, F) ``grid``.
 
     Raises:
         CheckpointError: the table is neither layout (another grid or patching, learned or
             interpolated positions): our models cannot reproduce what it was trained with.
     """
-    tolerance = position_tolerance(table)
+    tolerance = position_tolerance(table, trained_in)
     layout = identify_layout(table, grid, tolerance)
     if layout is None:
         expected = {name: (table.float() - position_table(table.size(-1), grid, name)).abs().max().item()
@@ -269,9 +272,12 @@ def read_encoder(path: str) -> EncoderCheckpoint:
     if upgrade_legacy_encoder(weights, "", grid, dim):
         architecture["position_layout"] = "grid"
     else:
+        common = _plain((_plain(state.get("cfg")) or {}).get("common")) or {}
+        trained_in = torch.bfloat16 if common.get("bf16") else torch.float16 if common.get("fp16") else None
         table = weights["pos_embed"]
-        architecture["position_layout"] = recognise_positions(table[0], grid, path, "encoder.pos_embed")
-        if table.dtype in (torch.bfloat16, torch.float16):  # saved by a bf16/fp16 run: the exact table
+        architecture["position_layout"] = recognise_positions(table[0], grid, path, "encoder.pos_embed", trained_in)
+        if trained_in is not None or table.dtype in (torch.bfloat16, torch.float16):
+            # kept in half precision by a bf16/fp16 run: give the exact table of its layout
             weights["pos_embed"] = position_table(dim, grid, architecture["position_layout"]).unsqueeze(0)
     return EncoderCheckpoint(weights, architecture, int(task_cfg.get("sample_rate") or 16000), name)
 
