@@ -2,14 +2,16 @@
 trainer, so a setting costs about a minute on 2 cores): the plugin's SupmamClassifier (tiny
 2 x 192 encoder, 128 frames) trained with AdamW (no decay on 1-D parameters), linear warm-up and
 cosine decay, on the precomputed fbank of data/demo's train split; reports accuracy on the
-training clips (eval mode) and on the held-out-speaker VALID split. The test split is never read.
+training clips (eval mode) and on the held-out-speaker VALID split; the test split is read only
+with "test": true, for a setting already chosen on valid.
 
     .venv/bin/python scripts/finetune_diagnosis.py '{"lr": 1e-3}'
     .venv/bin/python scripts/finetune_diagnosis.py '{"lr": 1e-3, "init": "pretrain/checkpoint_last.pt"}'
 
 Keys: lr, steps (1200), norm ("audioset" | "dataset" statistics), tm / fm (structured patch
 dropping), dp (drop path), wd (0.05), bs (16), seed, warm (120), st / sf_ (SpecAugment widths),
-roll (random time roll of +-20 frames), mix (mixup alpha), init (a checkpoint's encoder).
+roll (random time roll of +-20 frames), mix (mixup alpha), init (a checkpoint's encoder),
+pad ("zero": AudioMAE's zero log-mel padding; "mean": padded frames at the normalisation mean).
 Findings are recorded in RESULTS.md. (Layer-wise lr decay needs fairseq's composite optimizer and
 is not modelled here: use scripts/finetune_study.py for it.)
 """
@@ -28,15 +30,17 @@ def load(split):
     nvalid = torch.tensor([min(128, 1+(len(sf.read(m.audio_path(i))[0])-400)//160) for i in range(len(m))])
     return torch.stack(F), y, nvalid
 Ftr,ytr,ntr=load("train"); Fva,yva,nva=load("valid")
-def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, wd=0.05, bs=16, seed=1, warm=120, pad="zero", st=0, sf_=0, roll=False, mix=0.0, init=""):
+def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, wd=0.05, bs=16, seed=1, warm=120, pad="zero", st=0, sf_=0, roll=False, mix=0.0, init="", test=False):
     torch.manual_seed(seed)
     if norm=="audioset": mu,sd=-4.2677393,4.5689974
     else: mu,sd=Ftr.mean().item(), Ftr.std().item()
     def prep(F,n):
         X=(F-mu)/(2*sd)
-        if pad=="zero":  # frames past the clip end -> 0 after normalisation? (as-is: fbank 0 then normalised)
-            mask=(torch.arange(128)[None,:]<n[:,None]).float()[...,None]
+        mask=(torch.arange(128)[None,:]<n[:,None]).float()[...,None]
+        if pad=="zero":  # AudioMAE: the log-mel is padded with 0, then normalised
             X=((F*mask)-mu)/(2*sd)
+        elif pad=="mean":  # padded frames at the normalisation mean: 0 after normalising
+            X=((F*mask+mu*(1-mask))-mu)/(2*sd)
         return X
     Xtr,Xva=prep(Ftr,ntr),prep(Fva,nva)
     cfg=SupmamClassifierConfig(encoder_layers=2,encoder_embed_dim=192,encoder_heads=3,input_frames=128,time_mask_ratio=tm,freq_mask_ratio=fm,drop_path=dp,layer_decay=ld,specaug_time=st,specaug_freq=sf_,mixup_alpha=mix)
@@ -61,8 +65,14 @@ def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, 
     with torch.no_grad():
         tr=(model(fbank=Xtr)["logits"].argmax(-1)==ytr).float().mean().item()*100
         va=(model(fbank=Xva)["logits"].argmax(-1)==yva).float().mean().item()*100
+        if test:  # only for a setting already chosen on valid
+            Fte,yte,nte=load("test")
+            te=(model(fbank=prep(Fte,nte))["logits"].argmax(-1)==yte).float().mean().item()*100
+            return tr,va,te
     return tr,va
 if __name__=="__main__":
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     kw=json.loads(sys.argv[1]) if len(sys.argv)>1 else {}
-    t=time.time(); tr,va=run(**kw); print(json.dumps(kw), "train %.1f valid %.1f (%.0fs)"%(tr,va,time.time()-t), flush=True)
+    t=time.time(); scores=run(**kw)
+    print(json.dumps(kw), " ".join(f"{k} {v:.1f}" for k, v in zip(("train", "valid", "test"), scores)),
+          "(%.0fs)" % (time.time()-t), flush=True)
