@@ -74,13 +74,6 @@ def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dty
     return AudioEncoder(encoder, device=device, sample_rate=found.sample_rate, source=source, dtype=dtype)
 
 
-def read_encoder_checkpoint(path: str) -> tuple[dict, dict, int]:
-    """(encoder weights, encoder architecture fields, sample rate) of a checkpoint (see
-    :func:`~supmam_plugin.models.checkpoints.read_encoder`)."""
-    found = read_encoder(os.fspath(path))
-    return found.weights, found.architecture, found.sample_rate
-
-
 class AudioEncoder:
     """A VitEncoder with its input pipeline: waveforms -> fbank -> encoder -> numpy features."""
 

@@ -79,16 +79,16 @@ def linear_probes(data: str, checkpoints: dict[str, str], log=print) -> dict:
     """The MFCC baseline and linear probes (supmam_plugin.evaluation) on the demo's splits:
     {"mfcc_baseline": row, "linear_probe": {name: row for each pretrained encoder, "random_init": the
     random twin of their architecture (seed 0)}}; rows as supmam-linear-probe writes them."""
-    from ..embeddings import read_encoder_checkpoint
     from ..evaluation.labelled_splits import read_labelled_splits
     from ..evaluation.linear_probe import mfcc_baseline, probe_checkpoint
+    from ..models.checkpoints import read_encoder
 
     splits = read_labelled_splits(data, ("train", "valid", "test"), "label")
     result = {"mfcc_baseline": mfcc_baseline(splits, log=log), "linear_probe": {}}
     twins = {}  # architecture -> names of the encoders it is the twin of
     for name, checkpoint in checkpoints.items():
         result["linear_probe"][name] = probe_checkpoint(checkpoint, splits, name=f"{name} (linear probe)", log=log)
-        architecture = json.dumps(read_encoder_checkpoint(checkpoint)[1], sort_keys=True)
+        architecture = json.dumps(read_encoder(checkpoint).architecture, sort_keys=True)
         twins.setdefault(architecture, (checkpoint, []))[1].append(name)
     for i, (checkpoint, names) in enumerate(twins.values()):
         key = "random_init" if len(twins) == 1 else f"random_init_{'_'.join(names)}"
