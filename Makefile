@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+POOL := data/demo_pool
 
 .PHONY: install test demo clean
 
@@ -23,10 +24,18 @@ $(VENV)/.installed: setup.py requirements.txt
 test: install
 	$(PY) -m pytest -q tests
 
-# Pretrain (SupMAM, SupMAM-CLAP), fine-tune, score on held-out speakers, draw the pictures.
-# A real LAION-CLAP teacher: SUPMAM_CLAP_CHECKPOINT=/path/630k-audioset-best.pt make demo
-demo: install
-	$(VENV)/bin/supmam-demo --out demo_output
+# Make the unlabelled pool (espeak-ng), pretrain SupMAM on it, fine-tune it and a model from
+# scratch, score both on held-out speakers beside the MFCC baseline, draw the pictures.
+# The seeds table of RESULTS.md: supmam-demo --methods audiomae supmam supmam_clap --seeds 1 2 3 ...
+demo: install $(POOL)/pretrain.tsv
+	$(VENV)/bin/supmam-demo --pretrain-data $(POOL) --out demo_output
+
+# The unlabelled pretraining pool (3000 clips, 52 MB, about a minute): only the demo needs it and
+# espeak-ng, so only this target installs espeak-ng (Debian/Ubuntu; as root, or with sudo).
+$(POOL)/pretrain.tsv: scripts/make_demo_data.py | install
+	command -v espeak-ng >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q espeak-ng; }
+	$(PY) scripts/make_demo_data.py --pool-dir $(POOL)
 
 clean:
 	rm -rf $(VENV)

@@ -23,6 +23,7 @@ setup(
             "supmam-esc50-folds=supmam_plugin.commands.esc50_folds:main",
             "supmam-plot-reconstruction=supmam_plugin.commands.plot_reconstruction:main",
             "supmam-plot-curves=supmam_plugin.commands.plot_curves:main",
+            "supmam-plot-results=supmam_plugin.commands.plot_results:main",
             "supmam-linear-probe=supmam_plugin.commands.linear_probe:main",
             "supmam-demo=supmam_plugin.commands.demo:main",
         ]

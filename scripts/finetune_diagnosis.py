@@ -30,7 +30,7 @@ def load(split):
     nvalid = torch.tensor([min(128, 1+(len(sf.read(m.audio_path(i))[0])-400)//160) for i in range(len(m))])
     return torch.stack(F), y, nvalid
 Ftr,ytr,ntr=load("train"); Fva,yva,nva=load("valid")
-def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, wd=0.05, bs=16, seed=1, warm=120, pad="zero", st=0, sf_=0, roll=False, mix=0.0, init="", test=False):
+def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, wd=0.05, bs=16, seed=1, warm=120, pad="zero", st=0, sf_=0, roll=False, mix=0.0, init="", test=False, fshift=0, rollmax=20):
     torch.manual_seed(seed)
     if norm=="audioset": mu,sd=-4.2677393,4.5689974
     else: mu,sd=Ftr.mean().item(), Ftr.std().item()
@@ -54,8 +54,12 @@ def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, 
         idx=torch.randint(0,len(Xtr),(bs,),generator=g)
         xb=Xtr[idx]
         if roll:
-            shifts=torch.randint(-20,21,(bs,),generator=g)
+            shifts=torch.randint(-rollmax,rollmax+1,(bs,),generator=g)
             xb=torch.stack([torch.roll(x,int(k),0) for x,k in zip(xb,shifts)])
+        if fshift:  # shift the mel axis by +-fshift bins, edge bins repeated (a crude speaker change)
+            fs=torch.randint(-fshift,fshift+1,(bs,1),generator=g)
+            src=(torch.arange(xb.size(2))[None,:]-fs).clamp(0,xb.size(2)-1)
+            xb=torch.gather(xb,2,src[:,None,:].expand(-1,xb.size(1),-1))
         model.train(); res=model(fbank=xb); out=res["logits"]
         loss=torch.nn.functional.cross_entropy(out,ytr[idx],reduction="none")
         if res["mixup"] is not None:

@@ -2,7 +2,7 @@
 import json
 import os
 
-from supmam_plugin.commands.demo import draw, main as demo_main
+from supmam_plugin.commands.demo import draw, main as demo_main, result_line, summarise
 from supmam_plugin.commands.fairseq_runs import parse_validate_output
 
 from conftest import REPO, make_split_folder
@@ -11,20 +11,23 @@ from conftest import REPO, make_split_folder
 def test_short_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SUPMAM_CLAP_CHECKPOINT", raising=False)
     code = demo_main(["--data", os.path.join(REPO, "data", "demo"), "--out", str(tmp_path),
-                      "--pretrain-updates", "2", "--finetune-updates", "2", "--validate-interval", "1"])
+                      "--methods", "supmam", "supmam_clap", "--pretrain-updates", "2", "--finetune-updates", "2",
+                      "--validate-interval", "1"])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("DEMO RESULT: held-out test accuracy SupMAM-CLAP (random teacher)")
-    assert "chance 10.0%" in last
+    assert last.startswith("DEMO RESULT: held-out test accuracy SupMAM ")
+    assert "SupMAM-CLAP (random teacher)" in last and "chance 10.0%" in last
     result = json.load(open(tmp_path / "results.json"))
-    assert set(result["test_accuracy"]) == {"supmam_clap", "supmam", "scratch"}
-    assert all(0.0 <= a <= 100.0 for a in result["test_accuracy"].values())
-    for png in ("reconstruction.png", "clap_similarity.png", "training_curves.png"):
+    assert result["pretrain_split"] == "train"  # data/demo has no pretrain split
+    assert set(result["finetuned"]) == {"supmam_clap", "supmam", "scratch"}
+    for png in ("held_out_accuracy.png", "reconstruction.png", "clap_similarity.png", "training_curves.png"):
         assert (tmp_path / png).stat().st_size > 10_000
-    # the reported numbers are what fairseq-validate printed on the test split
-    for name, accuracy in result["test_accuracy"].items():
-        log = open(tmp_path / "logs" / f"finetune_{name}_test.log").read()
-        assert parse_validate_output(log, "test")["accuracy"] == accuracy
+    # the reported numbers are what fairseq-validate printed on the test split and the training clips
+    for name, per_seed in result["finetuned"].items():
+        for subset in ("test", "train"):
+            log = open(tmp_path / "logs" / f"finetune_{name}_s1_{subset}.log").read()
+            assert parse_validate_output(log, subset)["accuracy"] == per_seed["1"][subset]
+        assert result["summary"][name]["finetuned_test"] == {"mean": per_seed["1"]["test"], "std": 0.0, "n": 1}
 
 
 def test_demo_on_a_folder_of_another_layout(tmp_path, tone_dataset, capsys, monkeypatch):
@@ -35,30 +38,32 @@ def test_demo_on_a_folder_of_another_layout(tmp_path, tone_dataset, capsys, monk
                              per_class={"train": 4, "valid": 2, "test": 2})
     out = tmp_path / "out"
     code = demo_main(["--data", data, "--pretrain-data", tone_dataset, "--out", str(out), "--pretrain-updates", "2",
-                      "--finetune-updates", "2", "--validate-interval", "1", "--batch-size", "4"])
+                      "--finetune-updates", "2", "--validate-interval", "1", "--batch-size", "4",
+                      "--pretrain-batch-size", "4", "--methods", "supmam", "audiomae"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1].startswith("DEMO RESULT: held-out test accuracy SupMAM-CLAP (random teacher)")
+    assert lines[-1].startswith("DEMO RESULT: held-out test accuracy SupMAM ")
     assert "MFCC baseline" in lines[-1] and "linear probes" in lines[-1] and "chance 33.3%" in lines[-1]
     assert lines.count(lines[-1]) == 2  # printed before the pictures, and again at the end
     result = json.load(open(out / "results.json"))
     assert result["pretrain_data"] == tone_dataset and result["data"] == data
-    assert set(result["test_accuracy"]) == {"supmam_clap", "supmam", "scratch"}
+    assert set(result["finetuned"]) == {"audiomae", "supmam", "scratch"}
     baseline = result["mfcc_baseline"]
     assert baseline["kind"] == "mfcc" and baseline["clips"] == {"train": 12, "valid": 6, "test": 6}
     assert 0.0 <= baseline["test"] <= 100.0 and baseline["C"] in baseline_grid()
     probes = result["linear_probe"]
-    assert set(probes) == {"supmam_clap", "supmam", "random_init"}
-    assert probes["random_init"]["twin_of"] == ["supmam_clap", "supmam"]
-    assert probes["supmam"]["checkpoint"] == str(out / "pretrain_supmam" / "checkpoint_last.pt")
+    assert set(probes) == {"audiomae", "supmam", "scratch"}
+    assert probes["scratch"]["1"]["kind"] == "random_init" and probes["supmam"]["1"]["kind"] == "pretrained"
+    assert probes["supmam"]["1"]["checkpoint"] == str(out / "pretrain_supmam_s1" / "checkpoint_last.pt")
     assert "picture_problems" not in result
-    for png in ("reconstruction.png", "clap_similarity.png", "training_curves.png"):
+    for png in ("held_out_accuracy.png", "reconstruction.png", "training_curves.png"):
         assert (out / png).stat().st_size > 10_000
+    assert not (out / "clap_similarity.png").exists()  # no CLAP method was asked for
     # the pretraining stages read --pretrain-data, fine-tuning reads --data
-    assert f"task.data={tone_dataset}" in open(out / "logs" / "pretrain_supmam.log").readline()
-    assert f"task.data={data}" in open(out / "logs" / "finetune_scratch.log").readline()
+    assert f"task.data={tone_dataset}" in open(out / "logs" / "pretrain_supmam_s1.log").readline()
+    assert f"task.data={data}" in open(out / "logs" / "finetune_scratch_s1.log").readline()
     # the reconstruction was drawn from the test manifest's first clip
-    assert os.path.join(data, "clips", "test_000.wav") in open(out / "logs" / "plot_pretrain_supmam.log").readline()
+    assert os.path.join(data, "clips", "test_000.wav") in open(out / "logs" / "plot_pretrain_supmam_s1.log").readline()
 
 
 def test_a_failing_picture_is_reported_not_raised(tmp_path):
@@ -67,7 +72,7 @@ def test_a_failing_picture_is_reported_not_raised(tmp_path):
     data = make_split_folder(tmp_path / "data", per_class={"train": 1, "valid": 1, "test": 1})
     (tmp_path / "out" / "logs").mkdir(parents=True)
     problems = draw(str(tmp_path / "out"), data, verbose=False)
-    assert len(problems) == 3
+    assert len(problems) == 3  # reconstruction, similarity, curves (no results.json: no accuracy picture)
     assert all("exited with code" in p and "log:" in p for p in problems)
 
 
@@ -75,3 +80,29 @@ def baseline_grid():
     from supmam_plugin.evaluation.logistic_probe import DEFAULT_C_GRID
 
     return DEFAULT_C_GRID
+
+
+def test_seeds_are_summarised_as_mean_and_sample_std():
+    """summarise() against numpy on hand-made rows; the result line shows mean +- std over seeds."""
+    import numpy as np
+
+    result = {"methods": ["supmam"], "seeds": [1, 2, 3], "teacher": "random", "chance": 10.0,
+              "finetune_updates": 5,
+              "finetuned": {"supmam": {"1": {"test": 60.0, "train": 100.0}, "2": {"test": 50.0, "train": 98.0},
+                                       "3": {"test": 58.0, "train": 99.0}},
+                            "scratch": {"1": {"test": 30.0, "train": 90.0}, "2": {"test": 20.0, "train": 80.0},
+                                        "3": {"test": 40.0, "train": 95.0}}},
+              "linear_probe": {"supmam": {s: {"test": t} for s, t in (("1", 35.0), ("2", 33.0), ("3", 31.0))},
+                               "scratch": {s: {"test": t} for s, t in (("1", 19.0), ("2", 21.0), ("3", 20.0))}},
+              "mfcc_baseline": {"test": 62.3}}
+    summarise(result)
+    supmam = result["summary"]["supmam"]["finetuned_test"]
+    assert supmam["n"] == 3 and np.isclose(supmam["mean"], np.mean([60, 50, 58]))
+    assert np.isclose(supmam["std"], np.std([60, 50, 58], ddof=1))
+    assert np.isclose(result["summary"]["scratch"]["probe_test"]["std"], 1.0)
+    line = result_line(result)
+    assert line.startswith("DEMO RESULT: held-out test accuracy over 3 seeds SupMAM 56.0 +- 5.3%, "
+                           "from scratch 30.0 +- 10.0%")
+    assert "MFCC baseline 62.3%" in line and "linear probes SupMAM 33.0 +- 2.0%, random init 20.0 +- 1.0%" in line
+    assert "no fine-tuned model beat the MFCC baseline" in line
+    assert "did not beat training from scratch" not in line

@@ -29,3 +29,24 @@ def mixup(fbank: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor
     lam = torch.distributions.Beta(alpha, alpha).sample().to(fbank.device)
     partner = torch.arange(fbank.size(0) - 1, -1, -1, device=fbank.device)
     return lam * fbank + (1.0 - lam) * fbank[partner], lam, partner
+
+
+def time_roll(fbank: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Roll each clip along time by its own uniform random shift in [-max_shift, max_shift]
+    frames, circularly (AudioMAE's fine-tuning ``roll_mag_aug`` rolls the waveform the same way).
+    fbank: (B, T, F) -> (B, T, F)."""
+    batch, frames, bins = fbank.shape
+    shift = torch.randint(-max_shift, max_shift + 1, (batch, 1), device=fbank.device)  # (B, 1)
+    source = (torch.arange(frames, device=fbank.device).unsqueeze(0) - shift) % frames  # (B, T)
+    return torch.gather(fbank, 1, source.unsqueeze(2).expand(-1, -1, bins))
+
+
+def freq_shift(fbank: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Shift each clip along the mel axis by its own uniform random shift in [-max_shift, max_shift]
+    bins, repeating the edge bin (not circular: high bands must not wrap onto low ones). A shift of
+    the log-mel moves formants and pitch together, a crude change of speaker (cf. vocal tract
+    length perturbation). fbank: (B, T, F) -> (B, T, F)."""
+    batch, frames, bins = fbank.shape
+    shift = torch.randint(-max_shift, max_shift + 1, (batch, 1), device=fbank.device)  # (B, 1)
+    source = (torch.arange(bins, device=fbank.device).unsqueeze(0) - shift).clamp(0, bins - 1)  # (B, F)
+    return torch.gather(fbank, 2, source.unsqueeze(1).expand(-1, frames, -1))

@@ -8,7 +8,7 @@ import torch.nn as nn
 from fairseq.models import BaseFairseqModel, register_model
 
 from ..data.fbank import FbankSettings, model_input_fbank, normalize_fbank
-from .augment import mixup, spec_augment
+from .augment import freq_shift, mixup, spec_augment, time_roll
 from .masking import split_by_mask, structured_masking
 from .checkpoints import (
     CheckpointError, apply_architecture, audiomae_head, load_strict, positions_for_frames, read_checkpoint, read_encoder,
@@ -45,6 +45,16 @@ class SupmamClassifierConfig(VitEncoderConfig):
     )
     mixup_alpha: float = field(
         default=0.0, metadata={"help": "training: mixup Beta(a, a) of clips and targets; 0 = off (AudioMAE AS: 0.5)"}
+    )
+    time_roll_frames: int = field(
+        default=0,
+        metadata={"help": "training: roll each clip's fbank in time by a random shift in [-N, N] frames "
+                  "(circular, as AudioMAE's roll_mag_aug rolls the waveform); 0 = off"},
+    )
+    freq_shift_bins: int = field(
+        default=0,
+        metadata={"help": "training: shift each clip's fbank along the mel axis by a random shift in [-N, N] "
+                  "bins, edge bins repeated (a crude change of speaker); 0 = off"},
     )
     layer_decay: float = field(
         default=0.75,
@@ -150,6 +160,10 @@ class SupmamClassifier(BaseFairseqModel):
         fbank = self.input_fbank(source, source_lengths, fbank)  # (B, T, F)
         mixed = None
         if self.training:
+            if self.cfg.time_roll_frames > 0:
+                fbank = time_roll(fbank, self.cfg.time_roll_frames)
+            if self.cfg.freq_shift_bins > 0:
+                fbank = freq_shift(fbank, self.cfg.freq_shift_bins)
             if self.cfg.specaug_time or self.cfg.specaug_freq:
                 # AudioMAE masks the log-mel with 0 before normalising
                 fill = float(normalize_fbank(torch.tensor(0.0)))
