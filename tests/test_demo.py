@@ -106,3 +106,35 @@ def test_seeds_are_summarised_as_mean_and_sample_std():
     assert "MFCC baseline 62.3%" in line and "linear probes SupMAM 33.0 +- 2.0%, random init 20.0 +- 1.0%" in line
     assert "no fine-tuned model beat the MFCC baseline" in line
     assert "did not beat training from scratch" not in line
+
+
+def test_a_finished_run_is_reused_only_for_the_same_command(tmp_path):
+    """run_logged(reuse=True) returns the logged output of a finished run of the same command
+    without running it; a changed command, a failed run or reuse=False run it again."""
+    import sys
+
+    import pytest
+
+    from supmam_plugin.commands.fairseq_runs import RunError, finished_output, run_logged
+
+    counter, log = tmp_path / "runs.txt", str(tmp_path / "job.log")
+
+    def command(text, code=0):
+        return [sys.executable, "-c",
+                f"open({str(counter)!r}, 'a').write('x'); print({text!r}); raise SystemExit({code})"]
+
+    def runs():
+        return len(counter.read_text()) if counter.exists() else 0
+
+    assert run_logged(command("hello"), log, "job", False, reuse=True) == "hello\n" and runs() == 1
+    assert finished_output(command("hello"), log) == "hello\n"
+    assert run_logged(command("hello"), log, "job", False, reuse=True) == "hello\n" and runs() == 1  # reused
+    run_logged(command("hello"), log, "job", False)
+    assert runs() == 2  # reuse off: run again
+    assert run_logged(command("other"), log, "job", False, reuse=True) == "other\n" and runs() == 3
+    with pytest.raises(RunError):
+        run_logged(command("broken", code=3), log, "job", False, reuse=True)
+    assert finished_output(command("broken", code=3), log) is None  # a failed run is never reused
+    with pytest.raises(RunError):
+        run_logged(command("broken", code=3), log, "job", False, reuse=True)
+    assert runs() == 5

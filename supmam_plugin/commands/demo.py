@@ -31,12 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
 import numpy as np
 
-from .fairseq_runs import PLUGIN_DIR, console_script, parse_validate_output, run_logged
+from .fairseq_runs import PLUGIN_DIR, console_script, finished_output, parse_validate_output, run_logged
 
 REPO = os.path.dirname(PLUGIN_DIR)
 METHOD_NAMES = {"audiomae": "AudioMAE", "mam_clap": "MAM-CLAP", "supmam": "SupMAM", "supmam_clap": "SupMAM-CLAP",
@@ -62,24 +63,35 @@ def log_path(out: str, name: str) -> str:
     return os.path.join(out, "logs", f"{name}.log")
 
 
-def hydra_train(out, name, config_dir, recipe, overrides, verbose):
-    """One fairseq-hydra-train run into OUT/name; returns its checkpoint folder."""
+def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
+    """One fairseq-hydra-train run into OUT/name. Returns (its checkpoint folder, whether a finished
+    run of the same command was reused instead: only when ``reuse``, i.e. its inputs were reused too,
+    the seconds fairseq says it trained)."""
     save_dir = os.path.join(out, name)
     cmd = [console_script("fairseq-hydra-train"), "--config-dir", os.path.join(REPO, "examples/supmam", config_dir),
            "--config-name", recipe, f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra",
            *overrides]
-    start = time.time()
+    output = finished_output(cmd, log_path(out, name)) if reuse else None
+    if output is not None:
+        print(f"[demo] {name}: reused (its log holds a finished run of the same command)", flush=True)
+        return save_dir, True, training_seconds(output)
     print(f"[demo] {name}: fairseq-hydra-train {config_dir}/{recipe} (log {log_path(out, name)})", flush=True)
-    run_logged(cmd, log_path(out, name), name, verbose)
-    print(f"[demo] {name}: done in {time.time() - start:.0f} s", flush=True)
-    return save_dir
+    seconds = training_seconds(run_logged(cmd, log_path(out, name), name, verbose))
+    print(f"[demo] {name}: done, {seconds:.0f} s of training", flush=True)
+    return save_dir, False, seconds
 
 
-def split_accuracy(out, name, data, checkpoint, subset, verbose) -> float:
-    """fairseq-validate's accuracy of ``checkpoint`` on ``subset`` of ``data``."""
+def training_seconds(output: str) -> float:
+    """fairseq's "done training in X seconds" (0 when absent)."""
+    match = re.search(r"done training in ([\d.]+) seconds", output)
+    return float(match.group(1)) if match else 0.0
+
+
+def split_accuracy(out, name, data, checkpoint, subset, verbose, reuse=False) -> float:
+    """fairseq-validate's accuracy of ``checkpoint`` on ``subset`` of ``data`` (``reuse``: see hydra_train)."""
     cmd = [console_script("fairseq-validate"), data, "--user-dir", PLUGIN_DIR, "--path", checkpoint, "--task",
            "supmam_audio_classification", "--valid-subset", subset, "--batch-size", "25", "--cpu"]
-    output = run_logged(cmd, log_path(out, f"{name}_{subset}"), name, verbose)
+    output = run_logged(cmd, log_path(out, f"{name}_{subset}"), name, verbose, reuse=reuse)
     return parse_validate_output(output, subset)["accuracy"]
 
 
@@ -241,14 +253,16 @@ def run(args) -> dict:
               "pretrain_data": pretrain_data, "pretrain_split": split, "pretrain_updates": args.pretrain_updates,
               "finetune_updates": args.finetune_updates, "finetune_overrides": SMALL_FINETUNING,
               "chance": 100.0 / num_classes(data), "finetuned": {}, "linear_probe": {}, "seconds": {}}
+    cache_reused = True
     if any(m in CLAP_TARGET for m in args.methods):
         start = time.time()
         print(f"[demo] teacher targets of {pretrain_data} {split} "
               f"({'CLAP ' + clap if clap != 'random' else 'RANDOM teacher: set SUPMAM_CLAP_CHECKPOINT for a real one'})",
               flush=True)
-        run_logged([console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
-                    "--clap-checkpoint", clap, "--batch-size", "8", "--device", "cpu"],
-                   log_path(out, "teacher_cache"), "teacher", args.verbose)
+        command = [console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
+                   "--clap-checkpoint", clap, "--batch-size", "8", "--device", "cpu"]
+        cache_reused = args.reuse and finished_output(command, log_path(out, "teacher_cache")) is not None
+        run_logged(command, log_path(out, "teacher_cache"), "teacher", args.verbose, reuse=cache_reused)
         result["seconds"]["teacher_cache"] = round(time.time() - start, 1)
 
     finetune = [f"task.data={data}", f"task.target_frames={args.frames}", "task.multi_label=false",
@@ -258,24 +272,21 @@ def run(args) -> dict:
                 "dataset.valid_subset=valid", f"dataset.validate_interval={args.validate_interval}",
                 *SMALL_FINETUNING]
     for seed in args.seeds:
-        pretrained = {}
+        pretrained, reused = {}, {"scratch": args.reuse}
         for method in args.methods:
             name = f"pretrain_{method}_s{seed}"
-            start = time.time()
-            save_dir = hydra_train(out, name, "pretraining", method,
-                                   pretrain_overrides(method, args, pretrain_data, split, seed, clap, cache),
-                                   args.verbose)
-            result["seconds"][name] = round(time.time() - start, 1)
+            save_dir, reused[method], result["seconds"][name] = hydra_train(
+                out, name, "pretraining", method, pretrain_overrides(method, args, pretrain_data, split, seed, clap, cache),
+                args.verbose, reuse=args.reuse and (cache_reused or method not in CLAP_TARGET))
             pretrained[method] = os.path.join(save_dir, "checkpoint_last.pt")
         for method, start_from in {**pretrained, "scratch": ""}.items():
             name = f"finetune_{method}_s{seed}"
-            start = time.time()
-            save_dir = hydra_train(out, name, "finetuning", "esc50",
-                                   [*finetune, f"common.seed={seed}", f"model.pretrained={start_from}"], args.verbose)
+            save_dir, finetune_reused, result["seconds"][name] = hydra_train(
+                out, name, "finetuning", "esc50", [*finetune, f"common.seed={seed}", f"model.pretrained={start_from}"],
+                args.verbose, reuse=reused[method])
             best = os.path.join(save_dir, "checkpoint_best.pt")
-            row = {"test": split_accuracy(out, name, data, best, "test", args.verbose),
-                   "train": split_accuracy(out, name, data, best, "train", args.verbose)}
-            result["seconds"][name] = round(time.time() - start, 1)
+            row = {split_name: split_accuracy(out, name, data, best, split_name, args.verbose, reuse=finetune_reused)
+                   for split_name in ("test", "train")}
             result["finetuned"].setdefault(method, {})[str(seed)] = row
             print(f"[demo] {name}: held-out test accuracy {row['test']:.1f}% (training clips {row['train']:.1f}%)",
                   flush=True)
@@ -332,13 +343,17 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],
                         help="one whole pipeline (pretraining, fine-tuning, probe) per seed; mean +- std over them")
     parser.add_argument("--out", default=os.path.join(REPO, "demo_output"), help="output folder")
-    parser.add_argument("--pretrain-updates", type=int, default=1500, help="updates of each pretraining run")
+    parser.add_argument("--pretrain-updates", type=int, default=2000, help="updates of each pretraining run")
     parser.add_argument("--pretrain-batch-size", type=int, default=32, help="clips per pretraining update")
     parser.add_argument("--pretrain-lr", type=float, default=1e-3, help="peak learning rate of pretraining")
     parser.add_argument("--finetune-updates", type=int, default=1200, help="updates of each fine-tuning run")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per fine-tuning update")
     parser.add_argument("--frames", type=int, default=128, help="fbank frames per clip (1 s clips: 128)")
     parser.add_argument("--validate-interval", type=int, default=5, help="validate every N epochs")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the runs of an earlier call with the same --out whose logs hold a finished run "
+                             "of the same command, on inputs that were reused too (a long study continues where it "
+                             "stopped); off: every run is made afresh")
     parser.add_argument("--verbose", action="store_true", help="stream fairseq's output")
     args = parser.parse_args(argv)
     start = time.time()

@@ -56,9 +56,32 @@ def parse_validate_output(text: str, subset: str = "valid") -> dict[str, float]:
     return stats
 
 
-def run_logged(cmd: list[str], log_path: str, label: str, verbose: bool) -> str:
+SUCCESS = "# exited 0\n"  # run_logged's last line of a log whose command succeeded
+
+
+def finished_output(cmd: list[str], log_path: str) -> str | None:
+    """The output logged by an earlier successful run of exactly ``cmd`` into ``log_path``, else None."""
+    try:
+        with open(log_path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    first, _, rest = text.partition("\n")
+    if first != "$ " + " ".join(cmd) or not rest.endswith(SUCCESS):
+        return None
+    return rest[: -len(SUCCESS)]
+
+
+def run_logged(cmd: list[str], log_path: str, label: str, verbose: bool, reuse: bool = False) -> str:
     """Run ``cmd``, writing its output (stdout and stderr) to ``log_path`` and echoing progress;
-    returns the output. Raises RunError (with the log's tail) when it fails."""
+    returns the output. Raises RunError (with the log's tail) when it fails. ``reuse``: when the log
+    holds a successful run of the same command, return its output without running it again (the
+    caller says whether that is safe: the command's inputs must be unchanged)."""
+    if reuse:
+        output = finished_output(cmd, log_path)
+        if output is not None:
+            print(f"  {label} | reused: {log_path} holds a finished run of the same command", flush=True)
+            return output
     lines = []
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
@@ -71,6 +94,8 @@ def run_logged(cmd: list[str], log_path: str, label: str, verbose: bool) -> str:
             if verbose or TRAIN_PROGRESS.search(line):
                 print(f"  {label} | {line.rstrip()[-200:]}", flush=True)
         code = process.wait()
+        if code == 0:
+            log.write(SUCCESS)
     output = "".join(lines)
     if code != 0:
         tail = "\n".join(output.rstrip().splitlines()[-25:])
