@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -75,6 +76,8 @@ def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
     if output is not None:
         print(f"[demo] {name}: reused (its log holds a finished run of the same command)", flush=True)
         return save_dir, True, training_seconds(output)
+    if os.path.isdir(save_dir):  # a fresh run: fairseq would resume from an earlier checkpoint_last.pt
+        shutil.rmtree(save_dir)
     print(f"[demo] {name}: fairseq-hydra-train {config_dir}/{recipe} (log {log_path(out, name)})", flush=True)
     seconds = training_seconds(run_logged(cmd, log_path(out, name), name, verbose))
     print(f"[demo] {name}: done, {seconds:.0f} s of training", flush=True)
@@ -346,10 +349,10 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain-updates", type=int, default=2000, help="updates of each pretraining run")
     parser.add_argument("--pretrain-batch-size", type=int, default=32, help="clips per pretraining update")
     parser.add_argument("--pretrain-lr", type=float, default=1e-3, help="peak learning rate of pretraining")
-    parser.add_argument("--finetune-updates", type=int, default=1200, help="updates of each fine-tuning run")
+    parser.add_argument("--finetune-updates", type=int, default=2400, help="updates of each fine-tuning run")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per fine-tuning update")
     parser.add_argument("--frames", type=int, default=128, help="fbank frames per clip (1 s clips: 128)")
-    parser.add_argument("--validate-interval", type=int, default=5, help="validate every N epochs")
+    parser.add_argument("--validate-interval", type=int, default=10, help="validate every N epochs")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the runs of an earlier call with the same --out whose logs hold a finished run "
                              "of the same command, on inputs that were reused too (a long study continues where it "

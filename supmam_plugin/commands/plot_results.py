@@ -48,7 +48,7 @@ def plot_results(result: dict, out: str) -> str:
             ax.errorbar(i, mean, yerr=std, color="black", capsize=6, linewidth=1.2)
             jitter = np.linspace(-0.12, 0.12, len(accuracies)) if len(accuracies) > 1 else [0.0]
             ax.scatter(i + np.asarray(jitter), accuracies, color=colours(i), edgecolor="black", zorder=3, s=28)
-            ax.text(i, mean + std + 1.5, f"{mean:.1f}" + (f"\n+-{std:.1f}" if len(accuracies) > 1 else ""),
+            ax.text(i, max(mean + std, max(accuracies)) + 2.0, f"{mean:.1f}" + (f"\n+-{std:.1f}" if len(accuracies) > 1 else ""),
                     ha="center", va="bottom", fontsize=8)
         baseline = result.get("mfcc_baseline", {}).get("test")
         if baseline is not None:
