@@ -192,11 +192,11 @@ def make_pool(out_dir: str, num_clips: int, seed: int, num_samples: int) -> str:
     audio_root = os.path.join(out_dir, "audio")
     if os.path.isdir(audio_root):
         shutil.rmtree(audio_root)
-    entries = []
+    entries, texts = [], []
     with tempfile.TemporaryDirectory() as workdir:
         for k in range(num_clips):
-            rng = np.random.default_rng([seed, SPLIT_IDS["pool"], k])
-            text = POOL_TEXTS[int(rng.integers(len(POOL_TEXTS)))]
+            rng, text = pool_draw(seed, k)
+            texts.append(text)
             voice = f"{ACCENTS[int(rng.integers(len(ACCENTS)))]}+{POOL_VARIANTS[int(rng.integers(len(POOL_VARIANTS)))]}"
             speed = int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1))
             pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
@@ -214,7 +214,25 @@ def make_pool(out_dir: str, num_clips: int, seed: int, num_samples: int) -> str:
     lines[0] = "audio"  # relative root, as in data/demo
     with open(tsv, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
+    write_pool_texts(out_dir, texts)
     return tsv
+
+
+def pool_draw(seed: int, k: int) -> tuple[np.random.Generator, str]:
+    """The generator of pool clip ``k`` and its text (the generator's first draw)."""
+    rng = np.random.default_rng([seed, SPLIT_IDS["pool"], k])
+    return rng, POOL_TEXTS[int(rng.integers(len(POOL_TEXTS)))]
+
+
+def write_pool_texts(out_dir: str, texts: list[str]) -> str:
+    """``train.text`` (each pool clip's text, spaces as '_') and ``dict.text.txt``: NOT used by the demo
+    (its pool is unlabelled); for experiments that give SupMAM's supervised branch the pretraining
+    set's own labels, as the paper does with AudioSet's (``task.labels=text``)."""
+    names = [t.replace(" ", "_") for t in texts]
+    with open(os.path.join(out_dir, "train.text"), "w", encoding="utf-8") as f:
+        f.write("\n".join(names) + "\n")
+    classes = [t.replace(" ", "_") for t in POOL_TEXTS]
+    return write_class_list(out_dir, classes, label_ext="text", counts={c: names.count(c) for c in classes})
 
 
 def write_pretrain_manifest(pool_dir: str, labelled_dir: str, split: str = "pretrain") -> dict:
