@@ -10,7 +10,8 @@ with "test": true, for a setting already chosen on valid.
 
 Keys: lr, steps (1200), norm ("audioset" | "dataset" statistics), tm / fm (structured patch
 dropping), dp (drop path), wd (0.05), bs (16), seed, warm (120), st / sf_ (SpecAugment widths),
-roll (random time roll of +-20 frames), mix (mixup alpha), init (a checkpoint's encoder),
+roll (random time roll of +-rollmax frames, rollmax 20), fshift (random shift of the mel axis by
++-fshift bins, edge repeated), mix (mixup alpha), init (a checkpoint's encoder),
 pad ("zero": AudioMAE's zero log-mel padding; "mean": padded frames at the normalisation mean).
 Findings are recorded in RESULTS.md. (Layer-wise lr decay needs fairseq's composite optimizer and
 is not modelled here: use scripts/finetune_study.py for it.)

@@ -138,3 +138,10 @@ def test_a_finished_run_is_reused_only_for_the_same_command(tmp_path):
     with pytest.raises(RunError):
         run_logged(command("broken", code=3), log, "job", False, reuse=True)
     assert runs() == 5
+
+
+def test_plot_results_refuses_an_unreadable_file_by_name(tmp_path, capsys):
+    from supmam_plugin.commands.plot_results import main as plot_main
+
+    assert plot_main([str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "missing.json" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
