@@ -145,3 +145,24 @@ def test_plot_results_refuses_an_unreadable_file_by_name(tmp_path, capsys):
 
     assert plot_main([str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.png")]) == 2
     assert "missing.json" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_a_run_made_afresh_never_resumes_an_earlier_checkpoint(tmp_path, tone_dataset):
+    """hydra_train without reuse empties the run's folder: an unrelated checkpoint_last.pt left
+    there (here: bytes fairseq cannot load) is not resumed by fairseq."""
+    from supmam_plugin.commands.demo import ON_CPU, TINY, hydra_train
+
+    stale = tmp_path / "pretrain_x" / "checkpoint_last.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not a checkpoint")
+    (tmp_path / "logs").mkdir()
+    save_dir, reused, seconds = hydra_train(
+        str(tmp_path), "pretrain_x", "pretraining", "audiomae",
+        [f"task.data={tone_dataset}", "task.target_frames=128", "dataset.batch_size=4", *TINY, *ON_CPU,
+         "model.decoder_layers=1", "model.decoder_embed_dim=64", "model.decoder_heads=2",
+         "optimization.max_update=2", "optimization.max_epoch=0", "lr_scheduler.warmup_updates=1"],
+        verbose=False)
+    assert not reused and seconds > 0
+    log = open(tmp_path / "logs" / "pretrain_x.log").read()
+    assert "No existing checkpoint found" in log and "Loaded checkpoint" not in log
+    assert os.path.getsize(os.path.join(save_dir, "checkpoint_last.pt")) > 1000
