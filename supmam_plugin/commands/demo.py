@@ -162,6 +162,14 @@ def mfcc_row(data: str, log=print) -> dict:
     return mfcc_baseline(read_labelled_splits(data, ("train", "valid", "test"), "label"), log=log)
 
 
+def method_label(name: str, teacher: str) -> str:
+    """A method's name for people; the CLAP methods say which teacher (``teacher``: the checkpoint
+    or 'random') made their targets."""
+    if name in CLAP_TARGET:
+        return f"{METHOD_NAMES[name]} ({'random teacher' if teacher == 'random' else 'CLAP teacher'})"
+    return METHOD_NAMES[name]
+
+
 def spread(stats: dict) -> str:
     return f"{stats['mean']:.1f}%" if stats["n"] == 1 else f"{stats['mean']:.1f} +- {stats['std']:.1f}%"
 
@@ -169,14 +177,10 @@ def spread(stats: dict) -> str:
 def result_line(result: dict) -> str:
     """The demo's one-line summary (its last line of output)."""
     summary = result["summary"]
-    teacher = "random teacher" if result["teacher"] == "random" else "CLAP teacher"
-
-    def label(name):
-        return f"{METHOD_NAMES[name]} ({teacher})" if name in CLAP_TARGET else METHOD_NAMES[name]
-
+    teacher = result["teacher"]
     seeds = len(result["seeds"])
     line = ("DEMO RESULT: held-out test accuracy " + (f"over {seeds} seeds " if seeds > 1 else "")
-            + ", ".join(f"{label(n)} {spread(summary[n]['finetuned_test'])}" for n in result["finetuned"])
+            + ", ".join(f"{method_label(n, teacher)} {spread(summary[n]['finetuned_test'])}" for n in result["finetuned"])
             + f" (fine-tuned, {result['finetune_updates']} updates each)")
     baseline = result.get("mfcc_baseline")
     if baseline:
@@ -184,7 +188,7 @@ def result_line(result: dict) -> str:
     probes = [n for n in result["finetuned"] if "probe_test" in summary[n]]
     if probes:
         line += "; linear probes " + ", ".join(
-            f"{'random init' if n == 'scratch' else label(n)} {spread(summary[n]['probe_test'])}" for n in probes)
+            f"{'random init' if n == 'scratch' else method_label(n, teacher)} {spread(summary[n]['probe_test'])}" for n in probes)
     line += f"; chance {result['chance']:.1f}%"
     pretrained = [summary[n]["finetuned_test"]["mean"] for n in result["methods"]]
     scratch = summary["scratch"]["finetuned_test"]["mean"]

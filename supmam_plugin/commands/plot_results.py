@@ -13,16 +13,14 @@ import sys
 
 import numpy as np
 
-from .demo import CLAP_TARGET, METHOD_NAMES
+from .demo import mean_std, method_label
 
 
-def method_label(name: str, teacher: str) -> str:
-    label = METHOD_NAMES.get(name, name)
+def tick_label(name: str, teacher: str) -> str:
+    """method_label on two lines (the bars are narrow)."""
     if name == "scratch":
         return "scratch /\nrandom init"
-    if name in CLAP_TARGET:
-        label += "\n(random teacher)" if teacher == "random" else "\n(CLAP teacher)"
-    return label
+    return method_label(name, teacher).replace(" (", "\n(")
 
 
 def plot_results(result: dict, out: str) -> str:
@@ -42,8 +40,8 @@ def plot_results(result: dict, out: str) -> str:
             accuracies = [r["test"] for r in rows.get(name, {}).values()]
             if not accuracies:
                 continue
-            mean = float(np.mean(accuracies))
-            std = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
+            stats = mean_std(accuracies)
+            mean, std = stats["mean"], stats["std"]
             ax.bar(i, mean, width=0.6, color=colours(i), alpha=0.35)
             ax.errorbar(i, mean, yerr=std, color="black", capsize=6, linewidth=1.2)
             jitter = np.linspace(-0.12, 0.12, len(accuracies)) if len(accuracies) > 1 else [0.0]
@@ -55,7 +53,7 @@ def plot_results(result: dict, out: str) -> str:
             ax.axhline(baseline, color="tab:red", linestyle="--", linewidth=1.2,
                        label=f"MFCC + logistic regression {baseline:.1f}%")
         ax.axhline(result["chance"], color="grey", linestyle=":", linewidth=1.0, label=f"chance {result['chance']:.1f}%")
-        ax.set_xticks(range(len(names)), [method_label(n, result.get("teacher", "random")) for n in names], fontsize=8)
+        ax.set_xticks(range(len(names)), [tick_label(n, result.get("teacher", "random")) for n in names], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
