@@ -12,7 +12,8 @@ Keys: lr, steps (1200), norm ("audioset" | "dataset" statistics), tm / fm (struc
 dropping), dp (drop path), wd (0.05), bs (16), seed, warm (120), st / sf_ (SpecAugment widths),
 roll (random time roll of +-rollmax frames, rollmax 20), fshift (random shift of the mel axis by
 +-fshift bins, edge repeated), mix (mixup alpha), init (a checkpoint's encoder),
-pad ("zero": AudioMAE's zero log-mel padding; "mean": padded frames at the normalisation mean).
+pad ("zero": AudioMAE's zero log-mel padding; "mean": padded frames at the normalisation mean),
+gain (random level change of +-gain dB), fwarp (random mel-axis warp by a factor 1 +- fwarp).
 Findings are recorded in RESULTS.md. (Layer-wise lr decay needs fairseq's composite optimizer and
 is not modelled here: use scripts/finetune_study.py for it.)
 """
@@ -31,7 +32,7 @@ def load(split):
     nvalid = torch.tensor([min(128, 1+(len(sf.read(m.audio_path(i))[0])-400)//160) for i in range(len(m))])
     return torch.stack(F), y, nvalid
 Ftr,ytr,ntr=load("train"); Fva,yva,nva=load("valid")
-def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, wd=0.05, bs=16, seed=1, warm=120, pad="zero", st=0, sf_=0, roll=False, mix=0.0, init="", test=False, fshift=0, rollmax=20):
+def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, wd=0.05, bs=16, seed=1, warm=120, pad="zero", st=0, sf_=0, roll=False, mix=0.0, init="", test=False, fshift=0, rollmax=20, gain=0.0, fwarp=0.0):
     torch.manual_seed(seed)
     if norm=="audioset": mu,sd=-4.2677393,4.5689974
     else: mu,sd=Ftr.mean().item(), Ftr.std().item()
@@ -43,6 +44,8 @@ def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, 
         elif pad=="mean":  # padded frames at the normalisation mean: 0 after normalising
             X=((F*mask+mu*(1-mask))-mu)/(2*sd)
         return X
+    def valid_frames(n):
+        return (torch.arange(128)[None,:]<n[:,None]).float()[...,None]
     Xtr,Xva=prep(Ftr,ntr),prep(Fva,nva)
     cfg=SupmamClassifierConfig(encoder_layers=2,encoder_embed_dim=192,encoder_heads=3,input_frames=128,time_mask_ratio=tm,freq_mask_ratio=fm,drop_path=dp,layer_decay=ld,specaug_time=st,specaug_freq=sf_,mixup_alpha=mix)
     if init: cfg.pretrained=init
@@ -61,6 +64,14 @@ def run(lr=2.5e-4, steps=1200, norm="audioset", ld=1.0, tm=0.0, fm=0.0, dp=0.0, 
             fs=torch.randint(-fshift,fshift+1,(bs,1),generator=g)
             src=(torch.arange(xb.size(2))[None,:]-fs).clamp(0,xb.size(2)-1)
             xb=torch.gather(xb,2,src[:,None,:].expand(-1,xb.size(1),-1))
+        if gain:  # random level change of +-gain dB: a constant on the log-mel (padding stays 0 -> its own value)
+            db=(torch.rand(bs,1,1,generator=g)*2-1)*gain
+            xb=xb+db*np.log(10)/10/(2*sd)*valid_frames(ntr[idx])
+        if fwarp:  # warp the mel axis by a random factor in [1-fwarp, 1+fwarp] (VTLP-like), linear interpolation
+            a=1+(torch.rand(bs,1,generator=g)*2-1)*fwarp
+            src=(torch.arange(xb.size(2))[None,:]*a).clamp(0,xb.size(2)-1)
+            lo=src.floor().long(); hi=(lo+1).clamp(max=xb.size(2)-1); w=(src-lo)[:,None,:]
+            xb=torch.gather(xb,2,lo[:,None,:].expand(-1,xb.size(1),-1))*(1-w)+torch.gather(xb,2,hi[:,None,:].expand(-1,xb.size(1),-1))*w
         model.train(); res=model(fbank=xb); out=res["logits"]
         loss=torch.nn.functional.cross_entropy(out,ytr[idx],reduction="none")
         if res["mixup"] is not None:

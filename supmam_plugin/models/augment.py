@@ -50,3 +50,40 @@ def freq_shift(fbank: torch.Tensor, max_shift: int) -> torch.Tensor:
     shift = torch.randint(-max_shift, max_shift + 1, (batch, 1), device=fbank.device)  # (B, 1)
     source = (torch.arange(bins, device=fbank.device).unsqueeze(0) - shift).clamp(0, bins - 1)  # (B, F)
     return torch.gather(fbank, 2, source.unsqueeze(1).expand(-1, frames, -1))
+
+
+
+def freq_warp(fbank: torch.Tensor, max_warp: float) -> torch.Tensor:
+    """Warp each clip's frequency axis by its own factor drawn from U[1 - max_warp, 1 + max_warp]
+    (vocal tract length perturbation, Jaitly & Hinton 2013: a change of speaker that scales
+    formants and pitch together). fbank: (B, T, F) -> (B, T, F)."""
+    factor = 1.0 + (torch.rand(fbank.size(0)) * 2.0 - 1.0) * max_warp  # (B,)
+    return warp_frequency(fbank, factor)
+
+
+def warp_frequency(fbank: torch.Tensor, factor: torch.Tensor, sample_rate: int = 16000,
+                   low_freq: float = 20.0) -> torch.Tensor:
+    """The log-mel of each clip as if every frequency were multiplied by its ``factor`` (B,): the
+    output's bin centred at f Hz reads the input at f / factor Hz, linearly interpolated between
+    the two nearest bins (the edge bin beyond the ends). Bin centres are those of the plugin's
+    Kaldi fbank (mel-spaced from ``low_freq`` to Nyquist), so a factor moves a harmonic by the same
+    ratio at every frequency, where ``freq_shift`` moves it by a fixed number of mel bins.
+    fbank: (B, T, F) -> (B, T, F)."""
+    batch, frames, bins = fbank.shape
+
+    def mel(hz):
+        return 1127.0 * torch.log1p(hz / 700.0)
+
+    mel_low, mel_high = mel(torch.tensor(low_freq)), mel(torch.tensor(sample_rate / 2.0))
+    spacing = (mel_high - mel_low) / (bins + 1)
+    centre_hz = 700.0 * torch.expm1((mel_low + spacing * torch.arange(1, bins + 1)) / 1127.0)  # (F,)
+    source_hz = centre_hz.unsqueeze(0) / factor.float().cpu().unsqueeze(1)  # (B, F)
+    source = ((mel(source_hz) - mel_low) / spacing - 1.0).clamp(0, bins - 1).to(fbank.device)  # (B, F) bin index
+    lower = source.floor().long()
+    upper = (lower + 1).clamp(max=bins - 1)
+    weight = (source - lower).unsqueeze(1).to(fbank.dtype)  # (B, 1, F)
+
+    def take(index):
+        return torch.gather(fbank, 2, index.unsqueeze(1).expand(-1, frames, -1))
+
+    return take(lower) * (1.0 - weight) + take(upper) * weight

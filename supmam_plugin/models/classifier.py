@@ -8,7 +8,7 @@ import torch.nn as nn
 from fairseq.models import BaseFairseqModel, register_model
 
 from ..data.fbank import FbankSettings, model_input_fbank, normalize_fbank
-from .augment import freq_shift, mixup, spec_augment, time_roll
+from .augment import freq_shift, freq_warp, mixup, spec_augment, time_roll
 from .masking import split_by_mask, structured_masking
 from .checkpoints import (
     CheckpointError, apply_architecture, audiomae_head, load_strict, positions_for_frames, read_checkpoint, read_encoder,
@@ -55,6 +55,11 @@ class SupmamClassifierConfig(VitEncoderConfig):
         default=0,
         metadata={"help": "training: shift each clip's fbank along the mel axis by a random shift in [-N, N] "
                   "bins, edge bins repeated (a crude change of speaker); 0 = off"},
+    )
+    freq_warp: float = field(
+        default=0.0,
+        metadata={"help": "training: warp each clip's frequency axis by a random factor in [1 - w, 1 + w] "
+                  "(vocal tract length perturbation on the log-mel: a change of speaker); 0 = off"},
     )
     layer_decay: float = field(
         default=0.75,
@@ -164,6 +169,8 @@ class SupmamClassifier(BaseFairseqModel):
                 fbank = time_roll(fbank, self.cfg.time_roll_frames)
             if self.cfg.freq_shift_bins > 0:
                 fbank = freq_shift(fbank, self.cfg.freq_shift_bins)
+            if self.cfg.freq_warp > 0:
+                fbank = freq_warp(fbank, self.cfg.freq_warp)
             if self.cfg.specaug_time or self.cfg.specaug_freq:
                 # AudioMAE masks the log-mel with 0 before normalising
                 fill = float(normalize_fbank(torch.tensor(0.0)))
