@@ -1,6 +1,13 @@
-"""Precomputed teacher maps give the same targets as the online teacher, and train."""
+"""Precomputed teacher maps give the same targets as the online teacher, and train; a killed
+precompute continues to the same cache, N shards make the same cache as one run, and a cache
+made by another teacher or for other clips is refused."""
 import json
 import os
+import signal
+import subprocess
+import time
+
+import numpy as np
 
 import pytest
 import torch
@@ -12,7 +19,7 @@ from supmam_plugin.commands.precompute_teacher import main as precompute_main
 from supmam_plugin.data.manifest import ManifestError
 from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
 
-from conftest import CPU_RUN, TINY_MODEL, run_cli, train_log_records
+from conftest import CPU_RUN, TINY_MODEL, VENV_BIN, run_cli, train_log_records
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +75,85 @@ def test_cache_for_another_manifest_is_refused(tone_dataset, cache, tmp_path):
         batch_of({"teacher_cache": cache}, str(other))
     with pytest.raises(ManifestError, match="no teacher cache for split"):
         batch_of({"teacher_cache": str(tmp_path)}, tone_dataset)
+
+
+def precompute(data, out, *extra):
+    """One clip per batch: every clip's map then comes from the same computation in every run."""
+    return precompute_main([data, "train", "--out-dir", out, "--clap-checkpoint", "random", "--batch-size", "1",
+                            "--device", "cpu", *extra])
+
+
+@pytest.fixture(scope="module")
+def whole_cache(tone_dataset, tmp_path_factory):
+    """The cache of one uninterrupted, unsharded run."""
+    out = str(tmp_path_factory.mktemp("whole"))
+    assert precompute(tone_dataset, out) == 0
+    return np.load(os.path.join(out, "train.teacher.npy"))
+
+
+def test_a_killed_precompute_continues_to_the_same_cache(tone_dataset, whole_cache, tmp_path):
+    out = str(tmp_path / "cache")
+    marks = os.path.join(out, "train.teacher.done-0-of-1.npy")
+    process = subprocess.Popen(
+        [os.path.join(VENV_BIN, "supmam-precompute-teacher"), tone_dataset, "train", "--out-dir", out,
+         "--clap-checkpoint", "random", "--batch-size", "1", "--device", "cpu"],
+        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if os.path.isfile(marks) and 2 <= np.load(marks).sum():
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)  # kill -9, mid-way
+    process.wait()
+    done_before = int(np.load(marks).sum())
+    assert 2 <= done_before < 12, "the run was not killed mid-way"
+    assert not json.load(open(os.path.join(out, "train.teacher.json")))["complete"]
+    with pytest.raises(ManifestError, match="not finished; run supmam-precompute-teacher again"):
+        batch_of({"teacher_cache": out}, tone_dataset)
+    assert precompute(tone_dataset, out) == 0  # the same command again
+    assert json.load(open(os.path.join(out, "train.teacher.json")))["complete"]
+    np.testing.assert_array_equal(np.load(os.path.join(out, "train.teacher.npy")), whole_cache)
+    batch_of({"teacher_cache": out}, tone_dataset)  # now readable
+
+
+def test_shards_make_the_same_cache_as_one_run(tone_dataset, whole_cache, tmp_path):
+    out = str(tmp_path / "cache")
+    for k in range(3):
+        assert precompute(tone_dataset, out, "--shard", f"{k}/3") == 0
+        marks = np.load(os.path.join(out, f"train.teacher.done-{k}-of-3.npy"))
+        assert marks.nonzero()[0].tolist() == list(range(k, 12, 3))  # its own clips, each once
+        if k < 2:  # unreadable until the last shard is done
+            with pytest.raises(ManifestError, match="not finished"):
+                batch_of({"teacher_cache": out}, tone_dataset)
+    assert json.load(open(os.path.join(out, "train.teacher.json")))["complete"]
+    np.testing.assert_array_equal(np.load(os.path.join(out, "train.teacher.npy")), whole_cache)
+    with pytest.raises(ManifestError, match="another number of shards than 2"):
+        precompute(tone_dataset, out, "--shard", "0/2")
+    with pytest.raises(SystemExit):
+        precompute(tone_dataset, out, "--shard", "3/3")
+
+
+def test_a_cache_of_other_clips_is_not_continued(tone_dataset, cache, tmp_path):
+    lines = open(os.path.join(tone_dataset, "train.tsv")).read().splitlines()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "train.tsv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")  # same clips, other order
+    with pytest.raises(ManifestError, match="made by another teacher or for other clips: manifest_sha256"):
+        precompute(str(other), cache)
+    with pytest.raises(ManifestError, match="made for another version of .*train.tsv"):
+        batch_of({"teacher_cache": cache}, str(other))
+
+
+def test_pretraining_refuses_a_cache_made_by_another_teacher(tone_dataset, cache, tmp_path):
+    other_teacher = tmp_path / "other_clap.pt"
+    other_teacher.write_bytes(b"another teacher's checkpoint")
+    out = run_cli([
+        "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "mam_clap",
+        f"task.data={tone_dataset}", f"task.teacher_cache={cache}", f"model.clap_checkpoint={other_teacher}",
+        f"checkpoint.save_dir={tmp_path}", "optimization.max_update=1", "dataset.batch_size=4",
+        *TINY_MODEL, *CPU_RUN,
+    ])
+    assert out.returncode != 0
+    assert "train.teacher.json: the cached targets were made by another teacher than the model's: checkpoint_sha256" \
+        in out.stdout, out.stdout[-3000:]

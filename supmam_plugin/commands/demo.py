@@ -54,11 +54,14 @@ ON_CPU = ["common.cpu=true", "distributed_training.distributed_world_size=1", "d
 # (measured on the valid split: RESULTS.md). AudioMAE's lr rule (1e-3 x batch / 256) is far too
 # slow for a small model; patch dropping, drop path, SpecAugment and mixup cost fit without buying
 # held-out accuracy at this size; a time roll (AudioMAE's roll_mag_aug) helps, and so does a random
-# warp of the frequency axis by up to 10 % (vocal tract length perturbation: a new voice).
-SMALL_FINETUNING = ["optimization.lr=[0.001]", "optimizer.groups.default.lr_float=0.001", "model.layer_decay=1.0",
+# warp of the frequency axis by up to 10 % (vocal tract length perturbation: a new voice). The
+# recipe's layer-wise lr decay (0.75) stays for pretrained encoders: it helps them on valid.
+SMALL_FINETUNING = ["optimization.lr=[0.001]", "optimizer.groups.default.lr_float=0.001",
                     "model.time_mask_ratio=0", "model.freq_mask_ratio=0", "model.drop_path=0",
                     "model.specaug_time=0", "model.specaug_freq=0", "model.mixup_alpha=0",
                     "model.time_roll_frames=20", "model.freq_warp=0.1"]
+# A random init has no pretrained lower layers to protect: every layer learns at the full lr.
+FROM_SCRATCH = ["model.layer_decay=1.0"]
 
 
 def log_path(out: str, name: str) -> str:
@@ -270,6 +273,8 @@ def run(args) -> dict:
         command = [console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
                    "--clap-checkpoint", clap, "--batch-size", "8", "--device", "cpu"]
         cache_reused = args.reuse and finished_output(command, log_path(out, "teacher_cache")) is not None
+        if not cache_reused and os.path.isdir(cache):  # made afresh: an earlier cache would be continued
+            shutil.rmtree(cache)
         run_logged(command, log_path(out, "teacher_cache"), "teacher", args.verbose, reuse=cache_reused)
         result["seconds"]["teacher_cache"] = round(time.time() - start, 1)
 
@@ -290,7 +295,8 @@ def run(args) -> dict:
         for method, start_from in {**pretrained, "scratch": ""}.items():
             name = f"finetune_{method}_s{seed}"
             save_dir, finetune_reused, result["seconds"][name] = hydra_train(
-                out, name, "finetuning", "esc50", [*finetune, f"common.seed={seed}", f"model.pretrained={start_from}"],
+                out, name, "finetuning", "esc50",
+                [*finetune, f"common.seed={seed}", f"model.pretrained={start_from}", *([] if start_from else FROM_SCRATCH)],
                 args.verbose, reuse=reused[method])
             best = os.path.join(save_dir, "checkpoint_best.pt")
             row = {split_name: split_accuracy(out, name, data, best, split_name, args.verbose, reuse=finetune_reused)

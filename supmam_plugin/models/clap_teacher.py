@@ -14,6 +14,7 @@ import importlib.machinery
 import importlib.util
 import json
 import logging
+import os
 import pickle
 import sys
 import types
@@ -303,3 +304,23 @@ class ClapTeacher(nn.Module):
     def forward(self, waveform_48k: torch.Tensor) -> torch.Tensor:
         """(B, S) waveform at 48 kHz -> (B, T * F, output_dim) float32 targets, no grad."""
         return self.targets_from_token_map(self.token_map(waveform_48k))
+
+
+def teacher_identity(checkpoint: str, model_name: str = "HTSAT-tiny") -> dict:
+    """What makes a teacher's token maps: {"teacher", "clap_model", "checkpoint_sha256"} (the
+    file's SHA-256; "random-seed-N" for the random teacher). A teacher cache records it and is
+    refused by a model whose teacher differs; the path is not part of it (a copied file is the
+    same teacher)."""
+    if str(checkpoint) == "random":
+        digest = f"random-seed-{RANDOM_TEACHER_SEED}"
+    else:
+        import hashlib
+
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f"{checkpoint}: LAION-CLAP checkpoint not found")
+        sha = hashlib.sha256()
+        with open(checkpoint, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                sha.update(block)
+        digest = sha.hexdigest()
+    return {"teacher": "laion_clap", "clap_model": model_name, "checkpoint_sha256": digest}

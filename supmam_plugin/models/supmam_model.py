@@ -29,7 +29,7 @@ from .checkpoints import (
     LEGACY_PRETRAINING, CheckpointError, apply_architecture, legacy_pretraining_reason, load_strict,
     read_checkpoint, supmam_from_audiomae_state,
 )
-from .clap_teacher import ClapTeacher
+from .clap_teacher import ClapTeacher, teacher_identity
 from .masking import clip_noise, masking_from_noise
 from .vit_encoder import VitEncoder, VitEncoderConfig
 from .window_decoder import WindowDecoder
@@ -223,6 +223,10 @@ class SupmamModel(BaseFairseqModel):
                 "model.target=clap runs the CLAP teacher on 48 kHz audio: set task.teacher_sample_rate=48000 "
                 "(or task.teacher_cache=DIR with precomputed targets)"
             )
+        if cfg.target == "clap" and getattr(task.cfg, "teacher_cache", None):
+            from ..data.teacher_cache import check_teacher
+
+            check_teacher(task.cfg.teacher_cache, teacher_identity(cfg.clap_checkpoint, cfg.clap_model))
         return cls(cfg, num_classes=num_classes, sample_rate=task.cfg.sample_rate)
 
     @property

@@ -1,0 +1,56 @@
+"""``supmam-precompute-teacher`` throughput: clips/s of the whole command path (read the 10 s
+file, resample to 48 kHz, HTS-AT forward, write the float16 map with its done mark), on
+synthetic 10 s clips at 16 kHz, for each batch size; and the cost of a rerun over a finished cache
+(every clip already marked: what a resume pays to find where it stopped).
+
+The teacher is the random HTSAT-tiny (no released weights here): a released checkpoint has the
+same shapes, so the same cost.
+
+    python benchmarks/precompute_teacher.py [--clips 48] [--batches 1 8] [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from fbank import write_files  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_common_args(parser)
+    parser.add_argument("--clips", type=int, default=48)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    args = parser.parse_args()
+    device = common.setup(args)
+    logging.disable(logging.WARNING)
+    print(common.machine_summary(device))
+    print(f"command: {' '.join(sys.argv)}")
+    import supmam_plugin  # noqa: F401  registers the task
+    from supmam_plugin.commands.precompute_teacher import precompute
+
+    with tempfile.TemporaryDirectory() as folder:
+        data = write_files(os.path.join(folder, "data"), args.clips, common.SAMPLE_RATE, "WAV", labels=False)
+        print("| batch | clips | seconds | clips/s | hours for AS-2M (2M clips) |")
+        print("|---|---|---|---|---|")
+        for batch in args.batches:
+            out = os.path.join(folder, f"cache{batch}")
+            start = time.perf_counter()
+            precompute(data, "train", out, "random", batch_size=batch, device=str(device))
+            seconds = time.perf_counter() - start
+            rate = args.clips / seconds
+            print(f"| {batch} | {args.clips} | {seconds:.1f} | {rate:.2f} | {2e6 / rate / 3600:.0f} |", flush=True)
+        start = time.perf_counter()
+        precompute(data, "train", out, "random", batch_size=args.batches[-1], device=str(device))
+        print(f"\nrerun over the finished cache (nothing to compute; teacher load included): "
+              f"{time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
