@@ -56,8 +56,18 @@ class FbankSettings:
         return self.window_size + (num_frames - 1) * self.window_shift
 
 
-def _mel(hz: torch.Tensor) -> torch.Tensor:
+def mel_scale(hz: torch.Tensor) -> torch.Tensor:
+    """Kaldi's mel scale of frequencies in Hz."""
     return 1127.0 * torch.log1p(hz / 700.0)
+
+
+def mel_grid(s: FbankSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kaldi's mel axis as float64 scalars (mel of low_freq, spacing): bin i spans
+    [low + i * spacing, low + (i + 2) * spacing] and is centred at low + (i + 1) * spacing."""
+    high_freq = s.high_freq if s.high_freq > 0 else 0.5 * s.sample_rate + s.high_freq
+    mel_low = mel_scale(torch.tensor(s.low_freq, dtype=torch.float64))
+    mel_high = mel_scale(torch.tensor(high_freq, dtype=torch.float64))
+    return mel_low, (mel_high - mel_low) / (s.num_mel_bins + 1)
 
 
 @lru_cache(maxsize=8)
@@ -65,17 +75,12 @@ def _mel_banks_cpu(s: FbankSettings) -> torch.Tensor:
     """Triangular mel filters, (num_fft_bins + 1, num_mel_bins), as Kaldi builds them
     (in the mel domain, no normalisation); the Nyquist bin gets zero weight."""
     num_fft_bins = s.fft_size // 2
-    nyquist = 0.5 * s.sample_rate
-    high_freq = s.high_freq if s.high_freq > 0 else nyquist + s.high_freq
-    mel_low, mel_high = _mel(torch.tensor(s.low_freq, dtype=torch.float64)), _mel(
-        torch.tensor(high_freq, dtype=torch.float64)
-    )
-    delta = (mel_high - mel_low) / (s.num_mel_bins + 1)
+    mel_low, delta = mel_grid(s)
     bin_index = torch.arange(s.num_mel_bins, dtype=torch.float64).unsqueeze(1)
     left = mel_low + bin_index * delta
     center = mel_low + (bin_index + 1.0) * delta
     right = mel_low + (bin_index + 2.0) * delta
-    fft_mel = _mel(s.sample_rate / s.fft_size * torch.arange(num_fft_bins, dtype=torch.float64))
+    fft_mel = mel_scale(s.sample_rate / s.fft_size * torch.arange(num_fft_bins, dtype=torch.float64))
     up = (fft_mel - left) / (center - left)
     down = (right - fft_mel) / (right - center)
     banks = torch.clamp(torch.minimum(up, down), min=0.0)  # (num_mel_bins, num_fft_bins)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ..data.fbank import FbankSettings, mel_grid, mel_scale
+
 
 def spec_augment(fbank: torch.Tensor, max_time: int, max_freq: int, fill: float = 0.0) -> torch.Tensor:
     """SpecAugment-style masking, one time band and one frequency band per clip, each of a
@@ -52,7 +54,6 @@ def freq_shift(fbank: torch.Tensor, max_shift: int) -> torch.Tensor:
     return torch.gather(fbank, 2, source.unsqueeze(1).expand(-1, frames, -1))
 
 
-
 def freq_warp(fbank: torch.Tensor, max_warp: float) -> torch.Tensor:
     """Warp each clip's frequency axis by its own factor drawn from U[1 - max_warp, 1 + max_warp]
     (vocal tract length perturbation, Jaitly & Hinton 2013: a change of speaker that scales
@@ -61,24 +62,19 @@ def freq_warp(fbank: torch.Tensor, max_warp: float) -> torch.Tensor:
     return warp_frequency(fbank, factor)
 
 
-def warp_frequency(fbank: torch.Tensor, factor: torch.Tensor, sample_rate: int = 16000,
-                   low_freq: float = 20.0) -> torch.Tensor:
+def warp_frequency(fbank: torch.Tensor, factor: torch.Tensor, settings: FbankSettings = FbankSettings()) -> torch.Tensor:
     """The log-mel of each clip as if every frequency were multiplied by its ``factor`` (B,): the
     output's bin centred at f Hz reads the input at f / factor Hz, linearly interpolated between
     the two nearest bins (the edge bin beyond the ends). Bin centres are those of the plugin's
-    Kaldi fbank (mel-spaced from ``low_freq`` to Nyquist), so a factor moves a harmonic by the same
-    ratio at every frequency, where ``freq_shift`` moves it by a fixed number of mel bins.
+    Kaldi fbank (``settings``' mel grid), so a factor moves a harmonic by the same ratio at every
+    frequency, where ``freq_shift`` moves it by a fixed number of mel bins.
     fbank: (B, T, F) -> (B, T, F)."""
     batch, frames, bins = fbank.shape
-
-    def mel(hz):
-        return 1127.0 * torch.log1p(hz / 700.0)
-
-    mel_low, mel_high = mel(torch.tensor(low_freq)), mel(torch.tensor(sample_rate / 2.0))
-    spacing = (mel_high - mel_low) / (bins + 1)
-    centre_hz = 700.0 * torch.expm1((mel_low + spacing * torch.arange(1, bins + 1)) / 1127.0)  # (F,)
-    source_hz = centre_hz.unsqueeze(0) / factor.float().cpu().unsqueeze(1)  # (B, F)
-    source = ((mel(source_hz) - mel_low) / spacing - 1.0).clamp(0, bins - 1).to(fbank.device)  # (B, F) bin index
+    mel_low, spacing = mel_grid(settings)
+    centre_hz = 700.0 * torch.expm1((mel_low + spacing * torch.arange(1, bins + 1)) / 1127.0)  # (F,), mel_scale inverted
+    source_hz = centre_hz.unsqueeze(0) / factor.double().cpu().unsqueeze(1)  # (B, F)
+    source = ((mel_scale(source_hz) - mel_low) / spacing - 1.0).clamp(0, bins - 1)  # (B, F) bin index
+    source = source.float().to(fbank.device)
     lower = source.floor().long()
     upper = (lower + 1).clamp(max=bins - 1)
     weight = (source - lower).unsqueeze(1).to(fbank.dtype)  # (B, 1, F)

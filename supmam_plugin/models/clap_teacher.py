@@ -314,13 +314,9 @@ def teacher_identity(checkpoint: str, model_name: str = "HTSAT-tiny") -> dict:
     if str(checkpoint) == "random":
         digest = f"random-seed-{RANDOM_TEACHER_SEED}"
     else:
-        import hashlib
+        from ..data.teacher_cache import file_sha256
 
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"{checkpoint}: LAION-CLAP checkpoint not found")
-        sha = hashlib.sha256()
-        with open(checkpoint, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                sha.update(block)
-        digest = sha.hexdigest()
+        digest = file_sha256(checkpoint)
     return {"teacher": "laion_clap", "clap_model": model_name, "checkpoint_sha256": digest}
