@@ -268,8 +268,8 @@ def build_variant(variant: str, size: str, num_classes: int = 527, overrides: di
 
     model_settings, criterion_settings = recipe(variant)
     model_settings.update(SIZES[size])
-    if model_settings["target"] == "clap":
-        model_settings["clap_checkpoint"] = "random"
+    if model_settings["target"] == "teacher":
+        model_settings["teacher_checkpoint"] = "random"
     model_settings.update(overrides or {})
     cfg = SupmamConfig(**model_settings)
     model = SupmamModel(cfg, num_classes=num_classes if cfg.cls_branch else 0)

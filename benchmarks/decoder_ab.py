@@ -56,7 +56,7 @@ def build_pair(variant: str, size: str, num_classes: int, old_decoder, device, a
     pair = []
     for m, criterion, c, _ in (before, after):
         m.to(device).train()
-        if c.target == "clap":
+        if c.target == "teacher":
             m.teacher_targets(teacher_token_map=torch.zeros(1, m.teacher.token_width, 2, 32, device=device))
         pair.append((m, criterion, c))
     return pair
@@ -98,7 +98,7 @@ def main():
             models.append(("after-no-cls", build_pair(variant, args.size, args.num_classes, old_decoder, device,
                                                       after_cls=False)[1]))
         for label, (model, criterion, cfg) in models:
-            token_map = cached_token_map(model, args.batch) if cfg.target == "clap" else None
+            token_map = cached_token_map(model, args.batch) if cfg.target == "teacher" else None
             sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=False, token_map=token_map)
             configs.append((f"{variant} {label}", model, criterion, make_optimizer("torch", model), sample))
             print(f"  {variant} {label}: {common.count_parameters(model) / 1e6:.2f} M parameters, decoder "

@@ -6,7 +6,7 @@
    (WAV 16 kHz, FLAC 16 kHz; FLAC 48 kHz for the teacher's audio), a manifest, the
    ``supmam_pretraining`` task built by fairseq's ``tasks.setup_task``, and
    ``task.get_batch_iterator(...)`` iterated with num_workers 0, 1, 2; with and without
-   ``fbank_in_dataloader``, and with teacher audio at 48 kHz (``teacher_sample_rate=48000``).
+   ``fbank_in_dataloader``, and with teacher audio at 48 kHz (``TeacherInputDataset``, LAION-CLAP's input).
    clips/s counts the whole epoch (workers' start-up included); "steady" drops the first batch.
 
     python benchmarks/fbank.py
@@ -89,10 +89,15 @@ def bench_loader(data: str, workers: int, batch: int, overrides: dict) -> dict:
 
     import supmam_plugin  # noqa: F401  registers the tasks
 
+    from supmam_plugin.data.teacher_input_dataset import TeacherInputDataset
+
+    overrides = dict(overrides)
+    teacher_rate = overrides.pop("teacher_sample_rate", 0)
     cfg = OmegaConf.create({"_name": "supmam_pretraining", "data": data, "seed": 1, **overrides})
     task = tasks.setup_task(cfg)
-    task.load_dataset("train")
-    dataset = task.dataset("train")
+    dataset = task.load_dataset("train")
+    if teacher_rate:  # what the task adds for LAION-CLAP (10 s at 48 kHz)
+        dataset = TeacherInputDataset(dataset, teacher_rate, int(CLIP_SECONDS * teacher_rate))
     iterator = task.get_batch_iterator(dataset, max_sentences=batch, seed=1, num_workers=workers,
                                        required_batch_size_multiple=1)
     start = time.perf_counter()

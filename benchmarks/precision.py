@@ -66,8 +66,8 @@ def build_trainer(variant: str, size: str, mode: str, device: torch.device):
     cfg.task.data = os.path.join(common.REPO, "data", "demo")
     cfg.task.seed = 1
     cfg.model.update(common.SIZES[size], seed=1, input_frames=1024)
-    if cfg.model.target == "clap":
-        cfg.model.clap_checkpoint = "random"
+    if cfg.model.target == "teacher":
+        cfg.model.teacher_checkpoint = "random"
     add_defaults(cfg)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
@@ -110,7 +110,7 @@ def main() -> None:
             torch.manual_seed(0)
             trainer, cfg = build_trainer(args.variant, size, mode, device)
             num_classes = trainer.task.num_classes or 1
-            sample = make_sample(trainer.model, args.batch, num_classes, cfg.model.cls_branch, cfg.model.target == "clap")
+            sample = make_sample(trainer.model, args.batch, num_classes, cfg.model.cls_branch, cfg.model.target == "teacher")
             runs[mode] = {"trainer": trainer, "cfg": cfg, "sample": sample, "times": [], "memory": 0}
         for round_index in range(args.rounds + 1):
             for mode, run in runs.items():

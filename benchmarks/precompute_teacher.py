@@ -34,6 +34,9 @@ def main():
     print(f"command: {' '.join(sys.argv)}")
     import supmam_plugin  # noqa: F401  registers the task
     from supmam_plugin.commands.precompute_teacher import precompute
+    from supmam_plugin.teachers import TeacherConfig
+
+    random_clap = TeacherConfig(teacher="laion_clap", teacher_checkpoint="random")
 
     with tempfile.TemporaryDirectory() as folder:
         data = write_files(os.path.join(folder, "data"), args.clips, common.SAMPLE_RATE, "WAV", labels=False)
@@ -42,12 +45,12 @@ def main():
         for batch in args.batches:
             out = os.path.join(folder, f"cache{batch}")
             start = time.perf_counter()
-            precompute(data, "train", out, "random", batch_size=batch, device=str(device))
+            precompute(data, "train", out, random_clap, batch_size=batch, device=str(device))
             seconds = time.perf_counter() - start
             rate = args.clips / seconds
             print(f"| {batch} | {args.clips} | {seconds:.1f} | {rate:.2f} | {2e6 / rate / 3600:.0f} |", flush=True)
         start = time.perf_counter()
-        precompute(data, "train", out, "random", batch_size=args.batches[-1], device=str(device))
+        precompute(data, "train", out, random_clap, batch_size=args.batches[-1], device=str(device))
         print(f"\nrerun over the finished cache (nothing to compute; teacher load included): "
               f"{time.perf_counter() - start:.1f} s")
 

@@ -126,7 +126,7 @@ def main():
     model, criterion, cfg, _ = common.build_variant(args.variant, args.size, args.num_classes)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.05)
-    clap = cfg.target == "clap"
+    clap = cfg.target == "teacher"
     token_map = cached_token_map(model, args.batch) if clap and args.teacher == "cached" else None
     sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=clap and args.teacher == "online",
                          token_map=token_map)

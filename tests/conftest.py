@@ -130,3 +130,28 @@ def tone_dataset(tmp_path_factory):
         for i in range(12)
     ]
     return make_labelled_folder(root, ["low", "high"], clips, split="train")
+
+
+# The tiny student of in-process tests that build a model through the task.
+TINY_STUDENT = dict(encoder_layers=1, encoder_embed_dim=192, encoder_heads=3, decoder_embed_dim=128, decoder_heads=4)
+RANDOM_CLAP = dict(target="teacher", teacher="laion_clap", teacher_checkpoint="random")
+
+
+def pretraining_batch(data, task_overrides=None, model_overrides=None, size=4):
+    """(task, model, batch of the first ``size`` clips of ``train``) of the supmam_pretraining task;
+    with ``model_overrides`` (SupmamConfig fields over TINY_STUDENT) the model is built through the
+    task first, as fairseq-hydra-train does, so the batches carry what its teacher needs; else model
+    is None."""
+    from fairseq import tasks
+    from omegaconf import OmegaConf
+
+    from supmam_plugin.models.supmam_model import SupmamConfig
+
+    task = tasks.setup_task(OmegaConf.create({"_name": "supmam_pretraining", "data": data, **(task_overrides or {})}))
+    model = None
+    if model_overrides is not None:
+        cfg = OmegaConf.structured(SupmamConfig(**{**TINY_STUDENT, **model_overrides}))
+        cfg._name = "supmam"
+        model = task.build_model(cfg)
+    dataset = task.load_dataset("train")
+    return task, model, dataset.collater([dataset[i] for i in range(size)])

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from supmam_plugin.models.clap_teacher import (
+from supmam_plugin.teachers.laion_clap import (
     ClapTeacher,
     import_htsat,
     read_clap_model_config,
@@ -76,7 +76,7 @@ def test_random_teacher_shapes_and_frozen(tokens_teacher, projected_teacher, wav
 def test_random_teacher_is_seeded_warned_and_leaves_the_global_rng_alone(tokens_teacher, caplog):
     torch.manual_seed(123)
     rng_before = torch.get_rng_state()
-    with caplog.at_level("WARNING", logger="supmam_plugin.models.clap_teacher"):
+    with caplog.at_level("WARNING", logger="supmam_plugin.teachers.laion_clap"):
         again = ClapTeacher("random")
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert "meaningless" in caplog.text

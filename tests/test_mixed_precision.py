@@ -22,14 +22,15 @@ import supmam_plugin  # noqa: F401
 from supmam_plugin.criterions.supmam_loss import SupmamCriterion, SupmamCriterionConfig
 from supmam_plugin.data.fbank import batch_fbank
 from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
+from supmam_plugin.teachers import ClapTeacher
 
 from conftest import CPU_RUN, REPO, TINY_MODEL, run_cli, train_log_records
 
 PRETRAINING = {
     "audiomae": [],
-    "mam_clap": ["model.clap_checkpoint=random"],
+    "mam_clap": ["model.teacher_checkpoint=random"],
     "supmam": ["task.multi_label=false"],
-    "supmam_clap": ["model.clap_checkpoint=random", "task.multi_label=false"],
+    "supmam_clap": ["model.teacher_checkpoint=random", "task.multi_label=false"],
 }
 TINY_CLASSIFIER = [a for a in TINY_MODEL if not a.startswith(("model.decoder", "model.cls_hidden"))]
 FINETUNE_RUN = [a for a in CPU_RUN if not a.startswith("lr_scheduler.")] + [
@@ -73,10 +74,10 @@ def test_teacher_cache_and_amp_flags_train(tone_dataset, tmp_path):
     from supmam_plugin.commands.precompute_teacher import main as precompute_main
 
     cache = str(tmp_path / "cache")
-    assert precompute_main([tone_dataset, "train", "--out-dir", cache, "--clap-checkpoint", "random",
+    assert precompute_main([tone_dataset, "train", "--out-dir", cache, "--teacher-checkpoint", "random",
                             "--batch-size", "6", "--device", "cpu"]) == 0
     cached = pretrain("supmam_clap", tone_dataset, tmp_path / "cached",
-                      ["common.bf16=true", "task.teacher_sample_rate=0", f"task.teacher_cache={cache}"])
+                      ["common.bf16=true", f"task.teacher_cache={cache}"])
     assert "visible_loss" in assert_two_finite_updates(cached)[0]
     # common.amp runs on the CPU (fairseq's autocast is CUDA's, so nothing is cast here)
     assert_two_finite_updates(pretrain("supmam_clap", tone_dataset, tmp_path / "amp", ["common.amp=true"]))
@@ -127,15 +128,18 @@ def tiny_model(**overrides) -> SupmamModel:
     return SupmamModel(OmegaConf.structured(cfg), num_classes=2)
 
 
-def tone_batch(data, overrides=None):
+def tone_batch(data, overrides=None, teacher=False):
+    """The first 6 clips of the tone data; ``teacher``: with the random LAION-CLAP teacher's audio."""
     task = tasks.setup_task(OmegaConf.create({"_name": "supmam_pretraining", "data": data, "target_frames": 128,
                                               "random_crop": False, **(overrides or {})}))
+    if teacher:
+        task.teacher = ClapTeacher("random")  # what build_model sets: the model's teacher
     dataset = task.load_dataset("train")
     return task, dataset.collater([dataset[i] for i in range(6)])
 
 
 def test_batches_keep_full_precision_audio_through_fairseqs_cast(tone_dataset):
-    task, batch = tone_batch(tone_dataset, {"teacher_sample_rate": 48000, "fbank_in_dataloader": True})
+    task, batch = tone_batch(tone_dataset, {"fbank_in_dataloader": True}, teacher=True)
     for precision in ("bf16", "fp16"):
         cast = fairseq_cast(copy.deepcopy(batch), precision)
         for key in ("source", "teacher_source", "fbank"):
@@ -156,15 +160,14 @@ def test_bf16_model_computes_the_float32_fbank(tone_dataset):
     assert (quantised - reference).abs().max().item() > 1e-2
 
 
-@pytest.mark.parametrize("variant", ["spectrogram", "clap"])
+@pytest.mark.parametrize("variant", ["spectrogram", "teacher"])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_half_precision_step_loss_matches_float32(variant, precision, tone_dataset):
     """Same batch, same masks (keyed by clip id): the bf16 / fp16 model's loss is within 1 % / 0.1 %
     (relative) of the float32 model's (measured: 1e-4 to 3e-4 / 5e-6), reduced in float32; its
     gradients are finite."""
-    overrides = {"target": "clap", "clap_checkpoint": "random", "mask_ratio": 0.4} if variant == "clap" else {}
-    task_overrides = {"teacher_sample_rate": 48000, "labels": "label"} if variant == "clap" else {"labels": "label"}
-    task, batch = tone_batch(tone_dataset, task_overrides)
+    overrides = {"target": "teacher", "teacher_checkpoint": "random", "mask_ratio": 0.4} if variant == "teacher" else {}
+    task, batch = tone_batch(tone_dataset, {"labels": "label"}, teacher=variant == "teacher")
     criterion = SupmamCriterion(SupmamCriterionConfig(lambda_cls=0.01), task)
     model = tiny_model(cls_branch=True, **overrides).train()
     half = copy.deepcopy(model).to(torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -14,7 +14,7 @@ from supmam_plugin.models.supmam_model import normalise_patches, patchify
 
 RUNS = {
     "spectrogram": ["--config-name", "supmam", "task.multi_label=false"],
-    "clap": ["--config-name", "mam_clap", "model.clap_checkpoint=random"],
+    "clap": ["--config-name", "mam_clap", "model.teacher_checkpoint=random"],
 }
 
 

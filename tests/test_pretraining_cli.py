@@ -9,9 +9,9 @@ from conftest import CPU_RUN, TINY_MODEL, run_cli, train_log_records
 
 RECIPES = {
     "audiomae": [],
-    "mam_clap": ["model.clap_checkpoint=random"],
+    "mam_clap": ["model.teacher_checkpoint=random"],
     "supmam": ["task.multi_label=false"],
-    "supmam_clap": ["model.clap_checkpoint=random", "task.multi_label=false"],
+    "supmam_clap": ["model.teacher_checkpoint=random", "task.multi_label=false"],
 }
 
 

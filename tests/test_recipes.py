@@ -19,9 +19,9 @@ from supmam_plugin.tasks.pretraining import SupmamPretrainingConfig
 
 PAPER = {  # recipe: (target, mask ratio, lambda_cls, cls branch, decoder layers)
     "audiomae": ("spectrogram", 0.8, 0.0, False, 16),
-    "mam_clap": ("clap", 0.2, 0.0, False, 1),
+    "mam_clap": ("teacher", 0.2, 0.0, False, 1),
     "supmam": ("spectrogram", 0.4, 0.01, True, 1),
-    "supmam_clap": ("clap", 0.4, 1e-4, True, 1),
+    "supmam_clap": ("teacher", 0.4, 1e-4, True, 1),
 }
 FINETUNING = {  # recipe: (train subset, valid subset, target frames)
     "esc50": ("train", "valid", 512),
@@ -93,7 +93,8 @@ def test_pretraining_recipe_matches_paper(name):
     assert cfg.dataset.batch_size * cfg.distributed_training.distributed_world_size == 128
     assert (model.encoder_layers, model.encoder_embed_dim, model.encoder_heads) == (12, 768, 12)
     assert cfg.criterion.cls_temperature == 10.0
-    assert (cfg.task.teacher_sample_rate == 48000) == (target == "clap")
+    assert model.teacher == "laion_clap"  # every recipe names its teacher (the paper's: LAION-CLAP)
+    assert OmegaConf.is_missing(model, "teacher_checkpoint") == (target == "teacher")  # the user names the file
     assert model.input_frames == cfg.task.target_frames == 1024
 
 

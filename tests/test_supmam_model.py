@@ -68,7 +68,7 @@ def capture_output(model: nn.Module) -> tuple[list, object]:
 @pytest.fixture(scope="module")
 def clap_model():
     """SupMAM-CLAP, tiny student, randomly initialised HTSAT-tiny teacher, 3 classes."""
-    return tiny_model(num_classes=3, target="clap", clap_checkpoint="random", mask_ratio=0.4, cls_branch=True)
+    return tiny_model(num_classes=3, target="teacher", teacher_checkpoint="random", mask_ratio=0.4, cls_branch=True)
 
 
 @pytest.fixture(scope="module")
@@ -415,8 +415,8 @@ def test_classification_branch_and_config_errors():
 
     with pytest.raises(ValueError, match="task.labels"):
         tiny_model(num_classes=0, cls_branch=True)
-    with pytest.raises(ValueError, match="model.clap_checkpoint"):
-        tiny_model(target="clap", clap_checkpoint="")
+    with pytest.raises(ValueError, match="model.teacher_checkpoint"):
+        tiny_model(target="teacher", teacher_checkpoint="")
 
     # The criterion refuses lambda_cls > 0 without a branch or without labels.
     criterion = SupmamCriterion(SupmamCriterionConfig(lambda_cls=0.01), task=None)

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 import supmam_plugin  # noqa: F401  registers the tasks
 from supmam_plugin.data.fbank import batch_fbank, kaldi_fbank, normalize_fbank, pad_or_crop_frames
 from supmam_plugin.data.audio import read_mono, resample
+from supmam_plugin.teachers import ClapTeacher
 
 from conftest import make_labelled_folder
 
@@ -88,8 +89,9 @@ def test_multi_label_targets_are_multi_hot(tmp_path):
 
 
 def test_pretraining_task_without_labels_and_with_teacher_audio(single_label_dir):
-    task = tasks.setup_task(task_cfg("supmam_pretraining", single_label_dir, teacher_sample_rate=48000))
+    task = tasks.setup_task(task_cfg("supmam_pretraining", single_label_dir))
     assert task.classes is None
+    task.teacher = ClapTeacher("random")  # what build_model sets: the model's teacher (10 s at 48 kHz)
     task.load_dataset("train")
     batch = first_batch(task, "train", 3)
     assert "target" not in batch
@@ -104,6 +106,7 @@ def test_pretraining_task_without_labels_and_with_teacher_audio(single_label_dir
     student, teacher_long = dataset[1]["source"].numpy(), dataset[1]["teacher_source"].numpy()
     down = resample(teacher_long, 48000, 16000)
     assert np.corrcoef(student[2000:150000], down[2000:150000])[0, 1] > 0.99
+    assert batch["net_input"]["teacher_source_lengths"].tolist() == [48000, 480000, len(wave)]
 
 
 def test_pretraining_task_with_labels(single_label_dir):

@@ -11,42 +11,37 @@ import numpy as np
 
 import pytest
 import torch
-from fairseq import tasks
-from omegaconf import OmegaConf
-
 import supmam_plugin  # noqa: F401
 from supmam_plugin.commands.precompute_teacher import main as precompute_main
 from supmam_plugin.data.manifest import ManifestError
-from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
+from supmam_plugin.teachers.laion_clap import ClapTeacher, teacher_state_dict_for_release
 
-from conftest import CPU_RUN, TINY_MODEL, VENV_BIN, run_cli, train_log_records
+from conftest import CPU_RUN, RANDOM_CLAP, TINY_MODEL, VENV_BIN, pretraining_batch, run_cli, train_log_records
 
 
 @pytest.fixture(scope="module")
 def cache(tone_dataset, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("cache"))
-    assert precompute_main([tone_dataset, "train", "--out-dir", out, "--clap-checkpoint", "random",
-                            "--batch-size", "5", "--device", "cpu"]) == 0
+    assert precompute_main([tone_dataset, "train", "--out-dir", out, "--teacher", "laion_clap",
+                            "--teacher-checkpoint", "random", "--batch-size", "5", "--device", "cpu"]) == 0
     return out
 
 
 def batch_of(task_overrides, data, size=4):
-    task = tasks.setup_task(OmegaConf.create({"_name": "supmam_pretraining", "data": data, **task_overrides}))
-    dataset = task.load_dataset("train")
-    return task, dataset.collater([dataset[i] for i in range(size)])
+    """(model with the random CLAP teacher, batch) as pretraining makes them."""
+    _, model, batch = pretraining_batch(data, task_overrides, RANDOM_CLAP, size)
+    return model, batch
 
 
 def test_cached_targets_equal_online_targets(tone_dataset, cache):
     meta = json.load(open(os.path.join(cache, "train.teacher.json")))
     assert meta["complete"] and meta["num_clips"] == 12 and meta["map_shape"] == [768, 2, 32]
-    task, online = batch_of({"teacher_sample_rate": 48000, "random_crop": False}, tone_dataset)
+    model, online = batch_of({"random_crop": False}, tone_dataset)
+    assert online["net_input"]["teacher_source"].shape == (4, 480000)  # 10 s at 48 kHz
     _, cached = batch_of({"teacher_cache": cache}, tone_dataset)
     assert "teacher_source" not in cached["net_input"]
     assert cached["net_input"]["teacher_token_map"].dtype == torch.float16
-    cfg = OmegaConf.structured(SupmamConfig(target="clap", clap_checkpoint="random", encoder_layers=1,
-                                            encoder_embed_dim=192, encoder_heads=3, decoder_embed_dim=128,
-                                            decoder_heads=4))
-    model = SupmamModel(cfg, sample_rate=16000).eval()
+    model.eval()
     from_audio = model.teacher_targets(teacher_source=online["net_input"]["teacher_source"])
     from_cache = model.teacher_targets(teacher_token_map=cached["net_input"]["teacher_token_map"])
     assert from_cache.shape == from_audio.shape == (4, 512, 768)
@@ -57,12 +52,12 @@ def test_cached_targets_equal_online_targets(tone_dataset, cache):
 def test_pretraining_reads_the_cache(tone_dataset, cache, tmp_path):
     out = run_cli([
         "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "mam_clap",
-        f"task.data={tone_dataset}", f"task.teacher_cache={cache}", "model.clap_checkpoint=random",
+        f"task.data={tone_dataset}", f"task.teacher_cache={cache}", "model.teacher_checkpoint=random",
         f"checkpoint.save_dir={tmp_path}", "optimization.max_update=2", "dataset.batch_size=4",
         *TINY_MODEL, *CPU_RUN,
     ])
     assert out.returncode == 0, out.stdout[-3000:]
-    assert "teacher targets from" in out.stdout
+    assert "train: teacher maps from" in out.stdout
     assert [r["num_updates"] for r in train_log_records(out.stdout)] == ["1", "2"]
 
 
@@ -79,7 +74,7 @@ def test_cache_for_another_manifest_is_refused(tone_dataset, cache, tmp_path):
 
 def precompute(data, out, *extra):
     """One clip per batch: every clip's map then comes from the same computation in every run."""
-    return precompute_main([data, "train", "--out-dir", out, "--clap-checkpoint", "random", "--batch-size", "1",
+    return precompute_main([data, "train", "--out-dir", out, "--teacher-checkpoint", "random", "--batch-size", "1",
                             "--device", "cpu", *extra])
 
 
@@ -96,7 +91,7 @@ def test_a_killed_precompute_continues_to_the_same_cache(tone_dataset, whole_cac
     marks = os.path.join(out, "train.teacher.done-0-of-1.npy")
     process = subprocess.Popen(
         [os.path.join(VENV_BIN, "supmam-precompute-teacher"), tone_dataset, "train", "--out-dir", out,
-         "--clap-checkpoint", "random", "--batch-size", "1", "--device", "cpu"],
+         "--teacher-checkpoint", "random", "--batch-size", "1", "--device", "cpu"],
         env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -146,11 +141,14 @@ def test_a_cache_of_other_clips_is_not_continued(tone_dataset, cache, tmp_path):
 
 
 def test_pretraining_refuses_a_cache_made_by_another_teacher(tone_dataset, cache, tmp_path):
-    other_teacher = tmp_path / "other_clap.pt"
-    other_teacher.write_bytes(b"another teacher's checkpoint")
+    other_teacher = tmp_path / "other_clap.pt"  # a loadable CLAP checkpoint, other weights
+    other = ClapTeacher("random")
+    with torch.no_grad():
+        other.audio_branch.norm.weight.add_(0.5)
+    torch.save(teacher_state_dict_for_release(other), other_teacher)
     out = run_cli([
         "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "mam_clap",
-        f"task.data={tone_dataset}", f"task.teacher_cache={cache}", f"model.clap_checkpoint={other_teacher}",
+        f"task.data={tone_dataset}", f"task.teacher_cache={cache}", f"model.teacher_checkpoint={other_teacher}",
         f"checkpoint.save_dir={tmp_path}", "optimization.max_update=1", "dataset.batch_size=4",
         *TINY_MODEL, *CPU_RUN,
     ])

@@ -8,9 +8,12 @@ For each seed (``--seeds``; a seed is the whole pipeline: pretraining, fine-tuni
 1. pretrain a small ViT with each method of ``--methods`` (``audiomae``, ``mam_clap``, ``supmam``,
    ``supmam_clap``: the pretraining recipes) on ``--pretrain-data`` (its ``pretrain`` split when
    there is one: the pool, unlabelled, plus the labelled training clips; else its ``train`` split).
-   The CLAP methods' teacher is a real LAION-CLAP checkpoint when ``SUPMAM_CLAP_CHECKPOINT`` names
-   one (HTSAT-tiny, e.g. 630k-audioset-best.pt), otherwise the explicitly requested RANDOM teacher
-   (its targets mean nothing; it exercises the pipeline); its targets are precomputed once;
+   The CLAP methods' teacher is ``--teacher`` (``model.teacher``) with ``--teacher-checkpoint``: by
+   default LAION-CLAP, a real checkpoint when ``SUPMAM_CLAP_CHECKPOINT`` names one (HTSAT-tiny, e.g.
+   630k-audioset-best.pt), otherwise the explicitly requested RANDOM teacher (its targets mean
+   nothing; it exercises the pipeline); ``--teacher supmam --teacher-checkpoint CLASSIFIER.pt``: a
+   checkpoint of this plugin, e.g. a classifier fine-tuned on the labelled clips (a teacher that
+   knows the task, RESULTS.md). Its targets are precomputed once;
 2. fine-tune each pretrained encoder, and the same classifier from scratch, with the same updates
    and seed (``SMALL_FINETUNING``: the recipe for small models on small sets, RESULTS.md says why);
    score the checkpoint best on valid with ``fairseq-validate`` on the held-out test split, and on
@@ -166,11 +169,19 @@ def mfcc_row(data: str, log=print) -> dict:
     return mfcc_baseline(read_labelled_splits(data, ("train", "valid", "test"), "label"), log=log)
 
 
+def teacher_label(result: dict) -> str:
+    """Which teacher made a study's targets, for people: 'random teacher', 'CLAP teacher' or
+    'encoder teacher' (model.teacher=supmam)."""
+    if result.get("teacher_name", "laion_clap") == "supmam":
+        return "encoder teacher"
+    return "random teacher" if result.get("teacher", "random") == "random" else "CLAP teacher"
+
+
 def method_label(name: str, teacher: str) -> str:
-    """A method's name for people; the CLAP methods say which teacher (``teacher``: the checkpoint
-    or 'random') made their targets."""
+    """A method's name for people; the CLAP methods say which teacher (``teacher``: teacher_label)
+    made their targets."""
     if name in CLAP_TARGET:
-        return f"{METHOD_NAMES[name]} ({'random teacher' if teacher == 'random' else 'CLAP teacher'})"
+        return f"{METHOD_NAMES[name]} ({teacher})"
     return METHOD_NAMES[name]
 
 
@@ -181,7 +192,7 @@ def spread(stats: dict) -> str:
 def result_line(result: dict) -> str:
     """The demo's one-line summary (its last line of output)."""
     summary = result["summary"]
-    teacher = result["teacher"]
+    teacher = teacher_label(result)
     seeds = len(result["seeds"])
     line = ("DEMO RESULT: held-out test accuracy " + (f"over {seeds} seeds " if seeds > 1 else "")
             + ", ".join(f"{method_label(n, teacher)} {spread(summary[n]['finetuned_test'])}" for n in result["finetuned"])
@@ -236,7 +247,7 @@ def draw(out: str, data: str, verbose: bool, runs: dict | None = None) -> list[s
     return problems
 
 
-def pretrain_overrides(method: str, args, pretrain_data: str, split: str, seed: int, clap: str, cache: str) -> list:
+def pretrain_overrides(method: str, args, pretrain_data: str, split: str, seed: int, teacher: str, cache: str) -> list:
     """fairseq-hydra-train overrides of a pretraining recipe for the demo's tiny model."""
     overrides = [f"task.data={pretrain_data}", f"dataset.train_subset={split}", f"task.target_frames={args.frames}",
                  f"dataset.batch_size={args.pretrain_batch_size}", *TINY, *TINY_DECODER, *ON_CPU,
@@ -249,7 +260,8 @@ def pretrain_overrides(method: str, args, pretrain_data: str, split: str, seed: 
     if method == "audiomae":
         overrides += ["model.decoder_layers=2"]
     if method in CLAP_TARGET:
-        overrides += [f"model.clap_checkpoint={clap}", f"task.teacher_cache={cache}"]
+        overrides += [f"model.teacher={args.teacher}", f"model.teacher_checkpoint={teacher}",
+                      f"task.teacher_cache={cache}"]
     return overrides
 
 
@@ -258,20 +270,24 @@ def run(args) -> dict:
     pretrain_data = os.path.abspath(args.pretrain_data or args.data)
     split = pretraining_split(pretrain_data)
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    clap = os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
+    teacher = args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
+    if args.teacher != "laion_clap" and not args.teacher_checkpoint:
+        raise SystemExit(f"supmam-demo: --teacher {args.teacher} needs --teacher-checkpoint")
+    teacher = teacher if teacher == "random" else os.path.abspath(teacher)
     cache = os.path.join(out, "teacher_cache")
-    result = {"methods": list(args.methods), "seeds": list(args.seeds), "teacher": clap, "data": data,
+    result = {"methods": list(args.methods), "seeds": list(args.seeds), "teacher": teacher,
+              "teacher_name": args.teacher, "data": data,
               "pretrain_data": pretrain_data, "pretrain_split": split, "pretrain_updates": args.pretrain_updates,
               "finetune_updates": args.finetune_updates, "finetune_overrides": SMALL_FINETUNING,
               "chance": 100.0 / num_classes(data), "finetuned": {}, "linear_probe": {}, "seconds": {}}
     cache_reused = True
     if any(m in CLAP_TARGET for m in args.methods):
         start = time.time()
-        print(f"[demo] teacher targets of {pretrain_data} {split} "
-              f"({'CLAP ' + clap if clap != 'random' else 'RANDOM teacher: set SUPMAM_CLAP_CHECKPOINT for a real one'})",
+        print(f"[demo] teacher targets of {pretrain_data} {split} ({args.teacher} "
+              f"{teacher if teacher != 'random' else 'RANDOM teacher: set SUPMAM_CLAP_CHECKPOINT for a real one'})",
               flush=True)
         command = [console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
-                   "--clap-checkpoint", clap, "--batch-size", "8", "--device", "cpu"]
+                   "--teacher", args.teacher, "--teacher-checkpoint", teacher, "--batch-size", "8", "--device", "cpu"]
         cache_reused = args.reuse and finished_output(command, log_path(out, "teacher_cache")) is not None
         if not cache_reused and os.path.isdir(cache):  # made afresh: an earlier cache would be continued
             shutil.rmtree(cache)
@@ -289,7 +305,7 @@ def run(args) -> dict:
         for method in args.methods:
             name = f"pretrain_{method}_s{seed}"
             save_dir, reused[method], result["seconds"][name] = hydra_train(
-                out, name, "pretraining", method, pretrain_overrides(method, args, pretrain_data, split, seed, clap, cache),
+                out, name, "pretraining", method, pretrain_overrides(method, args, pretrain_data, split, seed, teacher, cache),
                 args.verbose, reuse=args.reuse and (cache_reused or method not in CLAP_TARGET))
             pretrained[method] = os.path.join(save_dir, "checkpoint_last.pt")
         for method, start_from in {**pretrained, "scratch": ""}.items():
@@ -354,6 +370,12 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["supmam"],
                         choices=[m for m in METHOD_NAMES if m != "scratch"],
                         help="pretraining recipes to compare with fine-tuning from scratch (default: supmam)")
+    parser.add_argument("--teacher", default="laion_clap", choices=["laion_clap", "supmam"],
+                        help="model.teacher of the CLAP methods (mam_clap, supmam_clap)")
+    parser.add_argument("--teacher-checkpoint", default=None,
+                        help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt (default: $SUPMAM_CLAP_CHECKPOINT, "
+                             "else the RANDOM teacher); supmam: a checkpoint of this plugin (e.g. a fine-tuned "
+                             "classifier) or an AudioMAE .pth")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],
                         help="one whole pipeline (pretraining, fine-tuning, probe) per seed; mean +- std over them")
     parser.add_argument("--out", default=os.path.join(REPO, "demo_output"), help="output folder")

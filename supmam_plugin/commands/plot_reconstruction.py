@@ -4,7 +4,7 @@ CHECKPOINT: a ``supmam`` pretraining checkpoint (fairseq ``.pt``) or AudioMAE's 
 (encoder and decoder; run with AudioMAE's settings: spectrogram target, mask ratio 0.8, norm_pix).
 
     supmam-plot-reconstruction CHECKPOINT AUDIO_FILE --out FILE.png [--clip-id 0] \\
-        [--teacher-audio-rate 48000] [--clap-checkpoint PATH] [--device cpu]
+        [--teacher-checkpoint PATH] [--device cpu]
 
 The clip is read as in training (``AudioClipDataset`` without random crop): mono, resampled to
 the model's rate (16 kHz), its first ``input_frames`` x 10 ms (plus one window) kept, Kaldi
@@ -21,10 +21,11 @@ One PNG, panels:
         de-normalised with the mean / std of the input patch at its place, as MAE's
         visualisations do (without norm_pix the predictions are shown as they are);
     (d) the prediction alone, every patch (visible ones included) de-normalised the same way;
-  target=clap:
+  target=teacher:
     (c) cosine similarity of predicted and teacher feature vectors of each patch, on the patch
         grid (time x freq), masked patches outlined; mean cosine over masked and visible
-        patches in the title. The teacher (frozen LAION-CLAP) is fed the same file at 48 kHz.
+        patches in the title. The teacher hears the same file as it does in training (LAION-CLAP:
+        its first 10 s at 48 kHz).
 
 The model is built from the checkpoint's own ``cfg.model`` and weights (no task, so the
 training data folder need not exist).
@@ -96,24 +97,23 @@ def patch_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 # ----------------------------------------------------------------------------- model and audio
 
 
-def load_pretraining_model(path: str, clap_checkpoint: str | None = None, device: str = "cpu"):
+def load_pretraining_model(path: str, teacher_checkpoint: str | None = None, device: str = "cpu"):
     """(SupmamModel in eval mode, info dict) from a ``supmam`` pretraining checkpoint or from
     AudioMAE's full ``pretrained.pth`` (encoder and decoder; spectrogram target, mask ratio 0.8,
     norm_pix: AudioMAE's pretraining settings).
 
     A fairseq checkpoint builds the model from its own ``cfg.model`` (so the task's data folder
-    need not exist) and loads its weights strictly. ``clap_checkpoint`` replaces the teacher's
-    path (target=clap) when the one recorded in the checkpoint has moved."""
+    need not exist) and loads its weights strictly. ``teacher_checkpoint`` replaces the teacher's
+    path (target=teacher) when the one recorded in the checkpoint has moved."""
     import supmam_plugin  # noqa: F401  (registers the model and task with fairseq)
     from ..models.checkpoints import (
         LEGACY_PRETRAINING, CheckpointError, fairseq_configs, is_fairseq_checkpoint, legacy_pretraining_reason,
-        load_strict, read_checkpoint,
+        load_strict, read_checkpoint, upgrade_teacher_fields,
     )
     from ..models.supmam_model import SupmamConfig, SupmamModel
 
     state = read_checkpoint(path)  # CheckpointError is a ValueError: reported by main()
-    info = {"path": path, "name": os.path.basename(path), "num_updates": 0, "sample_rate": 16000,
-            "teacher_seconds": 10.0, "num_classes": 0}
+    info = {"path": path, "name": os.path.basename(path), "num_updates": 0, "sample_rate": 16000, "num_classes": 0}
     if not is_fairseq_checkpoint(state):  # AudioMAE's pretrained.pth (refused with the reason otherwise)
         model = SupmamModel.from_audiomae_state(state, path)
         return model.eval().to(device), info
@@ -126,16 +126,16 @@ def load_pretraining_model(path: str, clap_checkpoint: str | None = None, device
     if reason is not None:
         raise CheckpointError(LEGACY_PRETRAINING.format(path=path) + f" (found: {reason})")
     known = {f.name for f in dataclasses.fields(SupmamConfig)}
-    model_args = {k: v for k, v in model_cfg.items() if k in known}
-    if clap_checkpoint:
-        model_args["clap_checkpoint"] = clap_checkpoint
+    model_args = {k: v for k, v in upgrade_teacher_fields(model_cfg).items() if k in known}
+    if teacher_checkpoint:
+        model_args["teacher_checkpoint"] = teacher_checkpoint
     model_args["target"] = str(model_args.get("target", "spectrogram"))
-    if model_args["target"] == "clap":
-        teacher = model_args.get("clap_checkpoint") or ""
+    if model_args["target"] == "teacher":
+        teacher = model_args.get("teacher_checkpoint") or ""
         if teacher != "random" and not os.path.isfile(teacher):
             raise UsageError(
-                f"{path} was trained with the CLAP teacher {teacher!r}, which is not there: give "
-                "--clap-checkpoint /path/to/630k-audioset-best.pt"
+                f"{path} was trained with the {model_args.get('teacher', 'laion_clap')} teacher {teacher!r}, which "
+                "is not there: give --teacher-checkpoint /path/to/it"
             )
     model_cfg_obj = SupmamConfig(**model_args)
     head = weights.get("cls_branch.mlp.3.weight")
@@ -147,15 +147,14 @@ def load_pretraining_model(path: str, clap_checkpoint: str | None = None, device
     history = state.get("optimizer_history") or []
     if history:
         info["num_updates"] = int(history[-1].get("num_updates", 0) or 0)
-    info.update(sample_rate=sample_rate, teacher_seconds=float(task_cfg.get("teacher_seconds") or 10.0),
-                num_classes=num_classes)
+    info.update(sample_rate=sample_rate, num_classes=num_classes)
     return model, info
 
 
-def load_clip(audio_path: str, model, sample_rate: int = 16000, teacher_rate: int = 48000,
-              teacher_seconds: float = 10.0) -> dict:
+def load_clip(audio_path: str, model, sample_rate: int = 16000) -> dict:
     """The model input of ``audio_path`` as the dataset makes it (first span, no random crop):
-    {"source" (1, N), "source_lengths" (1,), "teacher_source" (1, S) or absent, "seconds"}."""
+    {"source" (1, N), "source_lengths" (1,), "teacher_source" (1, S) and "teacher_source_lengths"
+    (1,) (what the model's teacher hears, if it has one), "seconds"}."""
     from ..data.audio import read_mono, resample
     from ..data.fbank import FbankSettings
 
@@ -175,13 +174,14 @@ def load_clip(audio_path: str, model, sample_rate: int = 16000, teacher_rate: in
         "source_lengths": torch.tensor([len(source)], dtype=torch.long),
         "seconds": len(native) / native_rate,
     }
-    if model.cfg.target == "clap":
-        teacher_samples = int(round(teacher_seconds * teacher_rate))
-        span = native[: int(np.ceil(teacher_samples / teacher_rate * native_rate))]
-        teacher = resample(span, native_rate, teacher_rate)[:teacher_samples]
-        padded = np.zeros(teacher_samples, dtype=np.float32)
-        padded[: len(teacher)] = teacher
+    teacher = model.teacher
+    if teacher is not None:
+        span = native[: int(np.ceil(teacher.num_samples / teacher.sample_rate * native_rate))]
+        heard = resample(span, native_rate, teacher.sample_rate)[: teacher.num_samples]
+        padded = np.zeros(teacher.num_samples, dtype=np.float32)
+        padded[: len(heard)] = heard
         out["teacher_source"] = torch.from_numpy(padded).unsqueeze(0)
+        out["teacher_source_lengths"] = torch.tensor([len(heard)], dtype=torch.long)
     return out
 
 
@@ -195,6 +195,7 @@ def run_model(model, clip: dict, clip_id: int = 0) -> dict:
     kwargs = {"fbank": fbank, "clip_ids": torch.tensor([clip_id], dtype=torch.long, device=device)}
     if "teacher_source" in clip:
         kwargs["teacher_source"] = clip["teacher_source"].to(device)
+        kwargs["teacher_source_lengths"] = clip["teacher_source_lengths"].to(device)
     out = model(**kwargs)
     result = {k: v.detach().float().cpu() for k, v in out.items() if isinstance(v, torch.Tensor)}
     result["fbank"] = fbank.float().cpu()
@@ -228,8 +229,8 @@ def plot(out: dict, model, info: dict, audio_path: str, out_png: str, clip_id: i
     # colour scale from the clip's own frames (the zero padding past its end is one flat value)
     vmin, vmax = np.percentile(fbank[: max(1, valid_frames)], [1, 99.5])
 
-    clap = cfg.target == "clap"
-    num_panels = 3 if clap else 4
+    teacher_target = cfg.target == "teacher"
+    num_panels = 3 if teacher_target else 4
     wide = frames / bins >= 3
     ncols = 1 if wide else 2
     nrows = -(-num_panels // ncols)
@@ -275,7 +276,7 @@ def plot(out: dict, model, info: dict, audio_path: str, out_png: str, clip_id: i
             if mask[t, f]:
                 patch_box(axes[1], t, f, edgecolor="white", linewidth=0.3)
 
-    if not clap:
+    if not teacher_target:
         predicted, mixed = reconstruct(out["fbank"], out["prediction"], out["mask"], p, cfg.norm_pix_loss)
         how = "de-normalised with each input patch's mean/std" if cfg.norm_pix_loss else "raw predictions"
         image = spectrogram(axes[2], mixed[0].numpy(),
@@ -301,7 +302,7 @@ def plot(out: dict, model, info: dict, audio_path: str, out_png: str, clip_id: i
             for f in range(grid_f):
                 if mask[t, f]:
                     patch_box(ax, t, f, edgecolor="black", linewidth=1.0)
-        set_title(ax, f"(c) cosine(prediction, CLAP teacher target) per patch (outlined: masked); mean cosine: "
+        set_title(ax, f"(c) cosine(prediction, {cfg.teacher} teacher target) per patch (outlined: masked); mean cosine: "
                       f"masked {masked_cos:.3f}, visible {visible_cos:.3f}")
         ax.set_xlabel(f"time (s); {grid_t} patches")
         ax.set_ylabel(f"mel bin; {grid_f} patches")
@@ -321,10 +322,9 @@ def plot(out: dict, model, info: dict, audio_path: str, out_png: str, clip_id: i
 
 
 def plot_reconstruction(checkpoint: str, audio_path: str, out_png: str, clip_id: int = 0,
-                        teacher_audio_rate: int = 48000, clap_checkpoint: str | None = None,
-                        device: str = "cpu") -> str:
-    model, info = load_pretraining_model(checkpoint, clap_checkpoint, device)
-    clip = load_clip(audio_path, model, info["sample_rate"], teacher_audio_rate, info["teacher_seconds"])
+                        teacher_checkpoint: str | None = None, device: str = "cpu") -> str:
+    model, info = load_pretraining_model(checkpoint, teacher_checkpoint, device)
+    clip = load_clip(audio_path, model, info["sample_rate"])
     out = run_model(model, clip, clip_id)
     valid_frames = _frames_in_clip(int(clip["source_lengths"][0]), info["sample_rate"])
     return plot(out, model, info, audio_path, out_png, clip_id, min(valid_frames, model.cfg.input_frames))
@@ -337,18 +337,16 @@ def main(argv=None) -> int:
     parser.add_argument("audio", metavar="AUDIO_FILE", help="an audio file (any rate, mono or multi-channel)")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--clip-id", type=int, default=0, help="clip id keying the (deterministic) mask")
-    parser.add_argument("--teacher-audio-rate", type=int, default=48000,
-                        help="rate of the CLAP teacher's audio (target=clap; LAION-CLAP: 48000)")
-    parser.add_argument("--clap-checkpoint", default=None,
-                        help="target=clap: the teacher's LAION-CLAP .pt, if not where the checkpoint says")
+    parser.add_argument("--teacher-checkpoint", "--clap-checkpoint", default=None,
+                        help="target=teacher: the teacher's checkpoint, if not where the checkpoint says")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     args = parser.parse_args(argv)
 
     from ..data.audio import AudioFileError
 
     try:
-        path = plot_reconstruction(args.checkpoint, args.audio, args.out, args.clip_id, args.teacher_audio_rate,
-                                   args.clap_checkpoint, args.device)
+        path = plot_reconstruction(args.checkpoint, args.audio, args.out, args.clip_id, args.teacher_checkpoint,
+                                   args.device)
     except (UsageError, AudioFileError, FileNotFoundError, ValueError) as e:
         print(f"supmam-plot-reconstruction: error: {e}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from .demo import mean_std, method_label
+from .demo import mean_std, method_label, teacher_label
 
 
 def tick_label(name: str, teacher: str) -> str:
@@ -53,7 +53,7 @@ def plot_results(result: dict, out: str) -> str:
             ax.axhline(baseline, color="tab:red", linestyle="--", linewidth=1.2,
                        label=f"MFCC + logistic regression {baseline:.1f}%")
         ax.axhline(result["chance"], color="grey", linestyle=":", linewidth=1.0, label=f"chance {result['chance']:.1f}%")
-        ax.set_xticks(range(len(names)), [tick_label(n, result.get("teacher", "random")) for n in names], fontsize=8)
+        ax.set_xticks(range(len(names)), [tick_label(n, teacher_label(result)) for n in names], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)

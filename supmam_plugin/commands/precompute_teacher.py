@@ -1,15 +1,19 @@
-"""``supmam-precompute-teacher``: run the frozen CLAP teacher once over a manifest and store its
-native token maps, so long pretraining runs do not pay for the teacher every epoch.
+"""``supmam-precompute-teacher``: run a frozen teacher once over a manifest and store its native
+maps, so long pretraining runs do not pay for the teacher every epoch.
 
-    supmam-precompute-teacher DATA SPLIT --out-dir CACHE --clap-checkpoint 630k-audioset-best.pt \\
-        [--clap-model HTSAT-tiny] [--batch-size 16] [--num-workers 4] [--device cuda]
+    supmam-precompute-teacher DATA SPLIT --out-dir CACHE --teacher laion_clap \\
+        --teacher-checkpoint 630k-audioset-best.pt [--clap-model HTSAT-tiny] \\
+        [--batch-size 16] [--num-workers 4] [--device cuda]
+    supmam-precompute-teacher DATA SPLIT --out-dir CACHE --teacher supmam \\
+        --teacher-checkpoint finetuned/checkpoint_best.pt [--teacher-layer -1]
 
-then pretrain with ``task.teacher_cache=CACHE``. Each clip's first 10 s (at 48 kHz, read from the
-file) are used, as in validation. A killed run continues where it stopped when run again (the same
-command). ``--shard K/N`` splits the clips over N processes, GPUs or machines writing one cache;
-the cache is complete, and readable, once every shard has finished. The cache records the
-teacher (checkpoint SHA-256) and manifest (SHA-256) that made it; continuing it with another, or
-pretraining with another teacher, is refused.
+then pretrain with the same teacher options (``model.teacher=... model.teacher_checkpoint=...``) and
+``task.teacher_cache=CACHE``. Each clip's start is used (what the teacher hears: 10 s at 48 kHz read
+from the file for LAION-CLAP), as in validation. A killed run continues where it stopped when run
+again (the same command). ``--shard K/N`` splits the clips over N processes, GPUs or machines writing
+one cache; the cache is complete, and readable, once every shard has finished. The cache records the
+teacher (name, variant, checkpoint SHA-256) and manifest (SHA-256) that made it; continuing it with
+another, or pretraining with another teacher, is refused.
 """
 from __future__ import annotations
 
@@ -23,32 +27,33 @@ import torch
 from omegaconf import OmegaConf
 
 from ..data.teacher_cache import Shard, cache_paths, file_sha256, finish, open_for_writing, record
+from ..teachers.teacher import TEACHERS
 
 logger = logging.getLogger("supmam_plugin.precompute_teacher")
 
 
-def precompute(data, split, out_dir, clap_checkpoint, clap_model="HTSAT-tiny", batch_size=16,
-               num_workers=0, device="cpu", progress_every=50, shard: Shard = Shard()) -> str:
-    """Fill this shard's clips of ``{out_dir}/{split}.teacher.npy``, skipping those already marked
-    done (a rerun continues a killed one); marks the cache complete when every shard is done.
+def precompute(data, split, out_dir, teacher_cfg, batch_size=16, num_workers=0, device="cpu",
+               progress_every=50, shard: Shard = Shard()) -> str:
+    """Fill this shard's clips of ``{out_dir}/{split}.teacher.npy`` with the maps of the teacher
+    ``teacher_cfg`` names (a :class:`~supmam_plugin.teachers.TeacherConfig`), skipping those already
+    marked done (a rerun continues a killed one); marks the cache complete when every shard is done.
     Returns the array's path."""
     from fairseq import tasks
 
-    from ..models.clap_teacher import ClapTeacher, teacher_identity
+    from ..data.teacher_input_dataset import TeacherInputDataset
+    from ..teachers import build_teacher
 
+    teacher = build_teacher(teacher_cfg, grid=(1, 1)).follow(torch.device(device))  # the grid is not used here
     task = tasks.setup_task(OmegaConf.create({
-        "_name": "supmam_pretraining", "data": data, "labels": None, "teacher_sample_rate": 48000,
-        "random_crop": False,
+        "_name": "supmam_pretraining", "data": data, "labels": None, "random_crop": False,
     }))
-    dataset = task.load_dataset(split)
-    teacher = ClapTeacher(clap_checkpoint, clap_model, feature="tokens").to(device)
-    if device.startswith("cuda"):
-        teacher.half()
+    dataset = TeacherInputDataset(task.load_dataset(split), teacher.sample_rate, teacher.num_samples)
     with torch.no_grad():  # the map's shape, from one silent clip
-        map_shape = tuple(teacher.token_map(torch.zeros(1, dataset.teacher_samples, device=device)).shape[1:])
-    meta = {**teacher_identity(clap_checkpoint, clap_model), "clap_checkpoint": clap_checkpoint,
-            "manifest": dataset.manifest.path, "manifest_sha256": file_sha256(dataset.manifest.path),
-            "teacher_seconds": dataset.teacher_samples / 48000, "layout": "(clip, channel, freq 2, time 32)"}
+        map_shape = tuple(teacher.token_map(torch.zeros(1, teacher.num_samples, device=device)).shape[1:])
+    manifest = dataset.dataset.manifest
+    meta = {**teacher.identity(), "checkpoint": teacher.checkpoint, "manifest": manifest.path,
+            "manifest_sha256": file_sha256(manifest.path), "seconds": teacher.num_samples / teacher.sample_rate,
+            "sample_rate": teacher.sample_rate, "layout": "(clip, channel, frequency rows, time steps)"}
     maps, done = open_for_writing(out_dir, split, len(dataset), map_shape, meta, shard)
     mine = shard.clips(len(dataset))
     todo = mine[np.asarray(done)[mine] == 0]
@@ -57,8 +62,9 @@ def precompute(data, split, out_dir, clap_checkpoint, clap_model="HTSAT-tiny", b
                                          num_workers=num_workers, collate_fn=dataset.collater, shuffle=False)
     start, computed = time.time(), 0
     for step, batch in enumerate(loader, start=1):
+        net_input = batch["net_input"]
         with torch.no_grad():
-            token_map = teacher.token_map(batch["net_input"]["teacher_source"].to(device))  # (B, C, 2, 32)
+            token_map = teacher.token_map(net_input["teacher_source"].to(device), net_input["teacher_source_lengths"])
         record(maps, done, batch["id"].numpy(), token_map.float().cpu().numpy().astype("float16"))
         computed += len(batch["id"])
         if step % progress_every == 0 or computed == len(todo):
@@ -75,8 +81,14 @@ def main(argv=None) -> int:
     parser.add_argument("data", help="folder with {split}.tsv")
     parser.add_argument("split")
     parser.add_argument("--out-dir", required=True, help="cache folder (task.teacher_cache)")
-    parser.add_argument("--clap-checkpoint", required=True, help="LAION-CLAP .pt, or 'random' (tests only)")
-    parser.add_argument("--clap-model", default="HTSAT-tiny", help="HTSAT-tiny or HTSAT-base")
+    parser.add_argument("--teacher", default="laion_clap", choices=sorted(TEACHERS),
+                        help="model.teacher: laion_clap (LAION-CLAP's HTS-AT) or supmam (a plugin or AudioMAE encoder)")
+    parser.add_argument("--teacher-checkpoint", "--clap-checkpoint", required=True,
+                        help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt, or 'random' (tests only); "
+                             "supmam: a .pt of this plugin or an AudioMAE .pth")
+    parser.add_argument("--clap-model", default="HTSAT-tiny", help="laion_clap: HTSAT-tiny or HTSAT-base")
+    parser.add_argument("--teacher-layer", type=int, default=-1,
+                        help="supmam: the encoder block whose output is the target (-1: the last)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -86,9 +98,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import supmam_plugin  # noqa: F401  registers the task
+    from ..teachers import TeacherConfig
 
-    path = precompute(args.data, args.split, args.out_dir, args.clap_checkpoint, args.clap_model,
-                      args.batch_size, args.num_workers, args.device, shard=args.shard)
+    teacher_cfg = TeacherConfig(teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
+                                clap_model=args.clap_model, teacher_layer=args.teacher_layer)
+    path = precompute(args.data, args.split, args.out_dir, teacher_cfg, args.batch_size, args.num_workers,
+                      args.device, shard=args.shard)
     print(f"wrote {path}")
     return 0
 

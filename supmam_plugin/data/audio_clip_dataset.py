@@ -1,4 +1,4 @@
-"""Fixed-length audio clips from a fairseq manifest, with optional labels and teacher audio."""
+"""Fixed-length audio clips from a fairseq manifest, with optional labels."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .audio import read_mono, resample
+from .audio import audio_info, read_mono, resample
 from .fbank import FbankSettings, batch_fbank
 from .manifest import Manifest
 
@@ -20,9 +20,9 @@ UNLABELLED_ROW_VALUE = -1.0  # multi-label: the whole multi-hot row
 
 class AudioClipDataset(FairseqDataset):
     """One item per manifest line: a crop of ``clip_seconds`` at ``sample_rate`` (random in
-    training, from the start otherwise), its labels, and optionally the SAME span of the file
-    resampled to ``teacher_sample_rate`` (for the CLAP teacher, which wants 48 kHz read from
-    the file, not up-sampled from 16 kHz).
+    training, from the start otherwise; only the crop is read from the file) and its labels. A
+    teacher's input is added by :class:`~supmam_plugin.data.teacher_input_dataset.TeacherInputDataset`,
+    which reads the same span (each item says where it starts: ``start_seconds``).
 
     Batches (``collater``); waveforms and the loader's fbank are float64 so that fairseq's
     ``common.bf16`` / ``fp16`` cast (of float32 tensors only) leaves them at full precision (see
@@ -31,8 +31,6 @@ class AudioClipDataset(FairseqDataset):
       net_input.source_lengths (B,)   valid samples per clip
       net_input.clip_ids       (B,)   manifest line index of each clip (keys the masks)
       net_input.fbank          (B, target_frames, 128) float64, only if ``fbank_in_dataloader``
-      net_input.teacher_source (B, S) float64 at ``teacher_sample_rate``, only if asked
-      net_input.teacher_token_map (B, C, 2, 32) float16 precomputed teacher map, if a cache is given
       target                   (B,) class index, or (B, C) multi-hot float (multi-label);
                                an unlabelled clip is -100, or a row of -1 (see ``_target``)
 
@@ -51,10 +49,7 @@ class AudioClipDataset(FairseqDataset):
         sample_rate: int = 16000,
         target_frames: int = 1024,
         random_crop: bool = False,
-        teacher_sample_rate: int | None = None,
-        teacher_seconds: float = 10.0,
         fbank_in_dataloader: bool = False,
-        teacher_maps: np.ndarray | None = None,
         shuffle: bool = False,
         seed: int = 1,
         sample_weights: np.ndarray | None = None,
@@ -71,10 +66,7 @@ class AudioClipDataset(FairseqDataset):
         self.clip_samples = self.fbank_settings.num_samples_for(target_frames)
         self.clip_seconds = self.clip_samples / sample_rate
         self.random_crop = random_crop
-        self.teacher_sample_rate = teacher_sample_rate
-        self.teacher_samples = int(round(teacher_seconds * teacher_sample_rate)) if teacher_sample_rate else 0
         self.fbank_in_dataloader = fbank_in_dataloader
-        self.teacher_maps = teacher_maps  # (N, C, 2, 32) float16 memmap of precomputed targets
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 1
@@ -114,24 +106,16 @@ class AudioClipDataset(FairseqDataset):
 
     def __getitem__(self, index: int) -> dict:
         path, where = self.manifest.audio_path(index), self.manifest.where(index)
-        native, native_rate = read_mono(path, where=where)
-        start = self._crop_start_seconds(index, len(native) / native_rate)
-        first = int(round(start * native_rate))
-        item = {"id": index}
-        span = native[first : first + int(np.ceil(self.clip_seconds * native_rate))]
-        source = resample(span, native_rate, self.sample_rate)[: self.clip_samples]
+        info = audio_info(path, where)
+        start = self._crop_start_seconds(index, info.frames / info.samplerate)
+        native, native_rate = read_mono(path, start, self.clip_seconds, where=where)  # the crop only
+        source = resample(native, native_rate, self.sample_rate)[: self.clip_samples]
         if len(source) < self.fbank_settings.window_size:
             raise ValueError(
                 f"{where}: {path} gives {len(source)} samples at {self.sample_rate} Hz, shorter "
                 f"than one fbank frame ({self.fbank_settings.window_size}); remove the line"
             )
-        item["source"] = torch.from_numpy(source)
-        if self.teacher_sample_rate:
-            span = native[first : first + int(np.ceil(self.teacher_samples / self.teacher_sample_rate * native_rate))]
-            teacher = resample(span, native_rate, self.teacher_sample_rate)[: self.teacher_samples]
-            item["teacher_source"] = torch.from_numpy(np.ascontiguousarray(teacher))
-        if self.teacher_maps is not None:
-            item["teacher_token_map"] = torch.from_numpy(np.array(self.teacher_maps[index]))
+        item = {"id": index, "source": torch.from_numpy(source), "start_seconds": start}
         if self.labels is not None:
             item["label"] = self.labels[index]
         return item
@@ -183,7 +167,7 @@ class AudioClipDataset(FairseqDataset):
         return torch.tensor([s["label"][0] if s["label"] else UNLABELLED_INDEX for s in samples], dtype=torch.long)
 
     @staticmethod
-    def _pad(waves: list[torch.Tensor], length: int) -> torch.Tensor:
+    def pad(waves: list[torch.Tensor], length: int) -> torch.Tensor:
         """(B, length) float64 (kept out of fairseq's half-precision cast), zero-padded."""
         batch = torch.zeros(len(waves), length, dtype=torch.float64)
         for row, w in enumerate(waves):
@@ -197,7 +181,7 @@ class AudioClipDataset(FairseqDataset):
         lengths = torch.tensor([len(s["source"]) for s in samples], dtype=torch.long)
         ids = torch.tensor([s["id"] for s in samples], dtype=torch.long)
         net_input = {
-            "source": self._pad([s["source"] for s in samples], int(lengths.max())),
+            "source": self.pad([s["source"] for s in samples], int(lengths.max())),
             "source_lengths": lengths,
             "clip_ids": ids,
         }
@@ -205,12 +189,6 @@ class AudioClipDataset(FairseqDataset):
             net_input["fbank"] = batch_fbank(
                 net_input["source"], lengths, self.target_frames, self.fbank_settings
             ).double()
-        if self.teacher_sample_rate:
-            net_input["teacher_source"] = self._pad(
-                [s["teacher_source"] for s in samples], self.teacher_samples
-            )
-        if self.teacher_maps is not None:
-            net_input["teacher_token_map"] = torch.stack([s["teacher_token_map"] for s in samples])
         batch = {
             "id": ids,
             "nsentences": len(samples),

@@ -1,12 +1,14 @@
-"""Precomputed CLAP teacher targets: the teacher's NATIVE token map per clip, on disk.
+"""Precomputed teacher targets: the teacher's NATIVE map per clip, on disk.
 
-A cache stores (C, 2, 32) float16 per clip (about 98 KB for HTSAT-tiny: about 200 GB for
-AS-2M); the model resizes it to the 64 x 8 patch grid (and applies CLAP's projection when
-asked) when it reads it. The resized grid would be 16x larger and not fit a user's disk.
+A cache stores the (C, rows, steps) float16 map per clip: (768, 2, 32) for LAION-CLAP's
+HTSAT-tiny, about 98 KB (about 200 GB for AS-2M); (768, 8, 64) for a ViT-B ``supmam`` teacher on
+1024 frames, about 786 KB (1.6 TB for AS-2M: run that teacher online or on a subset). The model
+samples the map on its patch grid (and applies the teacher's projection or normalisation) when it
+reads it; LAION-CLAP's map sampled on the 64 x 8 grid would be 8x larger.
 
 Layout in the cache folder, one set per split:
 
-- ``{split}.teacher.npy``: (N, C, 2, 32) float16, a numpy memmap made once (sparse) and filled
+- ``{split}.teacher.npy``: (N, C, rows, steps) float16, a numpy memmap made once (sparse) and filled
   in place, each clip's row by exactly one shard;
 - ``{split}.teacher.done-K-of-N.npy``: (N,) uint8, 1 where shard K of N has written and flushed
   the clip's row. A row is flushed before its mark, so after a kill -9 at any moment a marked
@@ -16,9 +18,8 @@ Layout in the cache folder, one set per split:
   all shards cover every clip exactly once. Readers refuse an incomplete cache.
 
 Shards write disjoint rows of the same file, so processes, GPUs or machines sharing a file
-system fill one cache with no merge step. Targets are computed on each clip's first 10 s (the
-validation crop), so a run that reads a cache does not random-crop: for AudioSet's 10 s clips
-nothing is lost.
+system fill one cache with no merge step. Maps are computed on each clip's start (the validation
+crop), so a run that reads a cache does not random-crop: for AudioSet's 10 s clips nothing is lost.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from .manifest import Manifest, ManifestError
 
-IDENTITY_KEYS = ("teacher", "clap_model", "checkpoint_sha256")  # what made the maps (clap_teacher.teacher_identity)
+IDENTITY_KEYS = ("teacher", "variant", "checkpoint_sha256")  # what made the maps (Teacher.identity)
 SOURCE_KEYS = ("manifest_sha256", "num_clips", "map_shape")  # which clips, in which shape
 
 
@@ -172,23 +173,23 @@ def finish(cache_dir: str, split: str) -> tuple[bool, str]:
 
 
 def check_teacher(cache_dir: str, identity: dict) -> None:
-    """Refuse a cache folder whose maps another teacher made (``identity``: teacher_identity)."""
+    """Refuse a cache folder whose maps another teacher made (``identity``: :meth:`Teacher.identity`)."""
     for meta_path in sorted(glob.glob(os.path.join(cache_dir, "*.teacher.json"))):
         found = json.load(open(meta_path))
-        if "checkpoint_sha256" not in found:
+        if "variant" not in found:
             raise TeacherCacheError(f"{meta_path}: this cache does not say which teacher made it (made before caches "
                                     "recorded it); make it again with supmam-precompute-teacher")
         wrong = _differences(found, identity, IDENTITY_KEYS)
         if wrong:
             raise TeacherCacheError(
                 f"{meta_path}: the cached targets were made by another teacher than the model's: {'; '.join(wrong)}. "
-                "Make the cache with the model's teacher (supmam-precompute-teacher --clap-checkpoint ...) "
+                "Make the cache with the model's teacher (supmam-precompute-teacher --teacher ... --teacher-checkpoint ...) "
                 "or point task.teacher_cache at its cache"
             )
 
 
 def open_for_reading(cache_dir: str, split: str, manifest: Manifest) -> tuple[np.ndarray, dict]:
-    """The cache's memmap (N, C, 2, 32) float16 and its description, checked against ``manifest``."""
+    """The cache's memmap (N, C, rows, steps) float16 and its description, checked against ``manifest``."""
     array_path, meta_path = cache_paths(cache_dir, split)
     if not (os.path.isfile(array_path) and os.path.isfile(meta_path)):
         raise TeacherCacheError(

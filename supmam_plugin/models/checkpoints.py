@@ -54,6 +54,7 @@ __all__ = [
     "is_fairseq_checkpoint", "fairseq_configs", "read_encoder", "load_strict", "apply_architecture",
     "upgrade_legacy_encoder", "legacy_pretraining_reason", "positions_for_frames", "audiomae_state_dict", "encoder_from_audiomae_state",
     "supmam_from_audiomae_state", "audiomae_head", "encoder_to_audiomae_state", "recognise_positions",
+    "upgrade_teacher_fields",
 ]
 
 ENCODER_FIELDS = ("encoder_layers", "encoder_embed_dim", "encoder_heads", "mlp_ratio", "patch_size",
@@ -238,6 +239,20 @@ def apply_architecture(cfg, architecture: dict, path: str) -> None:
         if getattr(cfg, name) != value:
             logger.info(f"model.{name} = {value} (from {path}; the config said {getattr(cfg, name)})")
             setattr(cfg, name, value)
+
+
+def upgrade_teacher_fields(model_cfg: dict) -> dict:
+    """A ``supmam`` model config written before teachers were chosen by name (``target: clap``,
+    ``clap_checkpoint``, ``clap_interpolation``) in today's names (``target: teacher``,
+    ``teacher: laion_clap``, ``teacher_checkpoint``, ``teacher_interpolation``); others as they are."""
+    cfg = dict(model_cfg)
+    if str(cfg.get("target")) == "clap":
+        cfg.update(target="teacher", teacher="laion_clap")
+    for old, new in (("clap_checkpoint", "teacher_checkpoint"), ("clap_interpolation", "teacher_interpolation")):
+        if old in cfg:
+            value = cfg.pop(old)
+            cfg.setdefault(new, value)
+    return cfg
 
 
 # ----------------------------------------------------------------------------- encoders

@@ -2,7 +2,7 @@
 
 Reads top to bottom as the paper's Figure 1: fbank -> patchify -> mask -> encode the visible
 patches -> decode all patches with windowed attention -> head -> targets (normalised
-spectrogram patches, or the frozen CLAP teacher's features), plus a classification branch on
+spectrogram patches, or a frozen teacher's features: :mod:`supmam_plugin.teachers`), plus a classification branch on
 the mean of the visible encoder outputs.
 
 The backbone is AudioMAE's for every variant (the paper: "we take AudioMAE as the backbone"):
@@ -10,7 +10,7 @@ ViT encoder with a [CLS] token, AudioMAE's position tables, AudioMAE's post-norm
 Swin decoder blocks (:mod:`audiomae_swin_block`), LayerNorm eps 1e-6. Only the head differs with
 the target: a plain Linear for spectrogram patches (AudioMAE's ``decoder_pred``: a LayerNorm
 there would force unit-variance predictions and keep the MSE from hedging toward the mean), and
-Linear + LayerNorm for CLAP features (the paper's "fully-connected layer followed by layer
+Linear + LayerNorm for teacher features (the paper's "fully-connected layer followed by layer
 normalization"). With the fixture's sizes and AudioMAE's ``pretrained.pth``
 (:meth:`SupmamModel.from_audiomae`) it computes the official predictions and loss.
 """
@@ -29,24 +29,23 @@ from .checkpoints import (
     LEGACY_PRETRAINING, CheckpointError, apply_architecture, legacy_pretraining_reason, load_strict,
     read_checkpoint, supmam_from_audiomae_state,
 )
-from .clap_teacher import ClapTeacher, teacher_identity
+from ..teachers import Teacher, TeacherConfig, build_teacher
 from .masking import clip_noise, masking_from_noise
 from .vit_encoder import VitEncoder, VitEncoderConfig
 from .window_decoder import WindowDecoder
 
 logger = logging.getLogger(__name__)
 
-TARGET_CHOICES = ChoiceEnum(["spectrogram", "clap"])
-CLAP_FEATURE_CHOICES = ChoiceEnum(["tokens", "projected"])
+TARGET_CHOICES = ChoiceEnum(["spectrogram", "teacher"])
 
 
 @dataclass
-class SupmamConfig(VitEncoderConfig):
+class SupmamConfig(VitEncoderConfig, TeacherConfig):
     target: TARGET_CHOICES = field(
         default="spectrogram",
         metadata={"help": "decoder target: 'spectrogram' (norm_pix patches, AudioMAE/SupMAM; head: AudioMAE's "
-                  "plain Linear) or 'clap' (frozen LAION-CLAP teacher features per patch, MAM-CLAP/SupMAM-CLAP; "
-                  "head: the paper's Linear + LayerNorm)"},
+                  "plain Linear) or 'teacher' (a frozen teacher's features per patch, model.teacher: "
+                  "MAM-CLAP/SupMAM-CLAP with laion_clap; head: the paper's Linear + LayerNorm)"},
     )
     mask_ratio: float = field(
         default=0.8, metadata={"help": "fraction of patches masked (paper: 0.8 / 0.2 / 0.4 / 0.4)"}
@@ -73,26 +72,6 @@ class SupmamConfig(VitEncoderConfig):
                   "needs task.labels"},
     )
     cls_hidden_dim: int = field(default=768, metadata={"help": "hidden width of the branch's 2-layer MLP"})
-    clap_checkpoint: str = field(
-        default="",
-        metadata={"help": "target=clap: path of a released LAION-CLAP .pt (e.g. 630k-audioset-best.pt); "
-                  "'random' = randomly initialised teacher (tests/demo only, meaningless targets)"},
-    )
-    clap_model: str = field(
-        default="HTSAT-tiny",
-        metadata={"help": "laion-clap audio model config of the checkpoint: HTSAT-tiny (630k-*.pt) "
-                  "or HTSAT-base (music_speech_*.pt)"},
-    )
-    clap_feature: CLAP_FEATURE_CHOICES = field(
-        default="tokens",
-        metadata={"help": "'tokens': HTS-AT's last-stage token map; 'projected': the same tokens "
-                  "through CLAP's audio projection (512 wide)"},
-    )
-    clap_interpolation: str = field(
-        default="bilinear",
-        metadata={"help": "sampling of the teacher's 32x2 map at the patch centres (bilinear, nearest, "
-                  "bicubic); time is aligned in seconds (teacher 10 s, student 10.24 s)"}
-    )
     seed: int = field(default=1, metadata={"help": "seed of the masks (the recipes set ${common.seed})"})
 
 
@@ -158,19 +137,12 @@ class SupmamModel(BaseFairseqModel):
         )
         # The teacher is kept out of the module tree: never saved in our checkpoints, never
         # handed to the optimizer or DDP. It follows the model's device/dtype in forward.
-        self._teacher: list[ClapTeacher] = []
-        if cfg.target == "clap":
-            if not cfg.clap_checkpoint:
-                raise ValueError(
-                    "model.target=clap needs a teacher: set model.clap_checkpoint=/path/to/"
-                    "630k-audioset-best.pt (a released LAION-CLAP checkpoint), or 'random' for tests"
-                )
-            self._teacher.append(
-                ClapTeacher(cfg.clap_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.clap_interpolation,
-                            student_seconds=cfg.input_frames * self.fbank_settings.frame_shift_ms / 1000)
-            )
+        self._teacher: list[Teacher] = []
+        if cfg.target == "teacher":
+            student_seconds = cfg.input_frames * self.fbank_settings.frame_shift_ms / 1000
+            self._teacher.append(build_teacher(cfg, grid, student_seconds))
             target_dim = self._teacher[0].output_dim
-            # the paper's h(.) for CLAP features: a fully-connected layer followed by layer normalisation
+            # the paper's h(.) for teacher (CLAP) features: a fully-connected layer followed by layer normalisation
             self.head = nn.Sequential(nn.Linear(cfg.decoder_embed_dim, target_dim), nn.LayerNorm(target_dim, eps=1e-6))
         else:
             # AudioMAE's decoder_pred: a plain Linear (predictions free to shrink toward the mean)
@@ -215,22 +187,10 @@ class SupmamModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: SupmamConfig, task):
-        num_classes = getattr(task, "num_classes", 0)
-        if cfg.target == "clap" and not (
-            getattr(task.cfg, "teacher_sample_rate", 0) or getattr(task.cfg, "teacher_cache", None)
-        ):
-            raise ValueError(
-                "model.target=clap runs the CLAP teacher on 48 kHz audio: set task.teacher_sample_rate=48000 "
-                "(or task.teacher_cache=DIR with precomputed targets)"
-            )
-        if cfg.target == "clap" and getattr(task.cfg, "teacher_cache", None):
-            from ..data.teacher_cache import check_teacher
-
-            check_teacher(task.cfg.teacher_cache, teacher_identity(cfg.clap_checkpoint, cfg.clap_model))
-        return cls(cfg, num_classes=num_classes, sample_rate=task.cfg.sample_rate)
+        return cls(cfg, num_classes=getattr(task, "num_classes", 0), sample_rate=task.cfg.sample_rate)
 
     @property
-    def teacher(self) -> Optional[ClapTeacher]:
+    def teacher(self) -> Optional[Teacher]:
         return self._teacher[0] if self._teacher else None
 
     def set_num_updates(self, num_updates):
@@ -263,23 +223,20 @@ class SupmamModel(BaseFairseqModel):
             noise = clip_noise(clip_ids.to(device), num_patches, salt)
         return masking_from_noise(noise, self.cfg.mask_ratio)
 
-    def teacher_targets(self, teacher_source=None, teacher_token_map=None) -> torch.Tensor:
-        """(B, L, D) float32 teacher features on the patch grid, from 48 kHz audio (B, S) or from a
-        precomputed native map (B, C, 2, 32). The teacher runs in its own precision (float32 on
-        the CPU, float16 on a GPU) whatever the student's (fairseq's bf16/fp16 never reach it: it is
-        outside the module tree) and outside any autocast (``common.amp``)."""
+    def teacher_targets(self, teacher_source=None, teacher_source_lengths=None, teacher_token_map=None) -> torch.Tensor:
+        """(B, L, D) float32 teacher features on the patch grid, from the teacher's audio (B, S) (with
+        its valid lengths (B,)) or from its precomputed native map (B, C, rows, steps). The teacher
+        runs in its own precision (:meth:`Teacher.follow`) whatever the student's, outside any
+        autocast (``common.amp``)."""
         given = teacher_token_map if teacher_token_map is not None else teacher_source
         if given is None:
-            raise ValueError("model.target=clap but the batch has no teacher audio: set task.teacher_sample_rate=48000")
-        teacher = self.teacher
-        if next(teacher.parameters()).device != given.device:
-            teacher.to(given.device)
-            if given.is_cuda:
-                teacher.half()  # frozen teacher in half precision on GPU
+            raise ValueError("model.target=teacher but the batch has neither the teacher's audio nor its cached "
+                             "maps: load the data with the supmam_pretraining task after building the model")
+        teacher = self.teacher.follow(given.device)
         with torch.autocast(device_type=given.device.type, enabled=False):
             if teacher_token_map is not None:
                 return teacher.targets_from_token_map(teacher_token_map)
-            return teacher(teacher_source)
+            return teacher(teacher_source, teacher_source_lengths)
 
     def forward(
         self,
@@ -287,14 +244,15 @@ class SupmamModel(BaseFairseqModel):
         source_lengths: Optional[torch.Tensor] = None,
         fbank: Optional[torch.Tensor] = None,
         teacher_source: Optional[torch.Tensor] = None,
+        teacher_source_lengths: Optional[torch.Tensor] = None,
         teacher_token_map: Optional[torch.Tensor] = None,
         clip_ids: Optional[torch.Tensor] = None,
         mask_noise: Optional[torch.Tensor] = None,
         **unused,
     ) -> dict:
         """Inputs: ``source`` (B, S) 16 kHz waveforms with ``source_lengths`` (B,), or ``fbank``
-        (B, frames, mel) already normalised; ``teacher_source`` (B, S') 48 kHz audio or
-        ``teacher_token_map`` (B, C, 2, 32) for the CLAP target; ``clip_ids`` (B,) key the masks;
+        (B, frames, mel) already normalised; ``teacher_source`` (B, S') the teacher's audio (with
+        ``teacher_source_lengths`` (B,)) or ``teacher_token_map`` (B, C, rows, steps) for the teacher target; ``clip_ids`` (B,) key the masks;
         ``mask_noise`` (B, L) float, optional: mask with this noise instead (smallest stay
         visible; e.g. to replay AudioMAE's own masking)."""
         fbank = self.input_fbank(source, source_lengths, fbank)  # (B, 1024, 128) float32
@@ -304,8 +262,8 @@ class SupmamModel(BaseFairseqModel):
         visible = self.encoder.encode(tokens, visible_index)  # (B, K, D), visible patches only
         decoded = self.decoder(visible, restore_index)  # (B, L, decoder width)
         prediction = self.head(decoded)  # (B, L, D_target)
-        if self.cfg.target == "clap":
-            target = self.teacher_targets(teacher_source, teacher_token_map)
+        if self.cfg.target == "teacher":
+            target = self.teacher_targets(teacher_source, teacher_source_lengths, teacher_token_map)
         else:  # float32, from the float32 fbank, whatever the model's precision
             target = patchify(fbank, self.cfg.patch_size)
             if self.cfg.norm_pix_loss:
@@ -315,6 +273,6 @@ class SupmamModel(BaseFairseqModel):
             "prediction": prediction,
             "target": target,
             "mask": mask.float(),
-            "loss_on_visible": self.cfg.target == "clap",
+            "loss_on_visible": self.cfg.target == "teacher",
             "cls_logits": cls_logits,
         }

@@ -5,7 +5,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-import numpy as np
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask
 
@@ -101,14 +100,6 @@ class AudioClipTask(FairseqTask):
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
-    def teacher_sample_rate(self) -> int | None:
-        """Rate of the audio handed to a teacher model; None: no teacher audio."""
-        return None
-
-    def teacher_maps(self, split: str, manifest) -> np.ndarray | None:
-        """Precomputed teacher maps (N, C, 2, 32) of a split; None: no cache."""
-        return None
-
     def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
         manifest_path = os.path.join(self.cfg.data, f"{split}.tsv")
         manifest = read_manifest(manifest_path, min_samples=FbankSettings().window_size)
@@ -148,9 +139,6 @@ class AudioClipTask(FairseqTask):
             sample_weights = class_balanced_weights(labels, self.num_classes)
             draws = self.cfg.epoch_length or len(manifest)
             logger.info(f"{split}: class-balanced sampling, {draws} clips drawn with replacement per epoch")
-        teacher_maps = self.teacher_maps(split, manifest)
-        if teacher_maps is not None and is_train and self.cfg.random_crop:
-            logger.info(f"{split}: teacher targets are precomputed on each clip's start: no random crop")
         self.datasets[split] = AudioClipDataset(
             manifest,
             labels=labels,
@@ -158,11 +146,8 @@ class AudioClipTask(FairseqTask):
             multi_label=self.cfg.multi_label,
             sample_rate=self.cfg.sample_rate,
             target_frames=self.cfg.target_frames,
-            random_crop=self.cfg.random_crop and is_train and teacher_maps is None,
-            teacher_sample_rate=self.teacher_sample_rate(),
-            teacher_seconds=getattr(self.cfg, "teacher_seconds", 10.0),
+            random_crop=self.cfg.random_crop and is_train,
             fbank_in_dataloader=self.cfg.fbank_in_dataloader,
-            teacher_maps=teacher_maps,
             shuffle=is_train,
             seed=self.cfg.seed,
             sample_weights=sample_weights,

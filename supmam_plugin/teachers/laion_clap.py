@@ -1,9 +1,9 @@
-"""The frozen LAION-CLAP audio encoder (HTS-AT) as the source of per-patch targets.
+"""Teacher ``laion_clap``: the frozen LAION-CLAP audio encoder (HTS-AT), the paper's teacher.
 
 SupMAM-CLAP's decoder predicts, for every 16x16 patch of the student's (1024 time x 128 freq)
-fbank, a feature vector of CLAP's audio encoder fed the whole clip. HTS-AT's last stage
-gives a token map of 2 frequency rows x 32 time steps; `ClapTeacher` captures it (a forward
-pre-hook on HTS-AT's `tscam_conv`), resizes it to the student's 64 x 8 patch grid and, if
+fbank, a feature vector of CLAP's audio encoder fed the whole clip (10 s at 48 kHz). HTS-AT's last
+stage gives a token map of 2 frequency rows x 32 time steps; `ClapTeacher` captures it (a forward
+pre-hook on HTS-AT's `tscam_conv`), samples it at the student's 64 x 8 patch centres and, if
 asked, passes every token through CLAP's audio projection into the joint audio-text space.
 
 laion-clap's top-level package downloads a text tokenizer when imported, so only its audio
@@ -22,8 +22,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .teacher import Teacher, fit_to_length, register_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ CLAP_JOINT_DIM = 512  # CLAP's joint_embed_shape: the width of every released au
 RANDOM_TEACHER_SEED = 0
 PATCH_GRID = (64, 8)  # (time, freq) patches of a 1024 x 128 fbank in 16 x 16 patches
 FEATURES = ("tokens", "projected")
-INTERPOLATIONS = ("bilinear", "nearest", "bicubic")  # F.grid_sample modes
 # HTS-AT's first-stage width, as laion-clap's create_htsat_model sets it, per model name.
 HTSAT_NAME_BY_EMBED_DIM = {96: "HTSAT-tiny", 128: "HTSAT-base", 256: "HTSAT-large"}
 
@@ -120,15 +120,8 @@ def _cast_to_body_dtype(patch_embed, inputs):
     return (inputs[0].to(patch_embed.proj.weight.dtype),) + tuple(inputs[1:])
 
 
-def _fit_to_length(waveform: torch.Tensor, samples: int) -> torch.Tensor:
-    """(B, S) -> (B, samples): zero-pad at the end or crop."""
-    missing = samples - waveform.shape[-1]
-    if missing > 0:
-        return F.pad(waveform, (0, missing))
-    return waveform[..., :samples]
-
-
-class ClapTeacher(nn.Module):
+@register_teacher("laion_clap")
+class ClapTeacher(Teacher):
     """Frozen HTS-AT audio encoder of LAION-CLAP giving one target vector per student patch.
 
     Args:
@@ -148,6 +141,8 @@ class ClapTeacher(nn.Module):
     float32 even after `.half()` (a float16 power spectrum overflows and log(1e-10) underflows).
     """
 
+    checkpoint_help = "a released LAION-CLAP .pt, e.g. 630k-audioset-best.pt for HTSAT-tiny; 'random' for tests only"
+
     def __init__(
         self,
         checkpoint: str,
@@ -157,21 +152,17 @@ class ClapTeacher(nn.Module):
         interpolation: str = "bilinear",
         student_seconds: float | None = None,
     ):
-        super().__init__()
+        super().__init__(grid, student_seconds, interpolation)
         if feature not in FEATURES:
             raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
         self.checkpoint = str(checkpoint)
         self.model_name = model_name
         self.feature = feature
-        self.grid = tuple(grid)
-        self.interpolation = interpolation
-        self.student_seconds = student_seconds
 
         config = read_clap_model_config(model_name)
         self.clip_samples = config["audio_cfg"]["clip_samples"]
-        self.sample_rate = config["audio_cfg"]["sample_rate"]
+        self.sample_rate = config["audio_cfg"]["sample_rate"]  # 48 kHz, read from the file (not up-sampled)
+        self.seconds = self.clip_samples / self.sample_rate  # 10 s
         create_htsat_model = import_htsat()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_TEACHER_SEED)
@@ -198,8 +189,14 @@ class ClapTeacher(nn.Module):
             self._load_checkpoint(self.checkpoint)
 
         self.audio_branch.patch_embed.register_forward_pre_hook(_cast_to_body_dtype)
-        self.requires_grad_(False)
-        self.eval()
+        self.freeze()
+
+    @classmethod
+    def from_config(cls, cfg, grid, student_seconds: float | None = None) -> "ClapTeacher":
+        """The teacher of a model config (``model.teacher_checkpoint``, ``clap_model``, ``clap_feature``,
+        ``teacher_interpolation``)."""
+        return cls(cfg.teacher_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.teacher_interpolation,
+                   student_seconds=student_seconds)
 
     def _load_checkpoint(self, path: str):
         state = read_clap_state_dict(path)
@@ -227,10 +224,6 @@ class ClapTeacher(nn.Module):
             )
         self.load_state_dict(given)
 
-    def train(self, mode: bool = True):
-        """The teacher is frozen: it stays in eval mode whatever is asked."""
-        return super().train(False)
-
     def _apply(self, fn, recurse=True):
         # `.half()`, `.to(dtype)` (and fairseq's --fp16, which halves the whole model) come here:
         # the STFT / log-mel / bn0 front end stays float32, where float16 gives -inf on silence.
@@ -241,18 +234,18 @@ class ClapTeacher(nn.Module):
         return self
 
     @torch.no_grad()
-    def token_map(self, waveform_48k: torch.Tensor) -> torch.Tensor:
+    def token_map(self, waveform_48k: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """HTS-AT's native last-stage map, as seen by `tscam_conv`.
 
-        (B, S) float waveform at 48 kHz (padded with zeros / cropped to `clip_samples`)
-        -> (B, C, 2, 32): batch, channels (`token_width`), 2 frequency rows (low first),
+        (B, S) float waveform at 48 kHz (padded with zeros / cropped to `clip_samples`; `lengths`
+        is not used: LAION-CLAP hears zero-padded clips) -> (B, C, 2, 32): batch, channels (`token_width`), 2 frequency rows (low first),
         32 time steps. The rest of HTS-AT (tscam_conv and the heads) is skipped. This native
         map is what a target cache should store; `targets_from_token_map` makes targets of it.
         """
         if waveform_48k.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
         device = self.audio_branch.bn0.weight.device
-        waveform = _fit_to_length(waveform_48k, self.clip_samples).to(device, torch.float32)
+        waveform = fit_to_length(waveform_48k, self.clip_samples).to(device, torch.float32)
         clips = {"waveform": waveform, "longer": torch.zeros(len(waveform), dtype=torch.bool, device=device)}
         hook = self.audio_branch.tscam_conv.register_forward_pre_hook(_stop_at_token_map)
         try:
@@ -263,51 +256,20 @@ class ClapTeacher(nn.Module):
             hook.remove()
         raise RuntimeError("HTS-AT's forward ended without reaching tscam_conv")
 
-    def sampling_grid(self, steps: int, rows: int, device) -> torch.Tensor:
-        """Where each student patch centre falls in the teacher's (time, freq) map, in
-        `F.grid_sample`'s normalised coordinates: (1, T, F, 2) as (x = freq, y = time).
-
-        Time is aligned in seconds: the student's T patches span `student_seconds`, the
-        teacher's `steps` tokens span `clip_samples / sample_rate` (10 s); patches past the
-        teacher's end take its last token. With equal spans this is exactly a bilinear resize
-        (`F.interpolate(..., align_corners=False)`).
-        """
-        time_patches, freq_patches = self.grid
-        teacher_seconds = self.clip_samples / self.sample_rate
-        student_seconds = self.student_seconds or teacher_seconds
-        centres = (torch.arange(time_patches, device=device, dtype=torch.float64) + 0.5) * student_seconds / time_patches
-        y = 2.0 * centres / teacher_seconds - 1.0  # in [-1, 1] over the teacher's span
-        x = 2.0 * (torch.arange(freq_patches, device=device, dtype=torch.float64) + 0.5) / freq_patches - 1.0
-        grid = torch.stack(torch.meshgrid(x, y, indexing="xy"), dim=-1)  # (T, F, 2)
-        return grid.unsqueeze(0).float()
-
     @torch.no_grad()
-    def targets_from_token_map(self, token_map: torch.Tensor) -> torch.Tensor:
-        """(B, C, 2 freq, 32 time) native map -> (B, T * F, output_dim) float32 targets.
+    def finish_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """(B, L, token_width) sampled tokens -> through CLAP's audio projection when
+        ``feature == "projected"`` (B, L, 512); as they are otherwise."""
+        if self.audio_projection is None:
+            return targets
+        return self.audio_projection(targets.to(self.audio_projection[0].weight.dtype))
 
-        The map is sampled at the student's patch centres (see `sampling_grid`) on `grid` =
-        (T, F) = (64, 8) and flattened row-major over (time, freq): patch index = t * F + f,
-        the student's patch order.
-        """
-        time_major = token_map.float().transpose(2, 3)  # (B, C, 32 time, 2 freq)
-        where = self.sampling_grid(time_major.size(2), time_major.size(3), token_map.device)
-        grid = F.grid_sample(
-            time_major, where.expand(len(time_major), -1, -1, -1), mode=self.interpolation,
-            padding_mode="border", align_corners=False,
-        )  # (B, C, T, F)
-        targets = grid.flatten(2).transpose(1, 2)  # (B, T * F, C)
-        if self.audio_projection is not None:
-            projection_dtype = self.audio_projection[0].weight.dtype
-            targets = self.audio_projection(targets.to(projection_dtype))  # (B, T * F, 512)
-        return targets.float()
-
-    def forward(self, waveform_48k: torch.Tensor) -> torch.Tensor:
-        """(B, S) waveform at 48 kHz -> (B, T * F, output_dim) float32 targets, no grad."""
-        return self.targets_from_token_map(self.token_map(waveform_48k))
+    def identity(self) -> dict:
+        return teacher_identity(self.checkpoint, self.model_name)
 
 
 def teacher_identity(checkpoint: str, model_name: str = "HTSAT-tiny") -> dict:
-    """What makes a teacher's token maps: {"teacher", "clap_model", "checkpoint_sha256"} (the
+    """What makes a LAION-CLAP teacher's token maps: {"teacher", "variant" (the HTS-AT config), "checkpoint_sha256"} (the
     file's SHA-256; "random-seed-N" for the random teacher). A teacher cache records it and is
     refused by a model whose teacher differs; the path is not part of it (a copied file is the
     same teacher)."""
@@ -319,4 +281,4 @@ def teacher_identity(checkpoint: str, model_name: str = "HTSAT-tiny") -> dict:
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"{checkpoint}: LAION-CLAP checkpoint not found")
         digest = file_sha256(checkpoint)
-    return {"teacher": "laion_clap", "clap_model": model_name, "checkpoint_sha256": digest}
+    return {"teacher": "laion_clap", "variant": model_name, "checkpoint_sha256": digest}
