@@ -19,7 +19,7 @@ from conftest import CPU_RUN, FIXTURES, run_cli
 from supmam_plugin.commands import plot_reconstruction
 from supmam_plugin.data.manifest import write_class_list
 from supmam_plugin.embeddings import load_encoder
-from supmam_plugin.models.checkpoints import CheckpointError, read_encoder
+from supmam_plugin.models.checkpoints import CheckpointError, read_encoder, upgrade_teacher_fields
 from supmam_plugin.models.classifier import SupmamClassifier, SupmamClassifierConfig
 from supmam_plugin.models.positions import position_table
 from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
@@ -70,7 +70,7 @@ def test_old_fine_tuned_checkpoint_loads_through_fairseq(expected, tmp_path):
 
 def test_old_pretraining_checkpoint_is_refused_by_the_supmam_model():
     state = torch.load(PRETRAINING, map_location="cpu", weights_only=False)
-    model_cfg = {k: v for k, v in state["cfg"]["model"].items() if k != "_name"}
+    model_cfg = {k: v for k, v in upgrade_teacher_fields(state["cfg"]["model"]).items() if k != "_name"}
     model = SupmamModel(OmegaConf.structured(SupmamConfig(**model_cfg)), num_classes=2)
     with pytest.raises(CheckpointError, match="before the AudioMAE decoder") as e:
         model.load_state_dict(state["model"], strict=True)

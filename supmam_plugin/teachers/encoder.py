@@ -74,7 +74,12 @@ class EncoderTeacher(Teacher):
         waveform = fit_to_length(waveform, self.num_samples).to(device, torch.float32)
         lengths = (torch.full((len(waveform),), waveform.shape[1]) if lengths is None
                    else lengths.clamp(max=waveform.shape[1])).to(device)
-        fbank = batch_fbank(waveform, lengths, self.input_frames, self.settings)  # (B, frames, mel) float32
+        return self.map_of_fbank(batch_fbank(waveform, lengths, self.input_frames, self.settings))
+
+    @torch.no_grad()
+    def map_of_fbank(self, fbank: torch.Tensor) -> torch.Tensor:
+        """(B, input_frames, mel) normalised fbank -> (B, D, freq patches, time patches) float
+        output of block ``layer`` (the encoder's tokens are time-major: t * F + f)."""
         tokens = self.encoder.features(fbank, layers=(self.layer,))[f"layer_{self.layer}"]  # (B, T * F, D)
         time_patches, freq_patches = self.encoder.grid
         return tokens.float().reshape(len(tokens), time_patches, freq_patches, -1).permute(0, 3, 2, 1)
