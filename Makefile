@@ -9,7 +9,7 @@ POOL := data/demo_pool
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py requirements.txt
+$(VENV)/.installed: setup.py requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade "pip==24.3.1" "setuptools==75.6.0" "wheel==0.45.1"
 	$(PIP) install "torch==2.14.1" "torchvision==0.29.1"
@@ -17,7 +17,8 @@ $(VENV)/.installed: setup.py requirements.txt
 	$(PIP) install --no-deps --no-build-isolation "fairseq-fixed==0.12.3.1"
 	$(PIP) install -r requirements.txt $(if $(wildcard constraints.txt),-c constraints.txt)
 	$(PIP) install --no-deps -e ".[test]"
-	$(PIP) install "pytest==8.3.4"
+	$(PIP) install "pytest==8.3.4" "loguru==0.7.3"
+	$(PIP) install --no-deps "xares==0.1.3"  # its checker, for the tests; its full install pulls torchaudio (another torch)
 	$(PY) -c "import fairseq, supmam_plugin, timm, soundfile, soxr, sklearn; print('supmam-plugin installed')"
 	touch $@
 

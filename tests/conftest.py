@@ -155,3 +155,17 @@ def pretraining_batch(data, task_overrides=None, model_overrides=None, size=4):
         model = task.build_model(cfg)
     dataset = task.load_dataset("train")
     return task, model, dataset.collater([dataset[i] for i in range(size)])
+
+
+@pytest.fixture(scope="session")
+def audiomae_checkpoint(tone_dataset, tmp_path_factory):
+    """A tiny ``supmam`` pretraining checkpoint (audiomae recipe, 1024 frames, 2 updates) written by
+    fairseq-hydra-train on the tone data."""
+    save_dir = tmp_path_factory.mktemp("audiomae_checkpoint")
+    out = run_cli([
+        "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "audiomae",
+        f"task.data={tone_dataset}", f"checkpoint.save_dir={save_dir}", "optimization.max_update=2",
+        "dataset.batch_size=4", *TINY_MODEL, *CPU_RUN, "model.decoder_layers=1",
+    ])
+    assert out.returncode == 0, out.stdout[-3000:]
+    return os.path.join(save_dir, "checkpoint_last.pt")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CPU_RUN, TINY_MODEL, run_cli, tone, write_audio
+from conftest import tone, write_audio
 from supmam_plugin.commands.extract_embeddings import main as extract_main
 from supmam_plugin.data.audio import resample
 from supmam_plugin.data.manifest import read_manifest
@@ -18,15 +18,8 @@ ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tone_dataset, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("embedding_checkpoint")
-    out = run_cli([
-        "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "audiomae",
-        f"task.data={tone_dataset}", f"checkpoint.save_dir={save_dir}", "optimization.max_update=2",
-        "dataset.batch_size=4", *TINY_MODEL, *CPU_RUN, "model.decoder_layers=1",
-    ])
-    assert out.returncode == 0, out.stdout[-3000:]
-    return os.path.join(save_dir, "checkpoint_last.pt")
+def checkpoint(audiomae_checkpoint):
+    return audiomae_checkpoint
 
 
 @pytest.fixture(scope="module")

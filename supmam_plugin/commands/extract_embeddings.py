@@ -1,7 +1,7 @@
 """``supmam-extract-embeddings``: encoder embeddings of audio files, as numpy arrays.
 
     supmam-extract-embeddings CHECKPOINT (--manifest DATA/SPLIT.tsv | FILE [FILE ...]) --out-dir OUT \\
-        [--patches] [--layers 3,7,11] [--batch-size 16] [--device cpu] [--dtype float32]
+        [--patches] [--layers 3,7,11] [--frames [--frame-layer N]] [--batch-size 16] [--device cpu] [--dtype float32]
 
 CHECKPOINT: a supmam pretraining or supmam_classifier fine-tuning checkpoint (.pt), or AudioMAE's
 pretrained.pth / finetuned.pth. Writes, row i for input file i:
@@ -9,6 +9,9 @@ pretrained.pth / finetuned.pth. Writes, row i for input file i:
     OUT/clip.npy       (N, D) float32   mean of the final (normed) encoder outputs over the patches
     OUT/patches.npy    (N, L, D) float16  the final encoder outputs (--patches)
     OUT/layer_{i}.npy  (N, L, D) float16  output of block i, 0-based, before the final norm (--layers)
+    OUT/frames.npy     (F, D) float16   frame embeddings of all files, one every 160 ms (--frames;
+                                        file i's are rows frame_offsets[i]:frame_offsets[i + 1])
+    OUT/frame_offsets.npy (N + 1,) int64, OUT/frame_times_ms.npy (F,) float32: their timestamps
     OUT/files.txt      the input paths, one a line, in row order
 
 Clips longer than the encoder's window (10.24 s) are cut into windows and averaged (see
@@ -64,8 +67,39 @@ def _inputs(args) -> tuple[list[str], list[str] | None]:
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+class FrameWriter:
+    """Frame embeddings of files of any lengths, streamed to disk (their total count is known only
+    at the end): rows go to a raw float16 file, then into ``frames.npy``."""
+
+    def __init__(self, out_dir: str, dim: int):
+        self.out_dir, self.dim = out_dir, dim
+        self.raw_path = os.path.join(out_dir, "frames.f16.tmp")
+        self.raw = open(self.raw_path, "wb")
+        self.offsets, self.times = [0], []
+
+    def add(self, frames: list, times: list) -> None:
+        for rows, stamps in zip(frames, times):
+            self.raw.write(np.ascontiguousarray(rows, dtype=np.float16).tobytes())
+            self.offsets.append(self.offsets[-1] + len(rows))
+            self.times.append(np.asarray(stamps, dtype=np.float32))
+
+    def finish(self) -> dict[str, str]:
+        self.raw.close()
+        paths = {k: os.path.join(self.out_dir, f"{k}.npy") for k in ("frames", "frame_offsets", "frame_times_ms")}
+        total = self.offsets[-1]
+        array = np.lib.format.open_memmap(paths["frames"], mode="w+", dtype=np.float16, shape=(total, self.dim))
+        if total:
+            array[:] = np.memmap(self.raw_path, dtype=np.float16, mode="r", shape=(total, self.dim))
+        array.flush()
+        del array
+        os.remove(self.raw_path)
+        np.save(paths["frame_offsets"], np.asarray(self.offsets, dtype=np.int64))
+        np.save(paths["frame_times_ms"], np.concatenate(self.times) if self.times else np.zeros(0, np.float32))
+        return paths
+
+
 def extract(checkpoint, paths, out_dir, where=None, patches=False, layers=(), batch_size=16, device="cpu",
-            progress_every=100, log=print, dtype="float32") -> dict[str, str]:
+            progress_every=100, log=print, dtype="float32", frames=False, frame_layer=None) -> dict[str, str]:
     """Write the arrays and files.txt to ``out_dir``; returns {name: path written}."""
     from ..embeddings import load_encoder
 
@@ -83,11 +117,15 @@ def extract(checkpoint, paths, out_dir, where=None, patches=False, layers=(), ba
     written = {k: os.path.join(out_dir, f"{k}.npy") for k in specs}
     arrays = {k: np.lib.format.open_memmap(written[k], mode="w+", dtype=dt, shape=shape)
               for k, (shape, dt) in specs.items()}
+    frame_rows = FrameWriter(out_dir, d) if frames else None
     start, done, next_report = time.time(), 0, progress_every
-    for first, out in encoder.iter_files(paths, layers, patches, batch_size, where=where):
+    for first, out in encoder.iter_files(paths, layers, patches, batch_size, where=where, frames=frames,
+                                         frame_layer=frame_layer):
         count = len(out["clip"])
         for k, array in arrays.items():
             array[first:first + count] = out[k]
+        if frame_rows is not None:
+            frame_rows.add(out["frames"], out["frame_times_ms"])
         done = first + count
         if done >= next_report or done == n:
             log(f"{done}/{n} files ({done / max(time.time() - start, 1e-9):.1f} files/s)", flush=True)
@@ -95,6 +133,8 @@ def extract(checkpoint, paths, out_dir, where=None, patches=False, layers=(), ba
     for array in arrays.values():
         array.flush()
     del arrays
+    if frame_rows is not None:
+        written.update(frame_rows.finish())
     written["files"] = os.path.join(out_dir, "files.txt")
     with open(written["files"], "w", encoding="utf-8") as f:
         for p in paths:
@@ -111,6 +151,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--patches", action="store_true", help="also write patches.npy (N, L, D) float16")
     parser.add_argument("--layers", default="", help="blocks whose outputs to write, 0-based, e.g. 3,7,11")
+    parser.add_argument("--frames", action="store_true",
+                        help="also write frame embeddings (one every 160 ms) with their offsets and timestamps")
+    parser.add_argument("--frame-layer", type=int, default=None,
+                        help="frames from block N's output (0-based) instead of the final outputs")
     parser.add_argument("--batch-size", type=int, default=16, help="10.24 s windows per encoder call")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
@@ -126,7 +170,8 @@ def main(argv=None) -> int:
         layers = _parse_layers(args.layers)
         paths, where = _inputs(args)
         written = extract(args.checkpoint, paths, args.out_dir, where, args.patches, layers, args.batch_size,
-                          args.device, max(1, args.progress_every), dtype=args.dtype)
+                          args.device, max(1, args.progress_every), dtype=args.dtype, frames=args.frames,
+                          frame_layer=args.frame_layer)
     except (UsageError, AudioFileError, ManifestError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"supmam-extract-embeddings: error: {e}", file=sys.stderr)
         return 1

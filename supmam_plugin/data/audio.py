@@ -60,6 +60,38 @@ def read_mono(
     return np.ascontiguousarray(samples, dtype=np.float32), sample_rate
 
 
+CHANNEL_AXES = {"first": 0, "last": -1}  # where a clip's channel axis is: (C, N) or (N, C)
+
+
+def pcm_to_float(samples: np.ndarray, label: str = "audio") -> np.ndarray:
+    """Samples as float32 in [-1, 1]: floats as they are; signed integer PCM divided by 2^(bits-1)
+    (int16: 32768); unsigned (uint8 WAV) centred on 2^(bits-1) first."""
+    samples = np.asarray(samples)
+    if samples.dtype == np.bool_ or not np.issubdtype(samples.dtype, np.number):
+        raise ValueError(f"{label}: samples of dtype {samples.dtype}; give float or integer PCM")
+    if np.issubdtype(samples.dtype, np.signedinteger):
+        return (samples / float(2 ** (8 * samples.dtype.itemsize - 1))).astype(np.float32)
+    if np.issubdtype(samples.dtype, np.unsignedinteger):
+        middle = float(2 ** (8 * samples.dtype.itemsize - 1))
+        return ((samples - middle) / middle).astype(np.float32)
+    return samples.astype(np.float32, copy=False)
+
+
+def downmix(samples: np.ndarray, channels: str | None, label: str = "audio") -> np.ndarray:
+    """One clip as mono (N,): (N,) as it is; with ``channels`` "last" (N, C, as soundfile.read
+    returns) or "first" (C, N), the channels averaged. A 2-D clip without ``channels`` is an
+    error that names the fix."""
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim == 2 and channels in CHANNEL_AXES:
+        return samples.mean(axis=CHANNEL_AXES[channels])
+    if samples.ndim == 2:
+        raise ValueError(f"{label}: shape {samples.shape}: a clip with a channel axis; pass channels='last' for "
+                         "(samples, channels) as soundfile.read returns it, or channels='first' for (channels, "
+                         "samples): the channels are averaged")
+    raise ValueError(f"{label}: shape {samples.shape}: give 1-D mono samples, or 2-D with channels='last'/'first'")
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample a mono float32 signal with soxr (high quality); a no-op at equal rates."""
     if from_rate == to_rate:
