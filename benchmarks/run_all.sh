@@ -35,3 +35,4 @@ run step_profile_audiomae benchmarks/step_profile.py --variant audiomae "$@"
 run fbank benchmarks/fbank.py "$@"
 run inference benchmarks/inference.py "$@"
 run precompute_teacher benchmarks/precompute_teacher.py "$@"
+run reading benchmarks/reading.py

@@ -117,3 +117,8 @@ def test_validate_manifest_reports_every_problem_with_lines(data, capsys):
     assert "train.tsv:3:" in out and "has 8000 samples, the manifest says 16000" in out
     assert "train.tsv:4:" in out and "NaN or infinite" in out
     assert "4 problem(s) found" in out
+    # two worker processes: the same report, in the same (manifest) order, the same exit status
+    assert validate_main([data, "train", "--workers", "2", "--progress-every", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == out
+    assert "checked 3/3 files" in captured.err and "files/s" in captured.err and "min left" in captured.err

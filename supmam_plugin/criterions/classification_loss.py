@@ -9,6 +9,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
+from .finite_loss import check_finite
 from .prediction_meter import BatchPredictions, PredictionMeter
 
 
@@ -50,7 +51,9 @@ class SupmamClassificationCriterion(FairseqCriterion):
             raise ValueError("supmam_classification needs labels: set task.labels (e.g. 'label')")
         out = model(**sample["net_input"])
         logits, target = out["logits"], sample["target"]
-        loss = mixed_loss(logits, target, out.get("mixup")).sum()
+        per_clip = mixed_loss(logits, target, out.get("mixup"))  # (B,)
+        check_finite(per_clip, sample, model)
+        loss = per_clip.sum()
         batch_size = logits.size(0)
         log = {"loss": loss.item(), "nsentences": batch_size, "sample_size": batch_size,
                "ntokens": sample.get("ntokens", batch_size)}

@@ -9,6 +9,8 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
+from .finite_loss import check_finite
+
 logger = logging.getLogger(__name__)
 
 
@@ -110,6 +112,7 @@ class SupmamCriterion(FairseqCriterion):
             if target.dim() == 1:
                 correct = (out["cls_logits"].argmax(-1) == target) & labelled
                 log["cls_correct"] = int(correct.sum().item())
+        check_finite(target_loss + (self.lambda_cls * cls_loss if self.lambda_cls > 0 else 0.0), sample, model)
         log["loss"] = loss.item()
         return loss, batch_size, log
 

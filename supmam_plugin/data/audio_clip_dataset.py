@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .audio import audio_info, read_mono, resample
+from .audio import AudioFileError, audio_info, read_mono, resample
 from .fbank import FbankSettings, batch_fbank
 from .manifest import Manifest
 
@@ -16,6 +17,44 @@ logger = logging.getLogger(__name__)
 # Targets of an unlabelled clip (semi-supervised pretraining, task.allow_unlabeled=true).
 UNLABELLED_INDEX = -100  # single-label: cross-entropy's ignore_index
 UNLABELLED_ROW_VALUE = -1.0  # multi-label: the whole multi-hot row
+# With skip_unreadable, the share of bad clips is judged over at least this many reads, so that
+# the first bad file of a run does not stop it.
+MIN_READS_FOR_FRACTION = 1000
+
+
+class TooManyUnreadable(AudioFileError):
+    """More unreadable clips than ``max_unreadable_fraction`` allows; the message says how many."""
+
+
+class UnreadableClips:
+    """The skip policy of one data loader process: counts the clips it read and the bad ones,
+    appends each bad one to ``list_path`` (tab-separated: manifest line, path, reason; appends are
+    atomic across loader processes) and stops the run with :class:`TooManyUnreadable` once more than
+    ``max_fraction`` of max(reads, MIN_READS_FOR_FRACTION) is bad. Each loader process judges its
+    own share of the clips."""
+
+    def __init__(self, max_fraction: float, list_path: str | None):
+        self.max_fraction = max_fraction
+        self.list_path = list_path
+        self.read = self.bad = 0
+
+    def count_read(self) -> None:
+        self.read += 1
+
+    def record(self, where: str, path: str, reason: str) -> None:
+        self.bad += 1
+        logger.warning(f"skipping unreadable clip ({self.bad} of {self.read} read): {reason}")
+        if self.list_path:
+            os.makedirs(os.path.dirname(os.path.abspath(self.list_path)), exist_ok=True)
+            with open(self.list_path, "a", encoding="utf-8") as f:
+                f.write(f"{where}\t{path}\t{' '.join(reason.split())}\n")
+        if self.bad > self.max_fraction * max(self.read, MIN_READS_FOR_FRACTION):
+            listed = f"; they are listed in {self.list_path}" if self.list_path else ""
+            raise TooManyUnreadable(
+                f"{self.bad} of the {self.read} clips read are unreadable, more than "
+                f"task.max_unreadable_fraction={self.max_fraction:g}{listed}. Fix or remove them "
+                "(supmam-validate-manifest DATA SPLIT --workers N lists every problem), or raise the fraction"
+            )
 
 
 class AudioClipDataset(FairseqDataset):
@@ -33,6 +72,11 @@ class AudioClipDataset(FairseqDataset):
       net_input.fbank          (B, target_frames, 128) float64, only if ``fbank_in_dataloader``
       target                   (B,) class index, or (B, C) multi-hot float (multi-label);
                                an unlabelled clip is -100, or a row of -1 (see ``_target``)
+
+    With ``skip_unreadable`` (an :class:`UnreadableClips`), a clip that cannot be read (corrupt, NaN
+    or infinite samples, too short) is left out of its batch instead of stopping the run: its item is
+    ``{"id", "unreadable": reason}``, the collater drops it and says how many it dropped
+    (``batch["unreadable"]``); a batch of only such clips is empty (fairseq skips it).
 
     With ``sample_weights`` (one per clip, e.g. ``class_balanced_weights``), an epoch is
     ``epoch_length`` clips (0: the manifest's size) drawn WITH replacement with probability
@@ -54,6 +98,7 @@ class AudioClipDataset(FairseqDataset):
         seed: int = 1,
         sample_weights: np.ndarray | None = None,
         epoch_length: int = 0,
+        skip_unreadable: UnreadableClips | None = None,
     ):
         super().__init__()
         self.manifest = manifest
@@ -67,6 +112,7 @@ class AudioClipDataset(FairseqDataset):
         self.clip_seconds = self.clip_samples / sample_rate
         self.random_crop = random_crop
         self.fbank_in_dataloader = fbank_in_dataloader
+        self.skip_unreadable = skip_unreadable
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 1
@@ -105,6 +151,16 @@ class AudioClipDataset(FairseqDataset):
             return float(np.random.uniform(0.0, spare))
 
     def __getitem__(self, index: int) -> dict:
+        if self.skip_unreadable is None:
+            return self._read_item(index)
+        self.skip_unreadable.count_read()
+        try:
+            return self._read_item(index)
+        except (AudioFileError, ValueError) as e:
+            self.skip_unreadable.record(self.manifest.where(index), self.manifest.audio_path(index), str(e))
+            return {"id": index, "unreadable": str(e)}
+
+    def _read_item(self, index: int) -> dict:
         path, where = self.manifest.audio_path(index), self.manifest.where(index)
         info = audio_info(path, where)
         start = self._crop_start_seconds(index, info.frames / info.samplerate)
@@ -175,7 +231,8 @@ class AudioClipDataset(FairseqDataset):
         return batch
 
     def collater(self, samples: list[dict]) -> dict:
-        samples = [s for s in samples if s is not None]
+        unreadable = sum(1 for s in samples if s is not None and "unreadable" in s)
+        samples = [s for s in samples if s is not None and "unreadable" not in s]
         if not samples:
             return {}
         lengths = torch.tensor([len(s["source"]) for s in samples], dtype=torch.long)
@@ -197,4 +254,6 @@ class AudioClipDataset(FairseqDataset):
         }
         if self.labels is not None:
             batch["target"] = self._target(samples)
+        if self.skip_unreadable is not None:
+            batch["unreadable"] = unreadable
         return batch

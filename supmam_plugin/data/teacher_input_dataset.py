@@ -44,6 +44,8 @@ class TeacherInputDataset(BaseWrapperDataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.dataset[index]
+        if "unreadable" in item:  # left out of the batch by the collater
+            return item
         if self.maps is not None:
             item["teacher_token_map"] = torch.from_numpy(np.array(self.maps[index]))
         elif self.reuse_crop:
@@ -58,7 +60,7 @@ class TeacherInputDataset(BaseWrapperDataset):
 
     def collater(self, samples: list[dict]) -> dict:
         batch = self.dataset.collater(samples)
-        samples = [s for s in samples if s is not None]
+        samples = [s for s in samples if s is not None and "unreadable" not in s]
         if not batch:
             return batch
         net_input = batch["net_input"]

@@ -1,14 +1,16 @@
 """``supmam-validate-manifest``: open every file of a manifest and report what is wrong.
 
-    supmam-validate-manifest DATA_DIR SPLIT [--labels label]
+    supmam-validate-manifest DATA_DIR SPLIT [--labels label] [--workers N]
 
 Reports unreadable or missing files, lengths that differ from the manifest, clips shorter than
 one fbank frame (25 ms), NaN/inf samples, and labels not in ``dict.{labels}.txt``, each with its
-file and line. Exit status 1 if anything is wrong.
+file and line, in manifest order whatever ``--workers``. Progress (files/s, time left) goes to
+stderr. Exit status 1 if anything is wrong.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -59,8 +61,22 @@ def check_audio(manifest, index: int) -> list[str]:
         return [str(e)]
 
 
-def validate(data_dir: str, split: str, labels: str | None = "label", progress_every: int = 1000) -> list[str]:
-    """Every problem found in ``{data_dir}/{split}.tsv`` (and its labels), as messages."""
+_WORKER_MANIFEST = None  # the manifest a worker process checks (set by _start_worker)
+
+
+def _start_worker(manifest) -> None:
+    global _WORKER_MANIFEST
+    _WORKER_MANIFEST = manifest
+
+
+def _check_in_worker(index: int) -> list[str]:
+    return check_audio(_WORKER_MANIFEST, index)
+
+
+def validate(data_dir: str, split: str, labels: str | None = "label", progress_every: int = 1000,
+             workers: int = 1) -> list[str]:
+    """Every problem found in ``{data_dir}/{split}.tsv`` (and its labels), as messages, in manifest
+    order; the files are opened by ``workers`` processes."""
     try:
         manifest = read_manifest(os.path.join(data_dir, f"{split}.tsv"))
     except ManifestError as e:
@@ -72,13 +88,20 @@ def validate(data_dir: str, split: str, labels: str | None = "label", progress_e
             problems += check_labels(os.path.join(data_dir, f"{split}.{labels}"), classes, len(manifest))
         except ManifestError as e:
             problems.append(str(e))
-    start = time.time()
-    for index in range(len(manifest)):
-        problems += check_audio(manifest, index)
-        if progress_every and (index + 1) % progress_every == 0:
-            rate = (index + 1) / max(time.time() - start, 1e-9)
-            print(f"checked {index + 1}/{len(manifest)} files ({rate:.0f}/s), "
-                  f"{len(problems)} problems so far", file=sys.stderr)
+    start, total = time.time(), len(manifest)
+    pool = multiprocessing.Pool(workers, _start_worker, (manifest,)) if workers > 1 else None
+    try:
+        results = (pool.imap(_check_in_worker, range(total), chunksize=16) if pool
+                   else (check_audio(manifest, index) for index in range(total)))
+        for done, found in enumerate(results, start=1):  # imap keeps the manifest's order
+            problems += found
+            if progress_every and (done % progress_every == 0 or done == total):
+                rate = done / max(time.time() - start, 1e-9)
+                print(f"checked {done}/{total} files ({rate:.0f} files/s, {(total - done) / rate / 60:.1f} min left), "
+                      f"{len(problems)} problems so far", file=sys.stderr)
+    finally:
+        if pool:
+            pool.terminate()
     return problems
 
 
@@ -87,9 +110,13 @@ def main(argv=None) -> int:
     parser.add_argument("data", help="folder with {split}.tsv")
     parser.add_argument("split", help="split name, e.g. train")
     parser.add_argument("--labels", default="label", help="label extension; 'none' to skip labels")
+    parser.add_argument("--workers", type=int, default=1, help="processes opening the files (e.g. the CPU count)")
+    parser.add_argument("--progress-every", type=int, default=1000, help="report progress every N files")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     labels = None if args.labels.lower() == "none" else args.labels
-    problems = validate(args.data, args.split, labels)
+    problems = validate(args.data, args.split, labels, args.progress_every, args.workers)
     for p in problems:
         print(p)
     print(f"{args.split}: {len(problems)} problem(s) found")

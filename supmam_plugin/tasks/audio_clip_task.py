@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
+from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask
 
 from ..data.audio import audio_info
-from ..data.audio_clip_dataset import AudioClipDataset
+from ..data.audio_clip_dataset import AudioClipDataset, UnreadableClips
 from ..data.class_balanced_weights import class_balanced_weights
 from ..data.fbank import FbankSettings
 from ..data.manifest import ManifestError, read_class_list, read_labels, read_manifest
@@ -57,6 +58,22 @@ class AudioClipTaskConfig(FairseqDataclass):
         metadata={"help": "training splits: draw each epoch's clips WITH replacement, weighted so that "
                   "classes are balanced (clip weight = sum over its classes of 1000 / (class count + 0.01), "
                   "AudioMAE's AS-2M fine-tuning sampler); needs labels"},
+    )
+    skip_unreadable: bool = field(
+        default=False,
+        metadata={"help": "leave unreadable clips (corrupt, NaN/inf samples, too short) out of their batch instead "
+                  "of stopping: counted in the logged metric 'unreadable', listed in task.unreadable_list; "
+                  "in validation the metric is then over the readable clips (logged). false: fail fast"},
+    )
+    max_unreadable_fraction: float = field(
+        default=0.01,
+        metadata={"help": "with skip_unreadable: stop once more than this share of the clips read (judged over "
+                  "at least 1000 reads) is unreadable"},
+    )
+    unreadable_list: Optional[str] = field(
+        default=None,
+        metadata={"help": "with skip_unreadable: file the unreadable clips are appended to (manifest line, path, "
+                  "reason); the recipes use ${checkpoint.save_dir}/unreadable.tsv"},
     )
     epoch_length: int = field(
         default=0,
@@ -152,9 +169,32 @@ class AudioClipTask(FairseqTask):
             seed=self.cfg.seed,
             sample_weights=sample_weights,
             epoch_length=self.cfg.epoch_length if sample_weights is not None else 0,
+            skip_unreadable=(UnreadableClips(self.cfg.max_unreadable_fraction, self.cfg.unreadable_list)
+                             if self.cfg.skip_unreadable else None),
         )
         logger.info(f"{split}: {len(manifest)} clips from {manifest_path}")
         return self.datasets[split]
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        unreadable = sample.pop("unreadable", 0)
+        loss, sample_size, logging_output = super().train_step(sample, model, criterion, optimizer, update_num,
+                                                               ignore_grad)
+        logging_output["unreadable"] = unreadable
+        return loss, sample_size, logging_output
+
+    def valid_step(self, sample, model, criterion):
+        unreadable = sample.pop("unreadable", 0)
+        if unreadable:
+            logger.warning(f"{unreadable} unreadable clip(s) left out of this validation batch (task.skip_unreadable): "
+                           "the metric is computed without them")
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        logging_output["unreadable"] = unreadable
+        return loss, sample_size, logging_output
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if self.cfg.skip_unreadable:
+            metrics.log_scalar_sum("unreadable", sum(log.get("unreadable", 0) for log in logging_outputs), round=0)
 
     @property
     def source_dictionary(self):
