@@ -111,6 +111,11 @@ def test_validation_says_it_left_clips_out(corrupt_data, tmp_path):
                    "train", "--batch-size", "4", "--cpu"])
     assert out.returncode == 0, out.stdout[-3000:]
     assert "left out of this validation batch" in out.stdout and "| unreadable 1" in out.stdout
+    # the policy is the task's: --model-overrides sets it for fairseq-validate (here: off, so it stops)
+    strict = run_cli(["fairseq-validate", data, "--user-dir", os.path.join(REPO, "supmam_plugin"), "--path",
+                      str(save_dir / "checkpoint_last.pt"), "--task", "supmam_audio_classification", "--valid-subset",
+                      "train", "--batch-size", "4", "--cpu", "--model-overrides", "{'skip_unreadable': False}"])
+    assert strict.returncode != 0 and "train.tsv:7" in strict.stdout
 
 
 def test_a_nan_clip_is_reported_with_its_id_not_trained_on():
