@@ -26,6 +26,7 @@ setup(
             "supmam-plot-results=supmam_plugin.commands.plot_results:main",
             "supmam-linear-probe=supmam_plugin.commands.linear_probe:main",
             "supmam-demo=supmam_plugin.commands.demo:main",
+            "supmam-export=supmam_plugin.commands.export:main",
         ]
     },
 )

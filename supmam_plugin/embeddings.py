@@ -38,8 +38,6 @@ import torch
 
 from .data.audio import downmix, pcm_to_float, read_mono, resample
 from .data.fbank import FbankSettings, batch_fbank
-from .models.checkpoints import load_strict, read_encoder
-from .models.vit_encoder import VitEncoder, VitEncoderConfig
 
 SAMPLE_RATE = 16000
 
@@ -59,6 +57,9 @@ def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dty
         FileNotFoundError: no such file.
         CheckpointError (a ValueError): a file that holds no encoder we can build, with the reason.
     """
+    from .models.checkpoints import load_strict, read_encoder  # fairseq's: not needed by AudioEncoder itself
+    from .models.vit_encoder import VitEncoder, VitEncoderConfig
+
     path = os.fspath(path)
     found = read_encoder(path)
     config = VitEncoderConfig(**found.architecture)
@@ -80,7 +81,7 @@ def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dty
 class AudioEncoder:
     """A VitEncoder with its input pipeline: waveforms -> fbank -> encoder -> numpy features."""
 
-    def __init__(self, encoder: VitEncoder, device: str | torch.device = "cpu", sample_rate: int = SAMPLE_RATE,
+    def __init__(self, encoder: "VitEncoder", device: str | torch.device = "cpu", sample_rate: int = SAMPLE_RATE,
                  source: str | None = None, dtype: torch.dtype = torch.float32):
         self.encoder = encoder.to(torch.device(device), dtype).eval()
         self.settings = FbankSettings(sample_rate=sample_rate)

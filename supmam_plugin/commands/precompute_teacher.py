@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from ..data.teacher_cache import Shard, cache_paths, file_sha256, finish, open_for_writing, record
+from ..data.file_hash import file_sha256
+from ..data.teacher_cache import Shard, cache_paths, finish, open_for_writing, record
 from ..teachers.teacher import TEACHERS
 
 logger = logging.getLogger("supmam_plugin.precompute_teacher")

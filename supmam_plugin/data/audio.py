@@ -1,11 +1,11 @@
-"""Reading audio clips: soundfile, mono down-mix, soxr resampling, checks that name the file."""
+"""Reading audio clips: soundfile, mono down-mix, soxr resampling, checks that name the file.
+(soundfile and soxr are imported when first used: the portable runtime needs neither for 16 kHz
+arrays.)"""
 from __future__ import annotations
 
 import os
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 
 class AudioFileError(RuntimeError):
@@ -16,13 +16,15 @@ def _context(path: str, where: str | None) -> str:
     return f"{where}: {path}" if where else path
 
 
-def audio_info(path: str, where: str | None = None) -> sf._SoundFileInfo:
+def audio_info(path: str, where: str | None = None) -> "soundfile._SoundFileInfo":
     """soundfile's header info, or an AudioFileError naming the file."""
     if not os.path.isfile(path):
         raise AudioFileError(
             f"{_context(path, where)}: audio file not found; fix the manifest's root line or "
             "the path, or remove the line"
         )
+    import soundfile as sf
+
     try:
         return sf.info(path)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError for bad files
@@ -42,6 +44,8 @@ def read_mono(
 
     Returns (samples (N,), sample_rate). Channels are averaged. Non-finite samples are an error.
     """
+    import soundfile as sf
+
     sample_rate = audio_info(path, where).samplerate
     start = int(round(start_seconds * sample_rate))
     stop = None if num_seconds is None else start + int(np.ceil(num_seconds * sample_rate))
@@ -96,4 +100,6 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample a mono float32 signal with soxr (high quality); a no-op at equal rates."""
     if from_rate == to_rate:
         return samples
+    import soxr
+
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)

@@ -24,7 +24,6 @@ crop), so a run that reads a cache does not random-crop: for AudioSet's 10 s cli
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .file_hash import file_sha256
 from .manifest import Manifest, ManifestError
 
 IDENTITY_KEYS = ("teacher", "variant", "checkpoint_sha256")  # what made the maps (Teacher.identity)
@@ -70,14 +70,6 @@ def cache_paths(cache_dir: str, split: str) -> tuple[str, str]:
 
 def done_path(cache_dir: str, split: str, shard: Shard) -> str:
     return os.path.join(cache_dir, f"{split}.teacher.done-{shard.index}-of-{shard.count}.npy")
-
-
-def file_sha256(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _create_once(path: str, make) -> None:

@@ -89,6 +89,6 @@ class EncoderTeacher(Teacher):
         return F.layer_norm(targets.float(), targets.shape[-1:])
 
     def identity(self) -> dict:
-        from ..data.teacher_cache import file_sha256
+        from ..data.file_hash import file_sha256
 
         return {"teacher": self.name, "variant": f"layer {self.layer}", "checkpoint_sha256": file_sha256(self.checkpoint)}

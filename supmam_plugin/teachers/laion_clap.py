@@ -276,7 +276,7 @@ def teacher_identity(checkpoint: str, model_name: str = "HTSAT-tiny") -> dict:
     if str(checkpoint) == "random":
         digest = f"random-seed-{RANDOM_TEACHER_SEED}"
     else:
-        from ..data.teacher_cache import file_sha256
+        from ..data.file_hash import file_sha256
 
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"{checkpoint}: LAION-CLAP checkpoint not found")
