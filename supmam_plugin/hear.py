@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .embeddings import load_encoder
+from .portable import load_encoder_or_export
 
 
 class HearModel(nn.Module):
@@ -32,7 +32,7 @@ class HearModel(nn.Module):
 
     def __init__(self, path: str, layer: int | None = None, batch_size: int = 16):
         super().__init__()
-        self.embedder = load_encoder(path)  # not a Module: its encoder is registered below
+        self.embedder = load_encoder_or_export(path)  # not a Module: its encoder is registered below
         self.encoder = self.embedder.encoder
         self.layer = layer
         self.batch_size = batch_size
@@ -47,10 +47,11 @@ class HearModel(nn.Module):
 
 def load_model(model_file_path: str = "", layer: int | None = None, batch_size: int = 16) -> HearModel:
     """HEAR's ``load_model``: a checkpoint this plugin reads (``supmam`` pretraining, fine-tuned
-    ``supmam_classifier``, AudioMAE ``.pth``); ``layer``: frames from block ``layer`` instead of the
+    ``supmam_classifier``, AudioMAE ``.pth``) or an export folder (``supmam-export``); ``layer``: frames from block ``layer`` instead of the
     final outputs."""
     if not model_file_path:
-        raise ValueError("supmam_plugin.hear.load_model needs a checkpoint: a .pt of this plugin or an AudioMAE .pth")
+        raise ValueError("supmam_plugin.hear.load_model needs a checkpoint (a .pt of this plugin or an AudioMAE .pth) "
+                         "or an export folder (supmam-export)")
     return HearModel(model_file_path, layer, batch_size).eval()
 
 

@@ -173,6 +173,16 @@ class PortableModel(AudioEncoder):
         return np.concatenate([self.scores(samples, rate, batch_size=batch_size) for samples, rate in read])
 
 
+def load_encoder_or_export(path: str, device: str | torch.device = "cpu") -> AudioEncoder:
+    """An export folder (:func:`load_export`) or a checkpoint file (``embeddings.load_encoder``,
+    which needs fairseq): what the HEAR and X-ARES wrappers take."""
+    if os.path.isdir(path):
+        return load_export(path, device)
+    from .embeddings import load_encoder
+
+    return load_encoder(path, device=device)
+
+
 def load_export(folder: str, device: str | torch.device = "cpu") -> PortableModel:
     """The model of an export folder (``config.json`` + ``model.safetensors``), in eval mode on
     ``device``. A missing, tampered or mismatched export is an :class:`ExportError` naming the file."""

@@ -17,13 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import embeddings  # the module, not its class: X-ARES wants exactly one name ending in "Encoder" here
+from . import portable  # the module, not its classes: X-ARES wants exactly one name ending in "Encoder" here
 
 CHECKPOINT_VARIABLE = "SUPMAM_CHECKPOINT"
 
 
 class SupmamEncoder(nn.Module):
-    """``checkpoint``: a .pt of this plugin or an AudioMAE .pth (default: $SUPMAM_CHECKPOINT);
+    """``checkpoint``: a .pt of this plugin, an AudioMAE .pth or an export folder (``supmam-export``)
+    (default: $SUPMAM_CHECKPOINT);
     ``layer``: frames from block ``layer`` instead of the final outputs."""
 
     def __init__(self, checkpoint: str | None = None, layer: int | None = None, batch_size: int = 16):
@@ -32,7 +33,7 @@ class SupmamEncoder(nn.Module):
         if not checkpoint:
             raise ValueError(f"SupmamEncoder needs a checkpoint: set {CHECKPOINT_VARIABLE}=/path/to/checkpoint.pt "
                              "(a .pt of this plugin or an AudioMAE .pth)")
-        self.embedder = embeddings.load_encoder(checkpoint)
+        self.embedder = portable.load_encoder_or_export(checkpoint)
         self.encoder = self.embedder.encoder  # registered, so .to(device) moves it
         self.layer = layer
         self.batch_size = batch_size

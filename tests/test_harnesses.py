@@ -1,6 +1,7 @@
 """Encoders in the harnesses people use: HEAR 2021 (the rules of its validator, hearvalidator's
 public source, written out here: it needs Python < 3.9) and X-ARES (its own checker and loader),
-for a pretraining checkpoint, a fine-tuned classifier (128-frame windows) and an AudioMAE file;
+for a pretraining checkpoint, a fine-tuned classifier (128-frame windows), an AudioMAE file and an
+export (supmam-export);
 frame embeddings; the accepted input shapes and dtypes."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import soundfile as sf
 import torch
 
 import supmam_plugin.hear as hear
+from supmam_plugin.commands.export import main as export_main
 from supmam_plugin.commands.extract_embeddings import main as extract_main
 from supmam_plugin.embeddings import load_encoder
 from supmam_plugin.xares_encoder import SupmamEncoder
@@ -36,10 +38,12 @@ def checkpoints(tone_dataset, audiomae_checkpoint, tmp_path_factory):
         *[a for a in CPU_RUN if not a.startswith("lr_scheduler.")], "optimizer.groups.default.lr_scheduler.warmup_updates=1",
     ])
     assert finetuning.returncode == 0, finetuning.stdout[-3000:]
-    return {"pretraining": pretrained, "classifier": str(root / "ft" / "checkpoint_last.pt"), "audiomae": AUDIOMAE}
+    classifier = str(root / "ft" / "checkpoint_last.pt")
+    assert export_main([classifier, str(root / "export")]) == 0
+    return {"pretraining": pretrained, "classifier": classifier, "audiomae": AUDIOMAE, "export": str(root / "export")}
 
 
-KINDS = ["pretraining", "classifier", "audiomae"]
+KINDS = ["pretraining", "classifier", "audiomae", "export"]
 
 
 def white_noise(num_audio: int, seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
