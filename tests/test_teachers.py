@@ -4,6 +4,7 @@ against its direct forward, and both registered teachers through fairseq-hydra-t
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -126,3 +127,11 @@ def test_configs_of_older_versions_are_read_in_todays_names():
                                            "teacher_interpolation": "nearest", "mask_ratio": 0.2}
     today = {"target": "teacher", "teacher": "supmam", "teacher_checkpoint": "x.pt"}
     assert upgrade_teacher_fields(today) == today
+
+
+def test_precompute_reports_progress(tone_dataset, tmp_path):
+    out = run_cli(["supmam-precompute-teacher", tone_dataset, "train", "--out-dir", str(tmp_path / "cache"), "--teacher",
+                   "supmam", "--teacher-checkpoint", PRETRAINED, "--batch-size", "4", "--device", "cpu"])
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "0 of 12 clips already done, 12 to go" in out.stdout
+    assert re.search(r"12/12 clips, [\d.]+ clips/s, 0\.0 min left", out.stdout) and "train: cache complete" in out.stdout

@@ -30,9 +30,9 @@ def plot_results(result: dict, out: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [*result["methods"], "scratch"]
+    names = [*result["methods"], *([] if "scratch" in result["methods"] else ["scratch"])]
     panels = (("finetuned", "fine-tuned (all layers)"), ("linear_probe", "linear probe (frozen encoder)"))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(max(11.0, 2.1 * len(names)), 4.8), sharey=True)
     colours = plt.get_cmap("tab10")
     for ax, (key, title) in zip(axes, panels):
         rows = result.get(key, {})
@@ -53,14 +53,16 @@ def plot_results(result: dict, out: str) -> str:
             ax.axhline(baseline, color="tab:red", linestyle="--", linewidth=1.2,
                        label=f"MFCC + logistic regression {baseline:.1f}%")
         ax.axhline(result["chance"], color="grey", linestyle=":", linewidth=1.0, label=f"chance {result['chance']:.1f}%")
-        ax.set_xticks(range(len(names)), [tick_label(n, teacher_label(result)) for n in names], fontsize=8)
+        labels = result.get("labels", {})  # a combined study's own names for its rows
+        ax.set_xticks(range(len(names)), [labels[n] if n in labels else tick_label(n, teacher_label(result))
+                                          for n in names], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("held-out test accuracy (%)")
     seeds = len(result.get("seeds", [])) or 1
     clips = result.get("mfcc_baseline", {}).get("clips", {}).get("test")
-    fig.suptitle(f"Does pretraining pay? {seeds} seed{'s' if seeds > 1 else ''} (dots), mean +- std (bars)"
+    fig.suptitle(f"{result.get('title', 'Does pretraining pay?')} {seeds} seed{'s' if seeds > 1 else ''} (dots), mean +- std (bars)"
                  + (f"; {clips} held-out test clips" if clips else ""), fontsize=11)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)

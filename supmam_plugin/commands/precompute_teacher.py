@@ -97,8 +97,9 @@ def main(argv=None) -> int:
                         help="K/N: compute only clips i with i %% N == K, into the same cache (one process, "
                              "GPU or machine per shard, sharing --out-dir); the last shard to finish marks it complete")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import supmam_plugin  # noqa: F401  registers the task
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.INFO)  # importing fairseq has configured the root logger already (at WARNING)
     from ..teachers import TeacherConfig
 
     teacher_cfg = TeacherConfig(teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
