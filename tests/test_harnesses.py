@@ -73,6 +73,8 @@ def test_hear_validator_rules(kind, checkpoints):
         assert times.max() >= 1000 * length - 2 * steps.mean()  # the end of the audio is covered
         assert times.max() <= 1000 * length  # nothing past the audio
         assert np.allclose(steps, model.hop_ms)
+    shortest, stamps = hear.get_timestamp_embeddings(white_noise(2, 0.2, model.sample_rate), model)  # HEAR's shortest
+    assert shortest.shape == (2, 1, model.timestamp_embedding_size) and stamps.tolist() == [[87.5], [87.5]]
     scene = hear.get_scene_embeddings(white_noise(4, 2.74, model.sample_rate), model)
     assert scene.dtype == torch.float32 and scene.shape == (4, model.scene_embedding_size)
     # batch independence: a sound's embeddings do not depend on the other sounds of its batch
