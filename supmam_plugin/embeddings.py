@@ -198,6 +198,17 @@ class AudioEncoder:
                 out[c][first:first + count] = frames[j, :count]
         return out, times
 
+    def embed_frames_batch(self, audio: torch.Tensor, layer: int | None = None, batch_size: int = 16
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`embed_frames` of a (B, N) tensor of equal-length sounds at the encoder's rate, as
+        tensors on the audio's device (what the HEAR and X-ARES wrappers return): (B, T, D) float32
+        frames and (B, T) float32 timestamps in ms."""
+        if audio.ndim != 2:
+            raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
+        frames, times = self.embed_frames(audio, self.sample_rate, layer, batch_size)
+        return (torch.from_numpy(np.stack(frames)).to(audio.device),
+                torch.from_numpy(np.stack(times).astype(np.float32)).to(audio.device))
+
     # --- shared steps ---------------------------------------------------------------------------
 
     def _prepare(self, waveforms, sample_rate, names, channels) -> list[np.ndarray]:
@@ -269,7 +280,7 @@ class AudioEncoder:
     def _as_clips(waveforms, names, channels: str | None = None) -> list[np.ndarray]:
         """Mono float32 clips of what ``embed`` accepts (see its docstring)."""
         if isinstance(waveforms, torch.Tensor):
-            waveforms = waveforms.detach().cpu().numpy()
+            waveforms = _to_numpy(waveforms)
         if isinstance(waveforms, np.ndarray):
             clip_ndim = 1 if channels is None else 2
             if waveforms.ndim == 2 and channels is None and waveforms.shape[1] < FbankSettings().window_size:
@@ -285,7 +296,7 @@ class AudioEncoder:
         clips = []
         for i, w in enumerate(waveforms):
             if isinstance(w, torch.Tensor):
-                w = w.detach().cpu().numpy()
+                w = _to_numpy(w)
             label = names[i] if names else f"clip {i}"
             w = np.ascontiguousarray(downmix(pcm_to_float(w, label), channels, label), dtype=np.float32)
             if not np.isfinite(w).all():
@@ -294,3 +305,9 @@ class AudioEncoder:
         if not clips:
             raise ValueError("no clips given")
         return clips
+
+
+def _to_numpy(samples: torch.Tensor) -> np.ndarray:
+    """A tensor's samples as numpy: float types (bf16 / fp16 included) as float32, integers as they are."""
+    samples = samples.detach().cpu()
+    return (samples.float() if samples.is_floating_point() else samples).numpy()

@@ -20,7 +20,6 @@ With hear-eval-kit: ``python3 -m heareval.embeddings.runner supmam_plugin.hear -
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -55,24 +54,15 @@ def load_model(model_file_path: str = "", layer: int | None = None, batch_size: 
     return HearModel(model_file_path, layer, batch_size).eval()
 
 
-def _numpy_clips(audio: torch.Tensor) -> np.ndarray:
-    if audio.ndim != 2:
-        raise ValueError(f"HEAR audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
-    return audio.detach().float().cpu().numpy()
-
-
 def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
     """(n_sounds, n_samples) at 16 kHz -> (n_sounds, D) float32, on the audio's device."""
-    clips = _numpy_clips(audio)
-    scene = model.embedder.embed(clips, model.sample_rate, batch_size=model.batch_size)["clip"]
+    if audio.ndim != 2:
+        raise ValueError(f"HEAR audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
+    scene = model.embedder.embed(audio, model.sample_rate, batch_size=model.batch_size)["clip"]
     return torch.from_numpy(scene).to(audio.device)
 
 
 def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:
     """(n_sounds, n_samples) at 16 kHz -> ((n_sounds, T, D) float32 embeddings, (n_sounds, T)
     float32 timestamps in ms, the centres of the frames they describe), on the audio's device."""
-    clips = _numpy_clips(audio)
-    frames, times = model.embedder.embed_frames(clips, model.sample_rate, model.layer, model.batch_size)
-    embeddings = torch.from_numpy(np.stack(frames)).to(audio.device)
-    timestamps = torch.from_numpy(np.stack(times).astype(np.float32)).to(audio.device)
-    return embeddings, timestamps
+    return model.embedder.embed_frames_batch(audio, model.layer, model.batch_size)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -43,6 +42,4 @@ class SupmamEncoder(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, T) waveforms at 16 kHz -> (B, T', D) float32 on the audio's device."""
-        clips = audio.detach().float().cpu().numpy()
-        frames, _ = self.embedder.embed_frames(clips, self.sampling_rate, self.layer, self.batch_size)
-        return torch.from_numpy(np.stack(frames)).to(audio.device)
+        return self.embedder.embed_frames_batch(audio, self.layer, self.batch_size)[0]

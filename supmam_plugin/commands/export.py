@@ -22,15 +22,14 @@ import torch
 logger = logging.getLogger("supmam_plugin.export")
 
 
-def _class_names(path: str | None, state, num_classes: int, checkpoint: str) -> list[str]:
+def _class_names(path: str | None, task_cfg: dict, num_classes: int, checkpoint: str) -> list[str]:
     """The head's class names: from ``path`` (one per line, the first word), else the fairseq run's
-    ``dict.{labels}.txt``, else "0", "1", ... (with a warning)."""
+    ``dict.{labels}.txt`` (``task_cfg``: its task config; empty for AudioMAE files), else "0", "1",
+    ... (with a warning)."""
     from ..data.manifest import read_class_list
-    from ..models.checkpoints import _plain, is_fairseq_checkpoint
 
-    if path is None and is_fairseq_checkpoint(state):
-        task = (_plain(_plain(state.get("cfg")) or {}).get("task")) or {}
-        guess = os.path.join(str(task.get("data") or ""), f"dict.{task.get('labels') or 'label'}.txt")
+    if path is None and task_cfg.get("data"):
+        guess = os.path.join(str(task_cfg["data"]), f"dict.{task_cfg.get('labels') or 'label'}.txt")
         path = guess if os.path.isfile(guess) else None
     if path is None:
         logger.warning(f"{checkpoint}: no class names (give --class-names FILE); the export numbers its classes")
@@ -51,14 +50,15 @@ def export(checkpoint: str, out_dir: str, class_names: str | None = None) -> dic
     from ..data.file_hash import file_sha256
     from ..portable import FORMAT, fbank_description
 
-    found = read_encoder(checkpoint)
-    arch = VitEncoderConfig(**found.architecture)
     state = read_checkpoint(checkpoint)
+    found = read_encoder(checkpoint, state)
+    arch = VitEncoderConfig(**found.architecture)
     tensors = {f"encoder.{k}": v.float().contiguous() for k, v in found.weights.items()}
-    head, multi_label = None, False
+    head, multi_label, task_cfg = None, False, {}
     if found.kind == "supmam_classifier":
         head = {k: v for k, v in state["model"].items() if k.startswith(("fc_norm.", "head."))}
-        multi_label = bool(fairseq_configs(state, checkpoint)[2].get("multi_label", False))
+        task_cfg = fairseq_configs(state, checkpoint)[2]
+        multi_label = bool(task_cfg.get("multi_label", False))
     elif found.kind == "audiomae":
         head = audiomae_head(state, checkpoint)
         multi_label = True  # AudioMAE's fine-tuning is AudioSet's (BCE)
@@ -67,7 +67,7 @@ def export(checkpoint: str, out_dir: str, class_names: str | None = None) -> dic
         tensors.update({f"classifier.{k}": v.float().contiguous() for k, v in head.items()})
         num_classes = int(head["head.weight"].shape[0])
         head_config = {"num_classes": num_classes, "multi_label": multi_label,
-                       "class_names": _class_names(class_names, state, num_classes, checkpoint)}
+                       "class_names": _class_names(class_names, task_cfg, num_classes, checkpoint)}
     os.makedirs(out_dir, exist_ok=True)
     weights_path, config_path = os.path.join(out_dir, "model.safetensors"), os.path.join(out_dir, "config.json")
     save_file(tensors, weights_path, metadata={"format": FORMAT})

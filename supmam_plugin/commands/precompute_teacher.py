@@ -51,7 +51,7 @@ def precompute(data, split, out_dir, teacher_cfg, batch_size=16, num_workers=0, 
     dataset = TeacherInputDataset(task.load_dataset(split), teacher.sample_rate, teacher.num_samples)
     with torch.no_grad():  # the map's shape, from one silent clip
         map_shape = tuple(teacher.token_map(torch.zeros(1, teacher.num_samples, device=device)).shape[1:])
-    manifest = dataset.dataset.manifest
+    manifest = dataset.manifest
     meta = {**teacher.identity(), "checkpoint": teacher.checkpoint, "manifest": manifest.path,
             "manifest_sha256": file_sha256(manifest.path), "seconds": teacher.num_samples / teacher.sample_rate,
             "sample_rate": teacher.sample_rate, "layout": "(clip, channel, frequency rows, time steps)"}

@@ -258,16 +258,17 @@ def upgrade_teacher_fields(model_cfg: dict) -> dict:
 # ----------------------------------------------------------------------------- encoders
 
 
-def read_encoder(path: str) -> EncoderCheckpoint:
+def read_encoder(path: str, state=None) -> EncoderCheckpoint:
     """The encoder of any checkpoint we read: a ``supmam`` or ``supmam_classifier`` fairseq
     checkpoint (legacy ones included) or an AudioMAE ``pretrained.pth`` / ``finetuned.pth``.
+    ``state``: what :func:`read_checkpoint` returned for ``path``, when the caller has it already.
 
     Raises:
         FileNotFoundError: no such file.
         CheckpointError: anything else that is not such an encoder, with the reason.
     """
     path = os.fspath(path)
-    state = read_checkpoint(path)
+    state = read_checkpoint(path) if state is None else state
     if not is_fairseq_checkpoint(state):
         weights, architecture = encoder_from_audiomae_state(state, path)
         return EncoderCheckpoint(weights, architecture, 16000, "audiomae")
