@@ -6,6 +6,8 @@ setup(
     version="0.1.0",
     description="Masked audio modelling with CLAP and multi-objective learning, for fairseq",
     packages=find_packages(include=["supmam_plugin", "supmam_plugin.*", "manifests", "manifests.*"]),
+    # the hydra recipes travel with the package (examples/supmam in a checkout links to them)
+    package_data={"supmam_plugin.recipes": ["pretraining/*.yaml", "finetuning/*.yaml"]},
     python_requires=">=3.11,<3.12",
     # Versions are pinned in requirements.txt (installed by `make install`): fairseq-fixed must
     # be installed with --no-deps, which setup.py cannot express.
@@ -16,7 +18,7 @@ setup(
             "supmam-manifest-audioset=manifests.audioset:main",
             "supmam-manifest-esc50=manifests.esc50:main",
             "supmam-manifest-speechcommands=manifests.speech_commands:main",
-            "supmam-validate-manifest=supmam_plugin.data.validate_manifest:main",
+            "supmam-validate-manifest=supmam_plugin.commands.validate_manifest:main",
             "supmam-precompute-teacher=supmam_plugin.commands.precompute_teacher:main",
             "supmam-convert-audiomae=supmam_plugin.commands.convert_audiomae:main",
             "supmam-extract-embeddings=supmam_plugin.commands.extract_embeddings:main",
@@ -27,6 +29,7 @@ setup(
             "supmam-linear-probe=supmam_plugin.commands.linear_probe:main",
             "supmam-demo=supmam_plugin.commands.demo:main",
             "supmam-export=supmam_plugin.commands.export:main",
+            "supmam-recipes=supmam_plugin.recipes:main",
         ]
     },
 )

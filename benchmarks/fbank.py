@@ -35,7 +35,7 @@ import torch  # noqa: E402
 def bench_batch_fbank(args, device) -> list[dict]:
     """batch_fbank on whole batches, then (the --chunks) the same batch fed to it ``chunk`` clips at a
     time (what an internal chunking of batch_fbank would do; the output is the same)."""
-    from supmam_plugin.data.fbank import batch_fbank
+    from supmam_plugin.core.fbank import batch_fbank
 
     rows = []
     clips = common.synthetic_batch(max(args.batch_sizes), CLIP_SECONDS, SAMPLE_RATE, seed=0)
@@ -65,7 +65,7 @@ def bench_batch_fbank(args, device) -> list[dict]:
 def write_files(folder: str, count: int, rate: int, fmt: str, labels: bool) -> str:
     """count 10 s files at ``rate`` in ``fmt`` (WAV/FLAC) + train.tsv (+ labels) in ``folder``."""
     import soundfile as sf
-    from supmam_plugin.data.manifest import write_class_list, write_manifest
+    from supmam_plugin.core.manifest import write_class_list, write_manifest
 
     audio = os.path.join(folder, "audio")
     os.makedirs(audio, exist_ok=True)

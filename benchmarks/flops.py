@@ -26,8 +26,8 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from supmam_plugin.data.fbank import FbankSettings
-from supmam_plugin.models.masking import _num_visible
+from supmam_plugin.core.fbank import FbankSettings
+from supmam_plugin.core.masking import _num_visible
 
 aten = torch.ops.aten
 

@@ -3,7 +3,7 @@ patches visible, batch 8 (default), for ViT-B and the tiny encoder.
 
 Two figures per size:
   encoder   ``VitEncoder.features(fbank)`` on a precomputed (B, 1024, 128) fbank;
-  embed     ``supmam_plugin.embeddings.AudioEncoder.embed(waveforms)``, the user-facing path:
+  embed     ``supmam_plugin.inference.encoder.AudioEncoder.embed(waveforms)``, the user-facing path:
             10 s waveforms at 16 kHz -> fbank -> encoder -> numpy clip embeddings.
 GFLOP/s and % of a matmul peak measured in the same run (analytic FLOPs, see flops.py).
 
@@ -39,9 +39,9 @@ def main():
     print(common.machine_summary(device))
     print(f"command: {' '.join(sys.argv)}")
 
-    from supmam_plugin.data.fbank import batch_fbank
-    from supmam_plugin.embeddings import AudioEncoder
-    from supmam_plugin.models.vit_encoder import VitEncoder, VitEncoderConfig
+    from supmam_plugin.core.fbank import batch_fbank
+    from supmam_plugin.inference.encoder import AudioEncoder
+    from supmam_plugin.core.vit import VitEncoder, VitEncoderConfig
 
     waves = common.synthetic_batch(args.batch, CLIP_SECONDS, SAMPLE_RATE, seed=0)
     lengths = torch.full((args.batch,), waves.size(1), dtype=torch.long)

@@ -26,7 +26,7 @@ from fbank import write_files  # noqa: E402
 
 
 def time_validate(data: str, workers: int) -> float:
-    from supmam_plugin.data.validate_manifest import validate
+    from supmam_plugin.commands.validate_manifest import validate
 
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):
@@ -37,7 +37,7 @@ def time_validate(data: str, workers: int) -> float:
 
 def write_long(folder: str, seconds: int, rate: int = common.SAMPLE_RATE) -> str:
     """A FLAC of ``seconds``, written a minute at a time, and its one-line manifest."""
-    from supmam_plugin.data.manifest import write_manifest
+    from supmam_plugin.core.manifest import write_manifest
 
     os.makedirs(os.path.join(folder, "audio"), exist_ok=True)
     path = os.path.join(folder, "audio", "long.flac")
@@ -50,9 +50,9 @@ def write_long(folder: str, seconds: int, rate: int = common.SAMPLE_RATE) -> str
 
 def time_crops(data: str, reads: int) -> tuple[float, float]:
     """Seconds per random training crop (AudioClipDataset, 10.24 s) and per whole-file read + crop."""
-    from supmam_plugin.data.audio import read_mono
+    from supmam_plugin.core.audio import read_mono
     from supmam_plugin.data.audio_clip_dataset import AudioClipDataset
-    from supmam_plugin.data.manifest import read_manifest
+    from supmam_plugin.core.manifest import read_manifest
 
     dataset = AudioClipDataset(read_manifest(os.path.join(data, "train.tsv")), random_crop=True)
     start = time.perf_counter()

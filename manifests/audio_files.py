@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, Sequence, TypeVar
 
-from supmam_plugin.data.audio import AudioFileError, audio_info
+from supmam_plugin.core.audio import AudioFileError, audio_info
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
 PROGRESS_EVERY = 10000

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 
 from manifests.audio_files import AudioFileError, index_audio_files, measure_files, setup_logging
-from supmam_plugin.data.manifest import ManifestError, write_class_list, write_manifest
+from supmam_plugin.core.manifest import ManifestError, write_class_list, write_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from manifests.audio_files import AudioFileError, num_samples, setup_logging
-from supmam_plugin.data.manifest import ManifestError, write_class_list, write_manifest
+from supmam_plugin.core.manifest import ManifestError, write_class_list, write_manifest
 
 REQUIRED_COLUMNS = ("filename", "fold", "target", "category")
 

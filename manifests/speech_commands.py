@@ -28,9 +28,9 @@ import sys
 import numpy as np
 import soundfile
 
-from supmam_plugin.data.audio import read_mono, resample
+from supmam_plugin.core.audio import read_mono, resample
 from manifests.audio_files import AudioFileError, measure_files, setup_logging
-from supmam_plugin.data.manifest import ManifestError, write_class_list, write_manifest
+from supmam_plugin.core.manifest import ManifestError, write_class_list, write_manifest
 
 NOISE_FOLDER = "_background_noise_"
 SPLITS = ("train", "valid", "test")

@@ -19,13 +19,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from supmam_plugin.commands.fairseq_runs import PLUGIN_DIR, console_script, run_logged  # noqa: E402
+from supmam_plugin.commands.fairseq_runs import hydra_train_command, log_records, run_logged  # noqa: E402
 
-REPO = os.path.dirname(PLUGIN_DIR)
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BASE = ["model.encoder_layers=2", "model.encoder_embed_dim=192", "model.encoder_heads=3", "task.target_frames=128",
         "task.multi_label=false", "dataset.batch_size=16", "common.cpu=true",
         "distributed_training.distributed_world_size=1", "dataset.num_workers=0", "common.log_format=json",
-        "common.log_interval=50", f"common.user_dir={PLUGIN_DIR}", "optimization.max_epoch=0",
+        "common.log_interval=50", "optimization.max_epoch=0",
         "model.specaug_time=0", "model.specaug_freq=0", "model.mixup_alpha=0", "model.pretrained=''",
         "checkpoint.no_save=true"]
 CONFIGS = {  # name: overrides (the demo's fine-tuning is "demo")
@@ -45,14 +45,6 @@ CONFIGS = {  # name: overrides (the demo's fine-tuning is "demo")
 }
 
 
-def parse(log: str, tag: str) -> list[dict]:
-    out = []
-    for line in log.splitlines():
-        if f"[{tag}]" in line and "{" in line:
-            out.append(json.loads(line[line.index("{"):]))
-    return out
-
-
 def run_config(name: str, overrides: list[str], args, seed: int) -> dict:
     data = os.path.abspath(args.data)
     fit_dir = os.path.join(args.out, "data")
@@ -70,16 +62,15 @@ def run_config(name: str, overrides: list[str], args, seed: int) -> dict:
                 with open(os.path.join(fit_dir, f.replace("train", "trainfit")), "w", encoding="utf-8") as dst:
                     dst.write(text)
     run_dir = os.path.join(args.out, f"{name}_s{seed}")
-    cmd = [console_script("fairseq-hydra-train"), "--config-dir", os.path.join(REPO, "examples/supmam/finetuning"),
-           "--config-name", "esc50", f"task.data={fit_dir}", f"checkpoint.save_dir={run_dir}",
-           f"hydra.run.dir={run_dir}/hydra", f"common.seed={seed}", f"optimization.max_update={args.updates}",
-           f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.updates // 10)}",
-           "dataset.valid_subset='valid,trainfit'", f"dataset.validate_interval_updates={args.validate_every}",
-           "dataset.validate_interval=1000", *BASE, *overrides]
+    cmd = hydra_train_command("finetuning", "esc50", run_dir, [
+        f"task.data={fit_dir}", f"common.seed={seed}", f"optimization.max_update={args.updates}",
+        f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.updates // 10)}",
+        "dataset.valid_subset='valid,trainfit'", f"dataset.validate_interval_updates={args.validate_every}",
+        "dataset.validate_interval=1000", *BASE, *overrides])
     start = time.time()
     log = run_logged(cmd, os.path.join(run_dir + ".log"), name, False)
-    valid = [float(r["valid_accuracy"]) for r in parse(log, "valid")]
-    fit = [float(r["trainfit_accuracy"]) for r in parse(log, "trainfit")]
+    valid = [float(r["valid_accuracy"]) for r in log_records(log, "valid")]
+    fit = [float(r["trainfit_accuracy"]) for r in log_records(log, "trainfit")]
     return {"config": name, "seed": seed, "updates": args.updates, "overrides": overrides,
             "train_accuracy": fit[-1] if fit else None, "valid_best": max(valid) if valid else None,
             "valid_last": valid[-1] if valid else None, "valid_curve": valid, "train_curve": fit,

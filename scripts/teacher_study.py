@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 
-from supmam_plugin.commands.demo import mean_std
+from supmam_plugin.evaluation.results import mean_std
 from supmam_plugin.commands.plot_results import plot_results
 
 # (row key, label, which study's results.json, method in it)

@@ -3,7 +3,7 @@
 Importing this package registers the tasks, models, criterions and optimizer with fairseq
 (``common.user_dir=/path/to/supmam_plugin`` or ``--user-dir``). It never touches the network.
 Where fairseq cannot be imported, nothing is registered and only the fairseq-free parts work:
-``supmam_plugin.portable`` (exported encoders) and what it uses.
+``supmam_plugin.inference.export`` (exported encoders) and what it uses.
 """
 import logging as _logging
 

@@ -32,7 +32,7 @@ def write_audio(path, wave: np.ndarray, sample_rate: int, subtype: str | None = 
 
 def make_labelled_folder(root, classes, clips, split="train", ext="label"):
     """Write audio files and a manifest/labels/dict. clips: list of (name, seconds, rate, labels)."""
-    from supmam_plugin.data.manifest import write_class_list, write_manifest
+    from supmam_plugin.core.manifest import write_class_list, write_manifest
 
     audio_root = os.path.join(str(root), "audio")
     entries, labels = [], []
@@ -52,7 +52,7 @@ def make_split_folder(root, classes=("class_a", "class_b"), per_class=None, seco
     (no class sub-folders), splits train/valid/test, each class a band of pitches (class i: 400 + 50 i
     Hz and up, the bands overlap) in noise: a probe learns it, not perfectly. per_class: {split: clips per class}.
     multi_label: odd clips also carry the next class (label lines with two names)."""
-    from supmam_plugin.data.manifest import write_class_list, write_manifest
+    from supmam_plugin.core.manifest import write_class_list, write_manifest
 
     per_class = per_class or {"train": 6, "valid": 3, "test": 3}
     audio_root = os.path.join(str(root), "clips")
@@ -111,13 +111,9 @@ def run_cli(args, timeout=600, env_extra=None, cwd=REPO):
 
 def train_log_records(output: str, tag: str = "train_inner") -> list[dict]:
     """The JSON records fairseq logs (common.log_format=json) under ``tag``."""
-    import json
+    from supmam_plugin.commands.fairseq_runs import log_records
 
-    records = []
-    for line in output.splitlines():
-        if f"[{tag}]" in line and "{" in line:
-            records.append(json.loads(line[line.index("{"):]))
-    return records
+    return log_records(output, tag)
 
 
 @pytest.fixture(scope="session")
@@ -169,3 +165,9 @@ def audiomae_checkpoint(tone_dataset, tmp_path_factory):
     ])
     assert out.returncode == 0, out.stdout[-3000:]
     return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def teacher_state_dict_for_release(teacher) -> dict:
+    """A ClapTeacher's weights in the layout of a released LAION-CLAP checkpoint:
+    `{"state_dict": {"module.audio_branch.<k>": v, ..., "module.audio_projection.<k>": v}}`."""
+    return {"state_dict": {f"module.{key}": value for key, value in teacher.state_dict().items()}}

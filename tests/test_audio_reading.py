@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from supmam_plugin.data.audio import read_mono, resample
+from supmam_plugin.core.audio import read_mono, resample
 
 from conftest import tone, write_audio
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from conftest import FIXTURES
 from supmam_plugin.commands.convert_audiomae import main as convert_main
-from supmam_plugin.models.checkpoints import (
+from supmam_plugin.core.checkpoints import (
     ENCODER_FIELDS,
     CheckpointError,
     apply_architecture,
@@ -24,7 +24,7 @@ from supmam_plugin.models.checkpoints import (
     read_encoder,
 )
 from supmam_plugin.models.classifier import SupmamClassifier, SupmamClassifierConfig
-from supmam_plugin.models.vit_encoder import VitEncoder, VitEncoderConfig
+from supmam_plugin.core.vit import VitEncoder, VitEncoderConfig
 
 OFFICIAL = os.path.join(FIXTURES, "audiomae_official")
 PRETRAINED = os.path.join(OFFICIAL, "pretrained.pth")

@@ -19,10 +19,10 @@ from conftest import FIXTURES
 from supmam_plugin.commands import plot_reconstruction
 from supmam_plugin.commands.convert_audiomae import main as convert_main
 from supmam_plugin.criterions.supmam_loss import SupmamCriterion, SupmamCriterionConfig
-from supmam_plugin.embeddings import load_encoder
-from supmam_plugin.models.checkpoints import CheckpointError, read_encoder
+from supmam_plugin.inference.encoder import load_encoder
+from supmam_plugin.core.checkpoints import CheckpointError, read_encoder
 from supmam_plugin.models.classifier import SupmamClassifier, SupmamClassifierConfig
-from supmam_plugin.models.positions import position_table, sincos_2d_positions
+from supmam_plugin.core.positions import position_table, sincos_2d_positions
 from supmam_plugin.models.supmam_model import SupmamModel
 
 OFFICIAL = os.path.join(FIXTURES, "audiomae_official")

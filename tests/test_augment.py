@@ -63,7 +63,7 @@ def test_classifier_rolls_shifts_and_warps_in_training_only():
 
 def sine_fbank(hz: float) -> torch.Tensor:
     """(1, T, 128) log-mel of a 1 s sine at ``hz`` through the plugin's Kaldi fbank."""
-    from supmam_plugin.data.fbank import kaldi_fbank
+    from supmam_plugin.core.fbank import kaldi_fbank
     t = torch.arange(16000) / 16000.0
     return kaldi_fbank(0.1 * torch.sin(2 * torch.pi * hz * t)).unsqueeze(0)
 

@@ -8,9 +8,9 @@ from fairseq import tasks
 from omegaconf import OmegaConf
 
 import supmam_plugin  # noqa: F401
-from supmam_plugin.data.audio import AudioFileError
-from supmam_plugin.data.manifest import ManifestError
-from supmam_plugin.data.validate_manifest import main as validate_main
+from supmam_plugin.core.audio import AudioFileError
+from supmam_plugin.core.manifest import ManifestError
+from supmam_plugin.commands.validate_manifest import main as validate_main
 
 from conftest import make_labelled_folder, write_audio
 

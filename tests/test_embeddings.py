@@ -1,4 +1,4 @@
-"""Embedding extraction (supmam_plugin.embeddings, supmam-extract-embeddings) from a real
+"""Embedding extraction (supmam_plugin.inference.encoder, supmam-extract-embeddings) from a real
 pretraining checkpoint written by fairseq-hydra-train, on real audio files."""
 import os
 
@@ -8,11 +8,11 @@ import torch
 
 from conftest import tone, write_audio
 from supmam_plugin.commands.extract_embeddings import main as extract_main
-from supmam_plugin.data.audio import resample
-from supmam_plugin.data.manifest import read_manifest
-from supmam_plugin.embeddings import load_encoder
-from supmam_plugin.models.checkpoints import CheckpointError
-from supmam_plugin.models.vit_encoder import VitEncoder, VitEncoderConfig
+from supmam_plugin.core.audio import resample
+from supmam_plugin.core.manifest import read_manifest
+from supmam_plugin.inference.encoder import load_encoder
+from supmam_plugin.core.checkpoints import CheckpointError
+from supmam_plugin.core.vit import VitEncoder, VitEncoderConfig
 
 ATOL = 1e-5
 
@@ -63,8 +63,8 @@ def test_classifier_checkpoint_and_bad_checkpoints(checkpoint, encoder, tmp_path
 
 
 def test_audiomae_pth_with_cls_token(tmp_path):
-    from supmam_plugin.embeddings import AudioEncoder
-    from supmam_plugin.models.checkpoints import encoder_to_audiomae_state
+    from supmam_plugin.inference.encoder import AudioEncoder
+    from supmam_plugin.core.checkpoints import encoder_to_audiomae_state
 
     torch.manual_seed(0)
     vit = VitEncoder(VitEncoderConfig(encoder_layers=1, encoder_embed_dim=192, encoder_heads=3, cls_token=True))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from supmam_plugin.data.fbank import (
+from supmam_plugin.core.fbank import (
     AUDIOSET_MEAN,
     AUDIOSET_STD,
     FbankSettings,

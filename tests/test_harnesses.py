@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 import torch
 
-import supmam_plugin.hear as hear
+import supmam_plugin.inference.hear as hear
 from supmam_plugin.commands.export import main as export_main
 from supmam_plugin.commands.extract_embeddings import main as extract_main
-from supmam_plugin.embeddings import load_encoder
-from supmam_plugin.xares_encoder import SupmamEncoder
+from supmam_plugin.inference.encoder import load_encoder
+from supmam_plugin.inference.xares import SupmamEncoder
 
 from conftest import CPU_RUN, FIXTURES, REPO, TINY_MODEL, run_cli
 
@@ -97,7 +97,7 @@ def test_xares_checker_and_loader(kind, checkpoints, monkeypatch):
     # X-ARES's own loader builds it with no arguments, from the file path (run from the repo root)
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("SUPMAM_CHECKPOINT", checkpoints[kind])
-    built = attr_from_py_path("supmam_plugin/xares_encoder.py", endswith="Encoder")()
+    built = attr_from_py_path("supmam_plugin/inference/xares.py", endswith="Encoder")()
     assert check_audio_encoder(built)
 
 

@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 
 from conftest import CPU_RUN, FIXTURES, run_cli
 from supmam_plugin.commands import plot_reconstruction
-from supmam_plugin.data.manifest import write_class_list
-from supmam_plugin.embeddings import load_encoder
-from supmam_plugin.models.checkpoints import CheckpointError, read_encoder, upgrade_teacher_fields
+from supmam_plugin.core.manifest import write_class_list
+from supmam_plugin.inference.encoder import load_encoder
+from supmam_plugin.core.checkpoints import CheckpointError, read_encoder, upgrade_teacher_fields
 from supmam_plugin.models.classifier import SupmamClassifier, SupmamClassifierConfig
-from supmam_plugin.models.positions import position_table
+from supmam_plugin.core.positions import position_table
 from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
 
 LEGACY = os.path.join(FIXTURES, "legacy_458ab0c")

@@ -17,11 +17,11 @@ from sklearn.preprocessing import StandardScaler
 
 from conftest import make_split_folder
 from supmam_plugin.commands.linear_probe import main as probe_main
-from supmam_plugin.data.manifest import read_class_list, read_labels, read_manifest
-from supmam_plugin.embeddings import load_encoder
+from supmam_plugin.core.manifest import read_class_list, read_labels, read_manifest
+from supmam_plugin.inference.encoder import load_encoder
 from supmam_plugin.evaluation.logistic_probe import fit_probe
 from supmam_plugin.evaluation.mfcc import MfccConfig, mfcc_features
-from supmam_plugin.models.vit_encoder import VitEncoder, VitEncoderConfig
+from supmam_plugin.core.vit import VitEncoder, VitEncoderConfig
 
 SPLITS = ("train", "valid", "test")
 GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -43,7 +43,7 @@ def checkpoints(tmp_path_factory):
     """{"pt": a supmam pretraining checkpoint in fairseq's format, "pth": an AudioMAE-style .pth}."""
     from fairseq.checkpoint_utils import torch_persistent_save
 
-    from supmam_plugin.models.checkpoints import encoder_to_audiomae_state
+    from supmam_plugin.core.checkpoints import encoder_to_audiomae_state
 
     root = tmp_path_factory.mktemp("probe_checkpoints")
     encoder = _perturbed_encoder(1, **ARCH)

@@ -10,7 +10,7 @@ import soundfile
 from manifests import audioset, esc50, speech_commands
 from manifests.audio_files import AudioFileError, index_audio_files, num_samples
 from manifests.speech_commands import silence_split
-from supmam_plugin.data.manifest import ManifestError, read_class_list, read_labels, read_manifest
+from supmam_plugin.core.manifest import ManifestError, read_class_list, read_labels, read_manifest
 
 
 def write_audio(path, num_frames, rate=16000, channels=1, seed=0):

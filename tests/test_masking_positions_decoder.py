@@ -6,12 +6,45 @@ import math
 import pytest
 import torch
 from supmam_plugin.models.audiomae_swin_block import AudioMAESwinBlock, shifted_window_mask, window_and_shift
-from supmam_plugin.models.masking import gather_patches, random_masking, split_by_mask, structured_masking
-from supmam_plugin.models.positions import sincos_2d_positions
+from supmam_plugin.core.masking import _uniform_noise, gather_patches, masking_from_noise, split_by_mask, structured_masking
+from supmam_plugin.core.positions import sincos_2d_positions
 from supmam_plugin.models.window_decoder import WindowDecoder
 
 GRID = (64, 8)
 L = GRID[0] * GRID[1]
+
+
+def random_masking(
+    batch_size: int,
+    num_patches: int,
+    mask_ratio: float,
+    device=None,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MAE-style per-sample uniform random masking (a test helper over :func:`masking_from_noise`).
+
+    Each clip draws its own uniform noise over the ``L = num_patches`` patches; the
+    ``K = int(L * (1 - mask_ratio))`` patches with the smallest noise stay visible.
+
+    Args:
+        batch_size: B.
+        num_patches: L.
+        mask_ratio: fraction of patches masked, ``0 <= mask_ratio < 1``.
+        device: device of the returned tensors (default: the generator's, else CPU).
+        generator: optional ``torch.Generator``; the same seed gives the same masks.
+
+    Returns:
+        visible_index: (B, K) long, the visible patch indices in ASCENDING patch
+            order (unlike MAE, which keeps them in noise/argsort order).
+        mask: (B, L) float, 1 = masked, 0 = visible.
+        restore_index: (B, L) long: for ``tokens = cat([visible (B, K, D),
+            masked (B, L - K, D)], 1)`` where the masked tokens stand for the masked
+            patches in ascending patch order, ``gather_patches(tokens, restore_index)``
+            puts every token back at its patch position.
+    """
+    if device is None and generator is not None:
+        device = generator.device
+    return masking_from_noise(_uniform_noise((batch_size, num_patches), device, generator), mask_ratio)
 
 
 def gen(seed):

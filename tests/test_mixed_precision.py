@@ -20,7 +20,7 @@ from sklearn.metrics import accuracy_score
 
 import supmam_plugin  # noqa: F401
 from supmam_plugin.criterions.supmam_loss import SupmamCriterion, SupmamCriterionConfig
-from supmam_plugin.data.fbank import batch_fbank
+from supmam_plugin.core.fbank import batch_fbank
 from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
 from supmam_plugin.teachers import ClapTeacher
 
@@ -183,8 +183,8 @@ def test_half_precision_step_loss_matches_float32(variant, precision, tone_datas
 
 def test_bf16_embeddings_match_float32(tone_dataset):
     """load_encoder(..., dtype=torch.bfloat16): fbank in float32, outputs float32, close to fp32."""
-    from supmam_plugin.data.audio import read_mono
-    from supmam_plugin.embeddings import AudioEncoder
+    from supmam_plugin.core.audio import read_mono
+    from supmam_plugin.inference.encoder import AudioEncoder
 
     model = tiny_model()
     wave, rate = read_mono(os.path.join(tone_dataset, "audio", "low", "clip0.wav"))

@@ -1,4 +1,4 @@
-"""Exports (supmam-export) read by the fairseq-free runtime (supmam_plugin.portable): in a process
+"""Exports (supmam-export) read by the fairseq-free runtime (supmam_plugin.inference.export): in a process
 where fairseq, timm, omegaconf and hydra cannot be imported its embeddings equal the plugin's
 load_encoder; an AudioMAE export's head gives the official code's logits; a fine-tuned export's
 scores equal fairseq's predictions and fairseq-validate's accuracy; tampered or mismatched exports
@@ -19,8 +19,8 @@ import torch
 from fairseq import checkpoint_utils
 
 from supmam_plugin.commands.export import main as export_main
-from supmam_plugin.embeddings import load_encoder
-from supmam_plugin.portable import ExportError, load_export
+from supmam_plugin.inference.encoder import load_encoder
+from supmam_plugin.inference.export import ExportError, load_export
 
 from conftest import CPU_RUN, FIXTURES, REPO, TINY_MODEL, run_cli
 
@@ -35,7 +35,7 @@ class Refuse:
             raise ImportError("blocked for the test: " + name)
 sys.meta_path.insert(0, Refuse())
 import numpy as np
-from supmam_plugin.portable import load_export
+from supmam_plugin.inference.export import load_export
 clips = np.load(sys.argv[1])
 out = {{}}
 for i, folder in enumerate(sys.argv[3:]):
@@ -134,10 +134,10 @@ def test_tampered_or_mismatched_exports_are_refused(exports, tmp_path):
         load_export(str(folder))
     shutil.copy(os.path.join(exports["pretraining"][0], "model.safetensors"), weights_path)
     config_path.write_text(json.dumps({**config, "encoder": {**config["encoder"], "layers": 3}}))
-    with pytest.raises(ExportError, match=r"does not fit the model .*missing \['blocks.2"):
+    with pytest.raises(ExportError, match=r"do not fit the model: .*missing \['blocks.2"):
         load_export(str(folder))
     config_path.write_text(json.dumps({**config, "encoder": {**config["encoder"], "embed_dim": 96}}))
-    with pytest.raises(ExportError, match=r"shapes \[.*'patch_embed.proj.weight: \(192, 1, 16, 16\) != \(96, 1, 16, 16\)"):
+    with pytest.raises(ExportError, match=r"of another shape \[.*'patch_embed.proj.weight: checkpoint \(192, 1, 16, 16\) != model \(96, 1, 16, 16\)"):
         load_export(str(folder))
     config_path.write_text(json.dumps({**config, "format": "something-else/9"}))
     with pytest.raises(ExportError, match="this runtime reads 'supmam-encoder/1'"):

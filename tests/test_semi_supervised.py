@@ -22,7 +22,7 @@ from supmam_plugin.criterions.supmam_loss import (
     classification_loss,
     labelled_clips,
 )
-from supmam_plugin.data.manifest import ManifestError, read_class_list, read_labels, read_manifest
+from supmam_plugin.core.manifest import ManifestError, read_class_list, read_labels, read_manifest
 from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
 from supmam_plugin.tasks.audio_classification import SupmamAudioClassificationConfig
 

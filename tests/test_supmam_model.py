@@ -496,7 +496,7 @@ def test_classification_branch_takes_a_batch_of_one_clip():
 def test_encoder_fast_attention_path_equals_plain_path():
     """The encoder's fused scaled_dot_product_attention (the fast path) computes what the
     plain softmax(QK^T)V path does."""
-    from supmam_plugin.models.vit_encoder import VitEncoder, VitEncoderConfig
+    from supmam_plugin.core.vit import VitEncoder, VitEncoderConfig
 
     torch.manual_seed(0)
     encoder = VitEncoder(OmegaConf.structured(VitEncoderConfig(encoder_layers=2, encoder_embed_dim=192,

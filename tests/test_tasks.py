@@ -7,8 +7,8 @@ from fairseq import tasks
 from omegaconf import OmegaConf
 
 import supmam_plugin  # noqa: F401  registers the tasks
-from supmam_plugin.data.fbank import batch_fbank, kaldi_fbank, normalize_fbank, pad_or_crop_frames
-from supmam_plugin.data.audio import read_mono, resample
+from supmam_plugin.core.fbank import batch_fbank, kaldi_fbank, normalize_fbank, pad_or_crop_frames
+from supmam_plugin.core.audio import read_mono, resample
 from supmam_plugin.teachers import ClapTeacher
 
 from conftest import make_labelled_folder

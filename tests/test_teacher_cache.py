@@ -13,8 +13,10 @@ import pytest
 import torch
 import supmam_plugin  # noqa: F401
 from supmam_plugin.commands.precompute_teacher import main as precompute_main
-from supmam_plugin.data.manifest import ManifestError
-from supmam_plugin.teachers.laion_clap import ClapTeacher, teacher_state_dict_for_release
+from supmam_plugin.core.manifest import ManifestError
+from supmam_plugin.teachers.laion_clap import ClapTeacher
+
+from conftest import teacher_state_dict_for_release
 
 from conftest import CPU_RUN, RANDOM_CLAP, TINY_MODEL, VENV_BIN, pretraining_batch, run_cli, train_log_records
 

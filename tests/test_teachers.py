@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import supmam_plugin  # noqa: F401
 from supmam_plugin.commands.precompute_teacher import main as precompute_main
 from supmam_plugin.data.teacher_cache import TeacherCacheError
-from supmam_plugin.embeddings import load_encoder
+from supmam_plugin.inference.encoder import load_encoder
 from supmam_plugin.models.supmam_model import SupmamConfig
 from supmam_plugin.teachers import TEACHERS, ClapTeacher, EncoderTeacher, build_teacher
 
@@ -120,7 +120,7 @@ def test_mam_clap_recipe_trains_with_each_teacher(teacher_overrides, tone_datase
 
 
 def test_configs_of_older_versions_are_read_in_todays_names():
-    from supmam_plugin.models.checkpoints import upgrade_teacher_fields
+    from supmam_plugin.core.checkpoints import upgrade_teacher_fields
 
     old = {"target": "clap", "clap_checkpoint": "/m/630k.pt", "clap_interpolation": "nearest", "mask_ratio": 0.2}
     assert upgrade_teacher_fields(old) == {"target": "teacher", "teacher": "laion_clap", "teacher_checkpoint": "/m/630k.pt",

@@ -31,8 +31,8 @@ def check(path: str):
     """(encoder loaded from ``path``, architecture); raises CheckpointError when it does not load."""
     from omegaconf import OmegaConf
 
-    from ..models.checkpoints import apply_architecture, load_strict, read_encoder
-    from ..models.vit_encoder import VitEncoder, VitEncoderConfig
+    from ..core.checkpoints import apply_architecture, load_strict, read_encoder
+    from ..core.vit import VitEncoder, VitEncoderConfig
 
     found = read_encoder(path)
     cfg = OmegaConf.structured(VitEncoderConfig())
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         parser.error("--check writes nothing: give OUTPUT or --check, not both")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from ..models.checkpoints import CheckpointError, encoder_to_audiomae_state
+    from ..core.checkpoints import CheckpointError, encoder_to_audiomae_state
 
     try:
         encoder, architecture = check(args.input)

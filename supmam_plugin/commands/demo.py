@@ -34,20 +34,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import time
 
-import numpy as np
+from ..evaluation.results import CLAP_TARGET, METHOD_NAMES, mean_std, method_label, teacher_label
+from .fairseq_runs import (
+    PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_validate_output, run_logged, training_seconds,
+    validate_command,
+)
 
-from .fairseq_runs import PLUGIN_DIR, console_script, finished_output, parse_validate_output, run_logged
-
-REPO = os.path.dirname(PLUGIN_DIR)
-METHOD_NAMES = {"audiomae": "AudioMAE", "mam_clap": "MAM-CLAP", "supmam": "SupMAM", "supmam_clap": "SupMAM-CLAP",
-                "scratch": "from scratch"}
 CLS_BRANCH = ("supmam", "supmam_clap")  # the methods that read labels while pretraining
-CLAP_TARGET = ("mam_clap", "supmam_clap")
 TINY = ["model.encoder_layers=2", "model.encoder_embed_dim=192", "model.encoder_heads=3"]
 # The decoder at the demo's size; AudioMAE's 16 blocks would cost 8 times the demo's pretraining.
 TINY_DECODER = ["model.decoder_embed_dim=128", "model.decoder_heads=4", "model.cls_hidden_dim=64"]
@@ -76,9 +73,7 @@ def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
     run of the same command was reused instead: only when ``reuse``, i.e. its inputs were reused too,
     the seconds fairseq says it trained)."""
     save_dir = os.path.join(out, name)
-    cmd = [console_script("fairseq-hydra-train"), "--config-dir", os.path.join(REPO, "examples/supmam", config_dir),
-           "--config-name", recipe, f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra",
-           *overrides]
+    cmd = hydra_train_command(config_dir, recipe, save_dir, overrides)
     output = finished_output(cmd, log_path(out, name)) if reuse else None
     if output is not None:
         print(f"[demo] {name}: reused (its log holds a finished run of the same command)", flush=True)
@@ -91,16 +86,9 @@ def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
     return save_dir, False, seconds
 
 
-def training_seconds(output: str) -> float:
-    """fairseq's "done training in X seconds" (0 when absent)."""
-    match = re.search(r"done training in ([\d.]+) seconds", output)
-    return float(match.group(1)) if match else 0.0
-
-
 def split_accuracy(out, name, data, checkpoint, subset, verbose, reuse=False) -> float:
     """fairseq-validate's accuracy of ``checkpoint`` on ``subset`` of ``data`` (``reuse``: see hydra_train)."""
-    cmd = [console_script("fairseq-validate"), data, "--user-dir", PLUGIN_DIR, "--path", checkpoint, "--task",
-           "supmam_audio_classification", "--valid-subset", subset, "--batch-size", "25", "--cpu"]
+    cmd = validate_command(data, checkpoint, subset, batch_size=25, cpu=True)
     output = run_logged(cmd, log_path(out, f"{name}_{subset}"), name, verbose, reuse=reuse)
     return parse_validate_output(output, subset)["accuracy"]
 
@@ -123,13 +111,6 @@ def write_results(out: str, result: dict) -> str:
         f.write("\n")
     os.replace(path + ".tmp", path)
     return path
-
-
-def mean_std(values) -> dict:
-    """{"mean", "std" (sample std, 0 for one value), "n"} of a list of accuracies."""
-    values = np.asarray(list(values), dtype=float)
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": float(values.mean()), "std": std, "n": int(len(values))}
 
 
 def summarise(result: dict) -> None:
@@ -169,22 +150,6 @@ def mfcc_row(data: str, log=print) -> dict:
     return mfcc_baseline(read_labelled_splits(data, ("train", "valid", "test"), "label"), log=log)
 
 
-def teacher_label(result: dict) -> str:
-    """Which teacher made a study's targets, for people: 'random teacher', 'CLAP teacher' or
-    'encoder teacher' (model.teacher=supmam)."""
-    if result.get("teacher_name", "laion_clap") == "supmam":
-        return "encoder teacher"
-    return "random teacher" if result.get("teacher", "random") == "random" else "CLAP teacher"
-
-
-def method_label(name: str, teacher: str) -> str:
-    """A method's name for people; the CLAP methods say which teacher (``teacher``: teacher_label)
-    made their targets."""
-    if name in CLAP_TARGET:
-        return f"{METHOD_NAMES[name]} ({teacher})"
-    return METHOD_NAMES[name]
-
-
 def spread(stats: dict) -> str:
     return f"{stats['mean']:.1f}%" if stats["n"] == 1 else f"{stats['mean']:.1f} +- {stats['std']:.1f}%"
 
@@ -219,7 +184,7 @@ def draw(out: str, data: str, verbose: bool, runs: dict | None = None) -> list[s
     ``runs``: {"reconstruction": pretraining run with the spectrogram target or None, "similarity": one
     with the CLAP target or None, "curves": [run names]} (default: the first seed of SupMAM and
     SupMAM-CLAP)."""
-    from ..data.manifest import read_manifest
+    from ..core.manifest import read_manifest
 
     runs = runs or {"reconstruction": "pretrain_supmam_s1", "similarity": "pretrain_supmam_clap_s1",
                     "curves": ["pretrain_supmam_s1", "finetune_supmam_s1", "finetune_scratch_s1"]}
@@ -360,7 +325,7 @@ def _progress_only(*args, **kwargs) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.path.join(REPO, "data", "demo"),
+    parser.add_argument("--data", default=os.path.join("data", "demo"),
                         help="manifest folder with train/valid/test splits ({split}.tsv, {split}.label, "
                              "dict.label.txt): fine-tuning, probes and the baseline")
     parser.add_argument("--pretrain-data", default=None,
@@ -370,15 +335,15 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["supmam"],
                         choices=[m for m in METHOD_NAMES if m != "scratch"],
                         help="pretraining recipes to compare with fine-tuning from scratch (default: supmam)")
-    parser.add_argument("--teacher", default="laion_clap", choices=["laion_clap", "supmam"],
+    parser.add_argument("--teacher", default="laion_clap", choices=["laion_clap", "checkpoint_encoder", "supmam"],
                         help="model.teacher of the CLAP methods (mam_clap, supmam_clap)")
     parser.add_argument("--teacher-checkpoint", default=None,
                         help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt (default: $SUPMAM_CLAP_CHECKPOINT, "
-                             "else the RANDOM teacher); supmam: a checkpoint of this plugin (e.g. a fine-tuned "
+                             "else the RANDOM teacher); checkpoint_encoder (old name: supmam): a checkpoint of this plugin (e.g. a fine-tuned "
                              "classifier) or an AudioMAE .pth")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],
                         help="one whole pipeline (pretraining, fine-tuning, probe) per seed; mean +- std over them")
-    parser.add_argument("--out", default=os.path.join(REPO, "demo_output"), help="output folder")
+    parser.add_argument("--out", default="demo_output", help="output folder")
     parser.add_argument("--pretrain-updates", type=int, default=2000, help="updates of each pretraining run")
     parser.add_argument("--pretrain-batch-size", type=int, default=32, help="clips per pretraining update")
     parser.add_argument("--pretrain-lr", type=float, default=1e-3, help="peak learning rate of pretraining")

@@ -30,11 +30,12 @@ import statistics
 import sys
 import time
 
-from .fairseq_runs import PLUGIN_DIR, RunError, console_script, override_value, parse_validate_output, run_logged, uses_cpu
+from ..recipes import recipe_dir
+from .fairseq_runs import RunError, hydra_train_command, parse_validate_output, run_logged, uses_cpu, validate_command
 
 FoldError = RunError  # a fold failed; the message names its log
 
-REPO_CONFIG_DIR = os.path.join(os.path.dirname(PLUGIN_DIR), "examples", "supmam", "finetuning")
+
 TASK = "supmam_audio_classification"
 RUNNER_KEYS = ("task.data", "checkpoint.save_dir")  # set per fold by the runner
 
@@ -53,8 +54,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument("--manifests", required=True, help="folder holding fold1 .. fold5 (supmam-manifest-esc50)")
     parser.add_argument("--save-dir", required=True, help="checkpoints go to SAVE_DIR/foldK, the table to results.json")
-    parser.add_argument("--config-dir", default=REPO_CONFIG_DIR,
-                        help="hydra config folder (default: this repository's examples/supmam/finetuning)")
+    parser.add_argument("--config-dir", default=recipe_dir("finetuning"),
+                        help="hydra config folder (default: the installed finetuning recipes, examples/supmam/finetuning in a checkout)")
     parser.add_argument("--config-name", default="esc50", help="recipe in --config-dir (default: esc50)")
     parser.add_argument("--folds", default="1,2,3,4,5", help="comma-separated folds to run (default: 1,2,3,4,5)")
     parser.add_argument("--valid-batch-size", type=int, default=32, help="fairseq-validate --batch-size (default: 32)")
@@ -88,15 +89,7 @@ def run_fold(fold: int, args, overrides: list[str]) -> dict:
     save = os.path.join(args.save_dir, f"fold{fold}")
     os.makedirs(save, exist_ok=True)
     label = f"fold{fold}"
-    train_cmd = [
-        console_script("fairseq-hydra-train"), "--config-dir", args.config_dir, "--config-name", args.config_name,
-        f"task.data={fold_dir}", f"checkpoint.save_dir={save}",
-    ]
-    if override_value(overrides, "common.user_dir") is None:
-        train_cmd.append(f"common.user_dir={PLUGIN_DIR}")
-    if override_value(overrides, "hydra.run.dir") is None:  # hydra's own files stay with the fold
-        train_cmd.append(f"hydra.run.dir={os.path.join(save, 'hydra')}")
-    train_cmd += overrides
+    train_cmd = hydra_train_command(args.config_dir, args.config_name, save, [f"task.data={fold_dir}", *overrides])
     train_log = os.path.join(save, "train.log")
     print(f"{label}: training ({train_log})", flush=True)
     start = time.time()
@@ -107,12 +100,7 @@ def run_fold(fold: int, args, overrides: list[str]) -> dict:
             f"{label}: training finished without {checkpoint} (checkpoint_best.pt needs validation during "
             f"training: keep dataset.disable_validation=false); log: {train_log}"
         )
-    validate_cmd = [
-        console_script("fairseq-validate"), fold_dir, "--user-dir", PLUGIN_DIR, "--path", checkpoint,
-        "--task", TASK, "--valid-subset", "valid", "--batch-size", str(args.valid_batch_size),
-    ]
-    if uses_cpu(overrides):
-        validate_cmd.append("--cpu")
+    validate_cmd = validate_command(fold_dir, checkpoint, "valid", args.valid_batch_size, uses_cpu(overrides), TASK)
     validate_log = os.path.join(save, "validate.log")
     print(f"{label}: scoring {checkpoint} ({validate_log})", flush=True)
     output = run_logged(validate_cmd, validate_log, label, args.verbose)

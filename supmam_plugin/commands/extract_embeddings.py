@@ -15,7 +15,7 @@ pretrained.pth / finetuned.pth. Writes, row i for input file i:
     OUT/files.txt      the input paths, one a line, in row order
 
 Clips longer than the encoder's window (10.24 s) are cut into windows and averaged (see
-supmam_plugin.embeddings). Every file is checked before the model runs.
+supmam_plugin.inference.encoder). Every file is checked before the model runs.
 """
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def _parse_layers(text: str) -> list[int]:
 
 def _inputs(args) -> tuple[list[str], list[str] | None]:
     """(paths, manifest 'file:line' of each path or None); checks that every file exists."""
-    from ..data.audio import AudioFileError
-    from ..data.manifest import read_manifest
+    from ..core.audio import AudioFileError
+    from ..core.manifest import read_manifest
 
     if args.manifest and args.files:
         raise UsageError("give either --manifest or FILEs, not both")
@@ -101,7 +101,7 @@ class FrameWriter:
 def extract(checkpoint, paths, out_dir, where=None, patches=False, layers=(), batch_size=16, device="cpu",
             progress_every=100, log=print, dtype="float32", frames=False, frame_layer=None) -> dict[str, str]:
     """Write the arrays and files.txt to ``out_dir``; returns {name: path written}."""
-    from ..embeddings import load_encoder
+    from ..inference.encoder import load_encoder
 
     encoder = load_encoder(checkpoint, device=device, dtype=DTYPES[dtype])
     for i in layers:
@@ -162,9 +162,9 @@ def main(argv=None) -> int:
     parser.add_argument("--progress-every", type=int, default=100, help="print progress every N files")
     args = parser.parse_args(argv)
 
-    from ..data.audio import AudioFileError
-    from ..data.manifest import ManifestError
-    from ..models.checkpoints import CheckpointError
+    from ..core.audio import AudioFileError
+    from ..core.manifest import ManifestError
+    from ..core.checkpoints import CheckpointError
 
     try:
         layers = _parse_layers(args.layers)

@@ -1,5 +1,6 @@
-"""Running fairseq's own command-line tools from our commands (ESC-50 folds, the demo):
-find them in this Python environment, log their output, and read fairseq-validate's summary."""
+"""Running fairseq's own command-line tools from our commands and scripts (ESC-50 folds, the demo,
+studies): build their command lines, find them in this Python environment, log their output, and
+read what fairseq prints (fairseq-validate's summary, JSON log records, the training time)."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
+
+from ..recipes import recipe_dir
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # fairseq-validate's summary line: "valid | valid on 'valid' subset | loss 1.0937 | accuracy 42.857 | ..."
@@ -28,6 +31,41 @@ def console_script(name: str) -> str:
     if found:
         return found
     raise RunError(f"{name} not found beside {sys.executable} nor on PATH: install fairseq in this environment")
+
+
+def hydra_train_command(config_dir: str, recipe: str, save_dir: str, overrides: list[str] = ()) -> list[str]:
+    """``fairseq-hydra-train`` of ``recipe`` in ``config_dir`` (a recipe family, "pretraining" or
+    "finetuning", or a folder) into ``save_dir`` (hydra's own files too), with this plugin as the
+    user dir unless ``overrides`` name one."""
+    if not os.path.isdir(config_dir):
+        config_dir = recipe_dir(config_dir)
+    cmd = [console_script("fairseq-hydra-train"), "--config-dir", config_dir, "--config-name", recipe,
+           f"checkpoint.save_dir={save_dir}"]
+    if override_value(overrides, "common.user_dir") is None:
+        cmd.append(f"common.user_dir={PLUGIN_DIR}")
+    if override_value(overrides, "hydra.run.dir") is None:
+        cmd.append(f"hydra.run.dir={os.path.join(save_dir, 'hydra')}")
+    return cmd + list(overrides)
+
+
+def validate_command(data: str, checkpoint: str, subset: str, batch_size: int, cpu: bool,
+                     task: str = "supmam_audio_classification") -> list[str]:
+    """``fairseq-validate`` of ``checkpoint`` on ``subset`` of the manifest folder ``data``."""
+    return [console_script("fairseq-validate"), data, "--user-dir", PLUGIN_DIR, "--path", checkpoint, "--task", task,
+            "--valid-subset", subset, "--batch-size", str(batch_size)] + (["--cpu"] if cpu else [])
+
+
+def training_seconds(output: str) -> float:
+    """fairseq's "done training in X seconds" (0 when absent)."""
+    match = re.search(r"done training in ([\d.]+) seconds", output)
+    return float(match.group(1)) if match else 0.0
+
+
+def log_records(output: str, tag: str = "train_inner") -> list[dict]:
+    """The JSON records fairseq logs under ``tag`` (``common.log_format=json``)."""
+    import json
+
+    return [json.loads(line[line.index("{"):]) for line in output.splitlines() if f"[{tag}]" in line and "{" in line]
 
 
 def override_value(overrides: list[str], key: str) -> str | None:

@@ -136,9 +136,9 @@ def run(args, log=print) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..data.audio import AudioFileError
-    from ..data.manifest import ManifestError
-    from ..models.checkpoints import CheckpointError
+    from ..core.audio import AudioFileError
+    from ..core.manifest import ManifestError
+    from ..core.checkpoints import CheckpointError
 
     start = time.time()
     try:

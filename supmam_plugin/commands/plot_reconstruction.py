@@ -33,7 +33,6 @@ training data folder need not exist).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import textwrap
@@ -98,56 +97,15 @@ def patch_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 def load_pretraining_model(path: str, teacher_checkpoint: str | None = None, device: str = "cpu"):
-    """(SupmamModel in eval mode, info dict) from a ``supmam`` pretraining checkpoint or from
-    AudioMAE's full ``pretrained.pth`` (encoder and decoder; spectrogram target, mask ratio 0.8,
-    norm_pix: AudioMAE's pretraining settings).
-
-    A fairseq checkpoint builds the model from its own ``cfg.model`` (so the task's data folder
-    need not exist) and loads its weights strictly. ``teacher_checkpoint`` replaces the teacher's
-    path (target=teacher) when the one recorded in the checkpoint has moved."""
+    """(SupmamModel in eval mode on ``device``, info dict) of a ``supmam`` pretraining checkpoint or
+    AudioMAE's full ``pretrained.pth`` (:meth:`SupmamModel.from_checkpoint`)."""
     import supmam_plugin  # noqa: F401  (registers the model and task with fairseq)
-    from ..models.checkpoints import (
-        LEGACY_PRETRAINING, CheckpointError, fairseq_configs, is_fairseq_checkpoint, legacy_pretraining_reason,
-        load_strict, read_checkpoint, upgrade_teacher_fields,
-    )
-    from ..models.supmam_model import SupmamConfig, SupmamModel
+    from ..models.supmam_model import SupmamModel
 
-    state = read_checkpoint(path)  # CheckpointError is a ValueError: reported by main()
-    info = {"path": path, "name": os.path.basename(path), "num_updates": 0, "sample_rate": 16000, "num_classes": 0}
-    if not is_fairseq_checkpoint(state):  # AudioMAE's pretrained.pth (refused with the reason otherwise)
-        model = SupmamModel.from_audiomae_state(state, path)
-        return model.eval().to(device), info
-    try:
-        _, model_cfg, task_cfg = fairseq_configs(state, path, models=("supmam",))
-    except CheckpointError as e:
-        raise UsageError(f"{e} (fine-tuned classifiers have no decoder to reconstruct with)") from None
-    weights = state["model"]
-    reason = legacy_pretraining_reason(weights)
-    if reason is not None:
-        raise CheckpointError(LEGACY_PRETRAINING.format(path=path) + f" (found: {reason})")
-    known = {f.name for f in dataclasses.fields(SupmamConfig)}
-    model_args = {k: v for k, v in upgrade_teacher_fields(model_cfg).items() if k in known}
-    if teacher_checkpoint:
-        model_args["teacher_checkpoint"] = teacher_checkpoint
-    model_args["target"] = str(model_args.get("target", "spectrogram"))
-    if model_args["target"] == "teacher":
-        teacher = model_args.get("teacher_checkpoint") or ""
-        if teacher != "random" and not os.path.isfile(teacher):
-            raise UsageError(
-                f"{path} was trained with the {model_args.get('teacher', 'laion_clap')} teacher {teacher!r}, which "
-                "is not there: give --teacher-checkpoint /path/to/it"
-            )
-    model_cfg_obj = SupmamConfig(**model_args)
-    head = weights.get("cls_branch.mlp.3.weight")
-    num_classes = int(head.shape[0]) if head is not None else 0
-    sample_rate = int(task_cfg.get("sample_rate") or 16000)
-    model = SupmamModel(model_cfg_obj, num_classes=num_classes, sample_rate=sample_rate)
-    load_strict(model, weights, path, what="model", fix="they do not fit the model its cfg describes")
-    model.eval().to(device)
-    history = state.get("optimizer_history") or []
-    if history:
-        info["num_updates"] = int(history[-1].get("num_updates", 0) or 0)
-    info.update(sample_rate=sample_rate, num_classes=num_classes)
+    model = SupmamModel.from_checkpoint(path, teacher_checkpoint).to(device)
+    num_classes = 0 if model.cls_branch is None else int(model.cls_branch.mlp[3].out_features)
+    info = {"path": path, "name": os.path.basename(path), "num_updates": model.num_updates,
+            "sample_rate": model.fbank_settings.sample_rate, "num_classes": num_classes}
     return model, info
 
 
@@ -155,8 +113,8 @@ def load_clip(audio_path: str, model, sample_rate: int = 16000) -> dict:
     """The model input of ``audio_path`` as the dataset makes it (first span, no random crop):
     {"source" (1, N), "source_lengths" (1,), "teacher_source" (1, S) and "teacher_source_lengths"
     (1,) (what the model's teacher hears, if it has one), "seconds"}."""
-    from ..data.audio import read_mono, resample
-    from ..data.fbank import FbankSettings
+    from ..core.audio import read_mono, resample
+    from ..core.fbank import FbankSettings, require_one_frame
 
     settings = FbankSettings(sample_rate=sample_rate)
     clip_samples = settings.num_samples_for(model.cfg.input_frames)
@@ -164,11 +122,7 @@ def load_clip(audio_path: str, model, sample_rate: int = 16000) -> dict:
     native, native_rate = read_mono(audio_path)
     span = native[: int(np.ceil(clip_seconds * native_rate))]
     source = resample(span, native_rate, sample_rate)[:clip_samples]
-    if len(source) < settings.window_size:
-        raise UsageError(
-            f"{audio_path}: {len(source)} samples at {sample_rate} Hz is shorter than one fbank frame "
-            f"({settings.window_size} samples)"
-        )
+    require_one_frame(len(source), settings, audio_path)
     out = {
         "source": torch.from_numpy(np.ascontiguousarray(source)).unsqueeze(0),
         "source_lengths": torch.tensor([len(source)], dtype=torch.long),
@@ -206,7 +160,7 @@ def run_model(model, clip: dict, clip_id: int = 0) -> dict:
 
 
 def _frames_in_clip(num_samples: int, sample_rate: int) -> int:
-    from ..data.fbank import FbankSettings
+    from ..core.fbank import FbankSettings
 
     return FbankSettings(sample_rate=sample_rate).num_frames(num_samples)
 
@@ -342,7 +296,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     args = parser.parse_args(argv)
 
-    from ..data.audio import AudioFileError
+    from ..core.audio import AudioFileError
 
     try:
         path = plot_reconstruction(args.checkpoint, args.audio, args.out, args.clip_id, args.teacher_checkpoint,

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from .demo import mean_std, method_label, teacher_label
+from ..evaluation.results import mean_std, method_label, teacher_label
 
 
 def tick_label(name: str, teacher: str) -> str:

@@ -4,7 +4,7 @@ maps, so long pretraining runs do not pay for the teacher every epoch.
     supmam-precompute-teacher DATA SPLIT --out-dir CACHE --teacher laion_clap \\
         --teacher-checkpoint 630k-audioset-best.pt [--clap-model HTSAT-tiny] \\
         [--batch-size 16] [--num-workers 4] [--device cuda]
-    supmam-precompute-teacher DATA SPLIT --out-dir CACHE --teacher supmam \\
+    supmam-precompute-teacher DATA SPLIT --out-dir CACHE --teacher checkpoint_encoder \\
         --teacher-checkpoint finetuned/checkpoint_best.pt [--teacher-layer -1]
 
 then pretrain with the same teacher options (``model.teacher=... model.teacher_checkpoint=...``) and
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from ..data.file_hash import file_sha256
+from ..core.file_hash import file_sha256
 from ..data.teacher_cache import Shard, cache_paths, finish, open_for_writing, record
+from ..core.checkpoints.legacy import TEACHER_ALIASES
 from ..teachers.teacher import TEACHERS
 
 logger = logging.getLogger("supmam_plugin.precompute_teacher")
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("data", help="folder with {split}.tsv")
     parser.add_argument("split")
     parser.add_argument("--out-dir", required=True, help="cache folder (task.teacher_cache)")
-    parser.add_argument("--teacher", default="laion_clap", choices=sorted(TEACHERS),
+    parser.add_argument("--teacher", default="laion_clap", choices=sorted(TEACHERS) + sorted(TEACHER_ALIASES),
                         help="model.teacher: laion_clap (LAION-CLAP's HTS-AT) or supmam (a plugin or AudioMAE encoder)")
     parser.add_argument("--teacher-checkpoint", "--clap-checkpoint", required=True,
                         help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt, or 'random' (tests only); "

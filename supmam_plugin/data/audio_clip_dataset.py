@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .audio import AudioFileError, audio_info, read_mono, resample
-from .fbank import FbankSettings, batch_fbank
-from .manifest import Manifest
+from ..core.audio import AudioFileError, audio_info, read_mono, resample
+from ..core.fbank import FbankSettings, batch_fbank, require_one_frame
+from ..core.manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class AudioClipDataset(FairseqDataset):
 
     Batches (``collater``); waveforms and the loader's fbank are float64 so that fairseq's
     ``common.bf16`` / ``fp16`` cast (of float32 tensors only) leaves them at full precision (see
-    :func:`~supmam_plugin.data.fbank.model_input_fbank`):
+    :func:`~supmam_plugin.core.fbank.model_input_fbank`):
       net_input.source         (B, N) float64, zero-padded waveforms at ``sample_rate``
       net_input.source_lengths (B,)   valid samples per clip
       net_input.clip_ids       (B,)   manifest line index of each clip (keys the masks)
@@ -166,11 +166,7 @@ class AudioClipDataset(FairseqDataset):
         start = self._crop_start_seconds(index, info.frames / info.samplerate)
         native, native_rate = read_mono(path, start, self.clip_seconds, where=where)  # the crop only
         source = resample(native, native_rate, self.sample_rate)[: self.clip_samples]
-        if len(source) < self.fbank_settings.window_size:
-            raise ValueError(
-                f"{where}: {path} gives {len(source)} samples at {self.sample_rate} Hz, shorter "
-                f"than one fbank frame ({self.fbank_settings.window_size}); remove the line"
-            )
+        require_one_frame(len(source), self.fbank_settings, f"{where}: {path}", "remove the line")
         item = {"id": index, "source": torch.from_numpy(source), "start_seconds": start}
         if self.labels is not None:
             item["label"] = self.labels[index]

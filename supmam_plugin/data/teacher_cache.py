@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .file_hash import file_sha256
-from .manifest import Manifest, ManifestError
+from ..core.file_hash import file_sha256
+from ..core.manifest import Manifest, ManifestError
 
 IDENTITY_KEYS = ("teacher", "variant", "checkpoint_sha256")  # what made the maps (Teacher.identity)
 SOURCE_KEYS = ("manifest_sha256", "num_clips", "map_shape")  # which clips, in which shape

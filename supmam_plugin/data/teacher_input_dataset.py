@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset
 
-from .audio import read_mono, resample
+from ..core.audio import read_mono, resample
 from .audio_clip_dataset import AudioClipDataset
 
 

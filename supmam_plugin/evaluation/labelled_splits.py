@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.manifest import Manifest, ManifestError, read_class_list, read_labels, read_manifest
+from ..core.manifest import Manifest, ManifestError, read_class_list, read_labels, read_manifest
 
 
 @dataclass(frozen=True)

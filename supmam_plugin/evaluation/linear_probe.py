@@ -67,7 +67,7 @@ def probe_features(name: str, kind: str, source: str, features: dict[str, np.nda
 def probe_encoder(encoder, splits: dict[str, LabelledSplit], name: str, kind: str = "pretrained",
                   multi_label: bool = False, c_grid=DEFAULT_C_GRID, train: str = "train", valid: str = "valid",
                   layer: int | None = None, batch_size: int = 16, log: Log = _quiet) -> dict:
-    """The probe row of a loaded :class:`supmam_plugin.embeddings.AudioEncoder` on every split."""
+    """The probe row of a loaded :class:`supmam_plugin.inference.encoder.AudioEncoder` on every split."""
     if layer is not None and not 0 <= layer < encoder.num_layers:
         raise ValueError(f"--layer {layer}: {encoder.source} has blocks 0..{encoder.num_layers - 1}")
     start = time.time()
@@ -82,7 +82,7 @@ def probe_checkpoint(checkpoint: str, splits: dict[str, LabelledSplit], random_i
                      name: str | None = None, device: str = "cpu", **kwargs) -> dict:
     """Load ``checkpoint``'s encoder (or, with ``random_init``, its architecture randomly initialised
     from ``seed``: no weight of the file is used) and probe it (``kwargs``: see :func:`probe_encoder`)."""
-    from ..embeddings import load_encoder
+    from ..inference.encoder import load_encoder
 
     encoder = load_encoder(checkpoint, device=device, random_init=random_init, seed=seed)
     if name is None:

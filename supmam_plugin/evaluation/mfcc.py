@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data.audio import AudioFileError, read_mono, resample
+from ..core.audio import AudioFileError, read_mono, resample
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.fbank import FbankSettings, mel_grid, mel_scale
+from ..core.fbank import FbankSettings, mel_grid, mel_scale
 
 
 def spec_augment(fbank: torch.Tensor, max_time: int, max_freq: int, fill: float = 0.0) -> torch.Tensor:

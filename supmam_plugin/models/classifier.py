@@ -5,22 +5,23 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
-from ..data.fbank import FbankSettings, model_input_fbank, normalize_fbank
+from ..core.fbank import FbankSettings, model_input_fbank, normalize_fbank
 from .augment import freq_shift, freq_warp, mixup, spec_augment, time_roll
-from .masking import split_by_mask, structured_masking
-from .checkpoints import (
+from ..core.masking import split_by_mask, structured_masking
+from ..core.checkpoints import (
     CheckpointError, apply_architecture, audiomae_head, load_strict, positions_for_frames, read_checkpoint, read_encoder,
     upgrade_legacy_encoder,
 )
-from .vit_encoder import VitEncoder, VitEncoderConfig
+from ..core.vit import VitEncoder, VitEncoderConfig
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SupmamClassifierConfig(VitEncoderConfig):
+class SupmamClassifierConfig(FairseqDataclass, VitEncoderConfig):
     pretrained: str = field(
         default="",
         metadata={"help": "checkpoint whose encoder starts fine-tuning (its encoder architecture and position "

@@ -15,7 +15,9 @@ normalization"). With the fixture's sizes and AudioMAE's ``pretrained.pth``
 (:meth:`SupmamModel.from_audiomae`) it computes the official predictions and loss.
 """
 
+import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -24,14 +26,14 @@ import torch.nn as nn
 from fairseq.dataclass import ChoiceEnum
 from fairseq.models import BaseFairseqModel, register_model
 
-from ..data.fbank import FbankSettings, model_input_fbank
-from .checkpoints import (
-    LEGACY_PRETRAINING, CheckpointError, apply_architecture, legacy_pretraining_reason, load_strict,
-    read_checkpoint, supmam_from_audiomae_state,
+from ..core.fbank import FbankSettings, model_input_fbank
+from ..core.checkpoints import (
+    LEGACY_PRETRAINING, CheckpointError, apply_architecture, fairseq_configs, is_fairseq_checkpoint,
+    legacy_pretraining_reason, load_strict, read_checkpoint, supmam_from_audiomae_state, upgrade_teacher_fields,
 )
 from ..teachers import Teacher, TeacherConfig, build_teacher
-from .masking import clip_noise, masking_from_noise
-from .vit_encoder import VitEncoder, VitEncoderConfig
+from ..core.masking import clip_noise, masking_from_noise
+from ..core.vit import VitEncoder, VitEncoderConfig
 from .window_decoder import WindowDecoder
 
 logger = logging.getLogger(__name__)
@@ -174,6 +176,48 @@ class SupmamModel(BaseFairseqModel):
         model = cls(cfg, num_classes=0)
         load_strict(model, weights, path, what="AudioMAE pretraining model",
                     fix="the file is not AudioMAE's decoder_mode=1 pretraining model")
+        return model.eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: str, teacher_checkpoint: str | None = None) -> "SupmamModel":
+        """The model of a ``supmam`` pretraining checkpoint or of AudioMAE's full ``pretrained.pth``, in
+        eval mode, with ``num_updates`` of its training. A fairseq checkpoint builds the model from its
+        own ``cfg.model`` (the task's data folder need not exist) and loads its weights strictly.
+        ``teacher_checkpoint`` replaces the teacher's path (target=teacher) when the recorded one moved.
+
+        Raises:
+            FileNotFoundError: no such file, or its teacher is not where it was.
+            CheckpointError: not such a model (a fine-tuned classifier has no decoder), a legacy
+                decoder, or weights that do not fit.
+        """
+        state = read_checkpoint(path)
+        if not is_fairseq_checkpoint(state):  # AudioMAE's pretrained.pth (refused with the reason otherwise)
+            return cls.from_audiomae_state(state, path)
+        try:
+            _, model_cfg, task_cfg = fairseq_configs(state, path, models=("supmam",))
+        except CheckpointError as e:
+            raise CheckpointError(f"{e} (a fine-tuned classifier has no decoder: it is not a pretraining model)") from None
+        weights = state["model"]
+        reason = legacy_pretraining_reason(weights)
+        if reason is not None:
+            raise CheckpointError(LEGACY_PRETRAINING.format(path=path) + f" (found: {reason})")
+        known = {f.name for f in dataclasses.fields(SupmamConfig)}
+        fields = {k: v for k, v in upgrade_teacher_fields(model_cfg).items() if k in known}
+        if teacher_checkpoint:
+            fields["teacher_checkpoint"] = teacher_checkpoint
+        fields["target"] = str(fields.get("target", "spectrogram"))
+        if fields["target"] == "teacher":
+            teacher = fields.get("teacher_checkpoint") or ""
+            if teacher != "random" and not os.path.isfile(teacher):
+                raise FileNotFoundError(
+                    f"{path} was trained with the {fields.get('teacher', 'laion_clap')} teacher {teacher!r}, which "
+                    "is not there: give its new path (supmam-plot-reconstruction --teacher-checkpoint)")
+        head = weights.get("cls_branch.mlp.3.weight")
+        model = cls(SupmamConfig(**fields), num_classes=int(head.shape[0]) if head is not None else 0,
+                    sample_rate=int(task_cfg.get("sample_rate") or 16000))
+        load_strict(model, weights, path, what="model", fix="they do not fit the model its cfg describes")
+        history = state.get("optimizer_history") or []
+        model.num_updates = int(history[-1].get("num_updates", 0) or 0) if history else 0
         return model.eval()
 
     def upgrade_state_dict_named(self, state_dict, name):

@@ -7,9 +7,9 @@ import torch
 import torch.nn as nn
 
 from .audiomae_swin_block import AudioMAESwinBlock, window_and_shift
-from .masking import gather_patches
-from .positions import position_table
-from .vit_encoder import VitEncoder
+from ..core.masking import gather_patches
+from ..core.positions import position_table
+from ..core.vit import VitEncoder
 
 __all__ = ["WindowDecoder"]
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from fairseq.tasks import register_task
 from omegaconf import OmegaConf, open_dict
 
-from ..data.manifest import ManifestError
+from ..core.manifest import ManifestError
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
 

@@ -9,11 +9,11 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask
 
-from ..data.audio import audio_info
+from ..core.audio import audio_info
 from ..data.audio_clip_dataset import AudioClipDataset, UnreadableClips
 from ..data.class_balanced_weights import class_balanced_weights
-from ..data.fbank import FbankSettings
-from ..data.manifest import ManifestError, read_class_list, read_labels, read_manifest
+from ..core.fbank import FbankSettings
+from ..core.manifest import ManifestError, read_class_list, read_labels, read_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,15 @@
 """Frozen teachers whose features are pretraining targets (``model.target=teacher``).
 
 Registered by name and chosen with ``model.teacher``: ``laion_clap`` (:class:`ClapTeacher`) and
-``supmam`` (:class:`EncoderTeacher`). Each is a :class:`Teacher`: it says what it hears, gives its
-native map (what a target cache stores) and samples it on the student's patch grid.
+``checkpoint_encoder`` (:class:`CheckpointEncoderTeacher`; ``supmam`` in older configs and caches).
+Each is a :class:`Teacher`: it says what it hears, gives its native map (what a target cache
+stores) and samples it on the student's patch grid. A new teacher is a ``Teacher`` subclass in
+its own file here, registered with ``@register_teacher("name")`` and imported below.
 """
 from .config import TeacherConfig
-from .encoder import EncoderTeacher
+from .checkpoint_encoder import CheckpointEncoderTeacher
 from .laion_clap import ClapTeacher
-from .teacher import TEACHERS, Teacher, register_teacher
+from .teacher import TEACHERS, Teacher, register_teacher, teacher_class
 
 
 def build_teacher(cfg, grid, student_seconds: float | None = None) -> Teacher:
@@ -16,10 +18,10 @@ def build_teacher(cfg, grid, student_seconds: float | None = None) -> Teacher:
     if not cfg.teacher_checkpoint:
         raise ValueError(
             f"model.target=teacher needs the teacher's weights: set model.teacher_checkpoint (teacher "
-            f"{cfg.teacher}: {TEACHERS[cfg.teacher].checkpoint_help}); README: Teachers"
+            f"{cfg.teacher}: {teacher_class(cfg.teacher).checkpoint_help}); README: Teachers"
         )
-    return TEACHERS[cfg.teacher].from_config(cfg, grid, student_seconds)
+    return teacher_class(cfg.teacher).from_config(cfg, grid, student_seconds)
 
 
-__all__ = ["TEACHERS", "Teacher", "TeacherConfig", "ClapTeacher", "EncoderTeacher", "build_teacher",
-           "register_teacher"]
+__all__ = ["TEACHERS", "Teacher", "TeacherConfig", "ClapTeacher", "CheckpointEncoderTeacher", "build_teacher",
+           "register_teacher", "teacher_class"]

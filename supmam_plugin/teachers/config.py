@@ -3,10 +3,11 @@ from dataclasses import dataclass, field
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from . import encoder, laion_clap  # noqa: F401  registers the teachers
+from ..core.checkpoints.legacy import TEACHER_ALIASES
+from . import checkpoint_encoder, laion_clap  # noqa: F401  registers the teachers
 from .teacher import INTERPOLATIONS, TEACHERS
 
-TEACHER_CHOICES = ChoiceEnum(sorted(TEACHERS))
+TEACHER_CHOICES = ChoiceEnum(sorted(TEACHERS) + sorted(TEACHER_ALIASES))  # old names stay readable
 CLAP_FEATURE_CHOICES = ChoiceEnum(list(laion_clap.FEATURES))
 
 
@@ -15,14 +16,15 @@ class TeacherConfig(FairseqDataclass):
     teacher: TEACHER_CHOICES = field(
         default="laion_clap",
         metadata={"help": "the frozen teacher of model.target=teacher: 'laion_clap' (LAION-CLAP's HTS-AT, the "
-                  "paper's; hears 10 s at 48 kHz) or 'supmam' (the encoder of a plugin checkpoint, pretraining "
-                  "or fine-tuned classifier, or of an AudioMAE .pth; hears what it was trained on)"},
+                  "paper's; hears 10 s at 48 kHz) or 'checkpoint_encoder' (the encoder of a plugin checkpoint, "
+                  "pretraining or fine-tuned classifier, or of an AudioMAE .pth; hears what it was trained on; "
+                  "'supmam' is its old name)"},
     )
     teacher_checkpoint: str = field(
         default="",
         metadata={"help": "the teacher's weights: laion_clap: a released LAION-CLAP .pt (e.g. "
                   "630k-audioset-best.pt), or 'random' (a randomly initialised HTS-AT: tests only, meaningless "
-                  "targets); supmam: a .pt of this plugin or an AudioMAE .pth"},
+                  "targets); checkpoint_encoder: a .pt of this plugin or an AudioMAE .pth"},
     )
     clap_model: str = field(
         default="HTSAT-tiny",
@@ -36,7 +38,7 @@ class TeacherConfig(FairseqDataclass):
     )
     teacher_layer: int = field(
         default=-1,
-        metadata={"help": "supmam: the encoder block whose output is the target (0-based; -1: the last, "
+        metadata={"help": "checkpoint_encoder: the encoder block whose output is the target (0-based; -1: the last, "
                   "before the final LayerNorm); targets are normalised per patch"},
     )
     teacher_interpolation: str = field(

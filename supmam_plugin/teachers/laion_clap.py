@@ -15,7 +15,6 @@ import importlib.util
 import json
 import logging
 import os
-import pickle
 import sys
 import types
 from pathlib import Path
@@ -24,6 +23,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
+from ..core.checkpoints import load_strict, read_checkpoint
 from .teacher import Teacher, fit_to_length, register_teacher
 
 logger = logging.getLogger(__name__)
@@ -77,30 +77,20 @@ def read_clap_model_config(model_name: str = "HTSAT-tiny") -> dict:
 def read_clap_state_dict(path) -> dict:
     """The state dict of a released LAION-CLAP checkpoint, with any `module.` prefix removed.
 
-    Accepts the state dict at the top level or under `state_dict`.
+    Accepts the state dict at the top level or under `state_dict`; opened safely
+    (:func:`~supmam_plugin.core.checkpoints.read_checkpoint`).
     """
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise FileNotFoundError(
             f"CLAP checkpoint {str(path)!r} does not exist: give the path to a released "
             "LAION-CLAP checkpoint (e.g. 630k-audioset-best.pt for HTSAT-tiny), or 'random' "
             "for tests only"
         )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        logger.info("%s holds Python objects besides tensors; loading it with weights_only=False", path)
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(str(path))
     if not isinstance(checkpoint, dict):
         raise ValueError(f"CLAP checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a state dict")
     state = checkpoint.get("state_dict", checkpoint)
     return {key.removeprefix("module."): value for key, value in state.items()}
-
-
-def teacher_state_dict_for_release(teacher: "ClapTeacher") -> dict:
-    """The teacher's weights in the layout of a released LAION-CLAP checkpoint:
-    `{"state_dict": {"module.audio_branch.<k>": v, ..., "module.audio_projection.<k>": v}}`."""
-    return {"state_dict": {f"module.{key}": value for key, value in teacher.state_dict().items()}}
 
 
 class _TokenMapCaptured(Exception):
@@ -202,27 +192,13 @@ class ClapTeacher(Teacher):
         state = read_clap_state_dict(path)
         prefixes = tuple(f"{name}." for name, _ in self.named_children())
         given = {key: value for key, value in state.items() if key.startswith(prefixes)}
-        wanted = self.state_dict()
-        missing = [key for key in wanted if key not in given]
-        unexpected = [key for key in given if key not in wanted]
-        mismatched = [
-            f"{key}: checkpoint {tuple(given[key].shape)} != model {tuple(wanted[key].shape)}"
-            for key in wanted
-            if key in given and given[key].shape != wanted[key].shape
-        ]
-        if missing or unexpected or mismatched:
-            embedding = given.get("audio_branch.patch_embed.proj.weight")
-            guess = None if embedding is None else HTSAT_NAME_BY_EMBED_DIM.get(embedding.shape[0])
-            hint = f" (this checkpoint's audio branch looks like {guess!r})" if guess else ""
-            raise ValueError(
-                f"CLAP checkpoint {path!r} does not fit ClapTeacher(model_name={self.model_name!r}, "
-                f"feature={self.feature!r}): {len(missing)} missing keys {missing[:10]}, "
-                f"{len(unexpected)} unexpected keys {unexpected[:10]}, "
-                f"{len(mismatched)} shape mismatches {mismatched[:10]}. Pick the model_name that "
-                f"matches the checkpoint{hint} (630k-*.pt: 'HTSAT-tiny'; music_speech_*.pt and "
-                "music_audioset_*.pt: 'HTSAT-base'); fusion checkpoints (*fusion*) are not supported"
-            )
-        self.load_state_dict(given)
+        embedding = given.get("audio_branch.patch_embed.proj.weight")
+        guess = None if embedding is None else HTSAT_NAME_BY_EMBED_DIM.get(embedding.shape[0])
+        hint = f" (this checkpoint's audio branch looks like {guess!r})" if guess else ""
+        load_strict(self, given, path, what=f"ClapTeacher(model_name={self.model_name!r}, feature={self.feature!r})",
+                    fix=f"pick the model_name that matches the checkpoint{hint} (630k-*.pt: 'HTSAT-tiny'; "
+                    "music_speech_*.pt and music_audioset_*.pt: 'HTSAT-base'); fusion checkpoints (*fusion*) are "
+                    "not supported")
 
     def _apply(self, fn, recurse=True):
         # `.half()`, `.to(dtype)` (and fairseq's --fp16, which halves the whole model) come here:
@@ -276,7 +252,7 @@ def teacher_identity(checkpoint: str, model_name: str = "HTSAT-tiny") -> dict:
     if str(checkpoint) == "random":
         digest = f"random-seed-{RANDOM_TEACHER_SEED}"
     else:
-        from ..data.file_hash import file_sha256
+        from ..core.file_hash import file_sha256
 
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"{checkpoint}: LAION-CLAP checkpoint not found")

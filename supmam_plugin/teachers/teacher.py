@@ -10,9 +10,15 @@ recorded by target caches).
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..core.checkpoints.legacy import TEACHER_ALIASES
+
+logger = logging.getLogger(__name__)
 
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic")  # F.grid_sample modes
 
@@ -142,3 +148,14 @@ def register_teacher(name: str):
         return cls
 
     return register
+
+
+def teacher_class(name: str) -> type:
+    """The teacher registered as ``name``; an old name (``TEACHER_ALIASES``: ``supmam`` for
+    ``checkpoint_encoder``) is read as today's, with a warning."""
+    if name in TEACHER_ALIASES:
+        logger.warning(f"teacher {name!r} is now called {TEACHER_ALIASES[name]!r}; reading it as that")
+        name = TEACHER_ALIASES[name]
+    if name not in TEACHERS:
+        raise ValueError(f"unknown teacher {name!r}: choose one of {sorted(TEACHERS)}")
+    return TEACHERS[name]

@@ -1,6 +1,6 @@
 """The HEAR 2021 API (hearbenchmark.com) for any encoder this plugin loads:
 
-    import supmam_plugin.hear as hear
+    import supmam_plugin.inference.hear as hear
 
     model = hear.load_model("checkpoint_best.pt")          # or pretraining .pt, AudioMAE .pth
     scene = hear.get_scene_embeddings(audio, model)       # (n, D) float32
@@ -8,22 +8,22 @@
 
 ``audio``: (n_sounds, n_samples) float tensor in [-1, 1] at ``model.sample_rate`` (16 kHz), on
 the model's device. Scene embeddings are the clip embeddings of
-:meth:`supmam_plugin.embeddings.AudioEncoder.embed` (mean over the patches, long sounds averaged
+:meth:`supmam_plugin.inference.encoder.AudioEncoder.embed` (mean over the patches, long sounds averaged
 over 10.24 s windows); timestamp embeddings are its frame embeddings
-(:meth:`~supmam_plugin.embeddings.AudioEncoder.embed_frames`): one every 160 ms (one column of
+(:meth:`~supmam_plugin.inference.encoder.AudioEncoder.embed_frames`): one every 160 ms (one column of
 16 x 16 patches: the finest step the patch grid has), stamped at the centre of the 16 fbank frames
 they describe, none past the end of the audio, any length (10 minutes and more: back-to-back
 windows, ``batch_size`` at a time). Each sound is embedded on its own: the other sounds of a batch
 change nothing.
 
-With hear-eval-kit: ``python3 -m heareval.embeddings.runner supmam_plugin.hear --model CHECKPOINT``.
+With hear-eval-kit: ``python3 -m heareval.embeddings.runner supmam_plugin.inference.hear --model CHECKPOINT``.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .portable import load_encoder_or_export
+from .export import load_encoder_or_export
 
 
 class HearModel(nn.Module):
@@ -49,7 +49,7 @@ def load_model(model_file_path: str = "", layer: int | None = None, batch_size: 
     ``supmam_classifier``, AudioMAE ``.pth``) or an export folder (``supmam-export``); ``layer``: frames from block ``layer`` instead of the
     final outputs."""
     if not model_file_path:
-        raise ValueError("supmam_plugin.hear.load_model needs a checkpoint (a .pt of this plugin or an AudioMAE .pth) "
+        raise ValueError("supmam_plugin.inference.hear.load_model needs a checkpoint (a .pt of this plugin or an AudioMAE .pth) "
                          "or an export folder (supmam-export)")
     return HearModel(model_file_path, layer, batch_size).eval()
 

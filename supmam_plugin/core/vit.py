@@ -1,23 +1,28 @@
-"""ViT encoder over fbank patches (AudioMAE's layout and timm's key names)."""
+"""The ViT encoder over fbank patches: AudioMAE's layout, timm's parameter names, plain torch.
+
+One implementation serves training (models ``supmam`` / ``supmam_classifier``), the teachers and
+the portable export. It is written in plain torch rather than with timm's ``Block`` so that an
+exported encoder loads where neither fairseq nor timm is installed; its parameter names are
+timm's (``blocks.{i}.norm1``, ``attn.qkv``, ``mlp.fc1``, ...), so AudioMAE's released weights load
+as they are, and the tests check it against timm's own block on the same weights.
+"""
+from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from timm.layers import PatchEmbed
-from timm.models.vision_transformer import Block
+import torch.nn.functional as F
 
 from .masking import gather_patches
 from .positions import POSITION_LAYOUTS, position_table
 
-POSITION_LAYOUT_CHOICES = ChoiceEnum(list(POSITION_LAYOUTS))
-
 
 @dataclass
-class VitEncoderConfig(FairseqDataclass):
+class VitEncoderConfig:
+    """The encoder's architecture (fields of the ``supmam`` and ``supmam_classifier`` model configs)."""
+
     encoder_layers: int = field(default=12, metadata={"help": "transformer blocks (ViT-B: 12; tiny: 2)"})
     encoder_embed_dim: int = field(default=768, metadata={"help": "encoder width (ViT-B: 768; tiny: 192)"})
     encoder_heads: int = field(default=12, metadata={"help": "attention heads (ViT-B: 12; tiny: 3)"})
@@ -34,7 +39,7 @@ class VitEncoderConfig(FairseqDataclass):
                   "and the paper takes AudioMAE as its backbone; it is dropped before the decoder and "
                   "from pooled features, which mean the patches)"},
     )
-    position_layout: POSITION_LAYOUT_CHOICES = field(
+    position_layout: str = field(
         default="audiomae",
         metadata={"help": "layout of the fixed sin-cos position table built for a fresh model: 'audiomae' "
                   "(AudioMAE's table, made for a (freq x time) = (8 x 64) grid while its tokens are "
@@ -42,6 +47,65 @@ class VitEncoderConfig(FairseqDataclass):
                   "freq) of each patch; checkpoints of this plugin before the AudioMAE layout). A table in a "
                   "checkpoint is loaded as it is, whatever this says"},
     )
+
+
+class PatchEmbed(nn.Module):
+    """(B, 1, frames, mel) -> (B, L, D) tokens of non-overlapping p x p patches, time-major."""
+
+    def __init__(self, dim: int, patch: int):
+        super().__init__()
+        self.patch_size = (patch, patch)
+        self.proj = nn.Conv2d(1, dim, kernel_size=patch, stride=patch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention`` (the fused kernels)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, dim = x.shape
+        q, k, v = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, dim))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """A pre-norm ViT block with stochastic depth (``drop_path``: each sample's residual branch is
+    dropped with that probability in training and rescaled by 1 / (1 - p))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float = 0.0):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.drop_path = drop_path
+
+    def _dropped(self, branch: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.drop_path == 0.0:
+            return branch
+        keep = 1.0 - self.drop_path
+        mask = branch.new_empty(branch.size(0), *([1] * (branch.dim() - 1))).bernoulli_(keep)
+        return branch * mask / keep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self._dropped(self.attn(self.norm1(x)))
+        return x + self._dropped(self.mlp(self.norm2(x)))
 
 
 class VitEncoder(nn.Module):
@@ -52,7 +116,7 @@ class VitEncoder(nn.Module):
     ``pos_embed`` (1, L, D) is a persistent buffer (saved and loaded with the weights; built
     from ``cfg.position_layout`` for a fresh model). The [CLS] token, if any, has no position
     of its own: AudioMAE's ``cls_token + pos_embed[:, :1]`` is folded into ``cls_token`` when an
-    AudioMAE file is read.
+    AudioMAE file is read. ``cfg``: a :class:`VitEncoderConfig` or any object with its fields.
     """
 
     def __init__(self, cfg: VitEncoderConfig):
@@ -63,22 +127,19 @@ class VitEncoder(nn.Module):
                 f"input of {cfg.input_frames} frames x {cfg.num_mel_bins} mel bins does not split into "
                 f"{p}x{p} patches: make task.target_frames and model.num_mel_bins multiples of {p}"
             )
+        if cfg.position_layout not in POSITION_LAYOUTS:
+            raise ValueError(f"model.position_layout={cfg.position_layout!r}: choose one of {list(POSITION_LAYOUTS)}")
         self.grid = (cfg.input_frames // p, cfg.num_mel_bins // p)
         self.num_patches = self.grid[0] * self.grid[1]
-        self.patch_embed = PatchEmbed(
-            img_size=(cfg.input_frames, cfg.num_mel_bins), patch_size=p, in_chans=1, embed_dim=cfg.encoder_embed_dim
-        )
+        self.patch_embed = PatchEmbed(cfg.encoder_embed_dim, p)
         self.register_buffer(
             "pos_embed", position_table(cfg.encoder_embed_dim, self.grid, cfg.position_layout).unsqueeze(0)
         )  # (1, L, D)
         rates = torch.linspace(0, cfg.drop_path, cfg.encoder_layers).tolist()
-        norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.ModuleList(
-            Block(cfg.encoder_embed_dim, cfg.encoder_heads, cfg.mlp_ratio, qkv_bias=True, drop_path=rate,
-                  norm_layer=norm_layer)
-            for rate in rates
+            Block(cfg.encoder_embed_dim, cfg.encoder_heads, cfg.mlp_ratio, drop_path=rate) for rate in rates
         )
-        self.norm = norm_layer(cfg.encoder_embed_dim)
+        self.norm = nn.LayerNorm(cfg.encoder_embed_dim, eps=1e-6)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.encoder_embed_dim)) if cfg.cls_token else None
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)

@@ -1,6 +1,6 @@
 """Embeddings from a trained encoder, for users who only want features.
 
-    from supmam_plugin.embeddings import load_encoder
+    from supmam_plugin.inference.encoder import load_encoder
 
     encoder = load_encoder("checkpoint_last.pt", device="cuda")
     out = encoder.embed([wave_a, wave_b], sample_rate=44100, layers=(5, 11))
@@ -13,7 +13,7 @@
 
 Checkpoints: a fine-tuned ``supmam_classifier`` or a ``supmam`` pretraining checkpoint (fairseq
 ``.pt``; those written before the AudioMAE layout too), or AudioMAE's released ``pretrained.pth`` /
-``finetuned.pth`` (read by :mod:`supmam_plugin.models.checkpoints`). Only the encoder is used
+``finetuned.pth`` (read by :mod:`supmam_plugin.core.checkpoints`). Only the encoder is used
 (a classifier's ``fc_norm`` and ``head`` are not).
 
 Input: waveforms in [-1, 1] (float) or integer PCM (scaled: int16 / 32768), mono, or with a
@@ -36,8 +36,10 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .data.audio import downmix, pcm_to_float, read_mono, resample
-from .data.fbank import FbankSettings, batch_fbank
+from ..core.audio import downmix, pcm_to_float, read_mono, resample
+from ..core.checkpoints import load_strict, read_encoder
+from ..core.fbank import FbankSettings, batch_fbank, require_one_frame
+from ..core.vit import VitEncoder, VitEncoderConfig
 
 SAMPLE_RATE = 16000
 
@@ -57,9 +59,6 @@ def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dty
         FileNotFoundError: no such file.
         CheckpointError (a ValueError): a file that holds no encoder we can build, with the reason.
     """
-    from .models.checkpoints import load_strict, read_encoder  # fairseq's: not needed by AudioEncoder itself
-    from .models.vit_encoder import VitEncoder, VitEncoderConfig
-
     path = os.fspath(path)
     found = read_encoder(path)
     config = VitEncoderConfig(**found.architecture)
@@ -217,11 +216,7 @@ class AudioEncoder:
         if sample_rate != self.sample_rate:
             clips = [resample(c, sample_rate, self.sample_rate) for c in clips]
         for i, clip in enumerate(clips):
-            if len(clip) < self.settings.window_size:
-                raise ValueError(
-                    f"{names[i] if names else f'clip {i}'}: {len(clip)} samples at {self.sample_rate} Hz is "
-                    f"shorter than one 25 ms fbank frame ({self.settings.window_size} samples)"
-                )
+            require_one_frame(len(clip), self.settings, names[i] if names else f"clip {i}")
         return clips
 
     def _check_layers(self, layers) -> list[int]:

@@ -1,6 +1,6 @@
-"""Teacher ``supmam``: the frozen encoder of a checkpoint this plugin reads, as the target.
+"""Teacher ``checkpoint_encoder`` (formerly ``supmam``): the frozen encoder of a checkpoint this plugin reads, as the target.
 
-Any encoder :func:`~supmam_plugin.models.checkpoints.read_encoder` reads: a ``supmam`` pretraining
+Any encoder :func:`~supmam_plugin.core.checkpoints.read_encoder` reads: a ``supmam`` pretraining
 checkpoint, a fine-tuned ``supmam_classifier`` (a teacher that knows the labels) or AudioMAE's
 ``pretrained.pth`` / ``finetuned.pth``. It hears what its checkpoint was trained on (16 kHz, its
 ``input_frames`` of Kaldi fbank: 10.24 s for 1024 frames), computed exactly as in training (zero
@@ -15,14 +15,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.fbank import FbankSettings, batch_fbank
-from ..models.checkpoints import load_strict, read_encoder
-from ..models.vit_encoder import VitEncoder, VitEncoderConfig
+from ..core.fbank import FbankSettings, batch_fbank
+from ..core.checkpoints import load_strict, read_encoder
+from ..core.vit import VitEncoder, VitEncoderConfig
 from .teacher import Teacher, fit_to_length, register_teacher
 
 
-@register_teacher("supmam")
-class EncoderTeacher(Teacher):
+@register_teacher("checkpoint_encoder")
+class CheckpointEncoderTeacher(Teacher):
     """Args:
         checkpoint: path of a plugin checkpoint (``.pt``) or an AudioMAE ``.pth``.
         layer: the block whose output is the target (0-based; negative counts from the end; -1:
@@ -54,7 +54,7 @@ class EncoderTeacher(Teacher):
         self.freeze()
 
     @classmethod
-    def from_config(cls, cfg, grid, student_seconds: float | None = None) -> "EncoderTeacher":
+    def from_config(cls, cfg, grid, student_seconds: float | None = None) -> "CheckpointEncoderTeacher":
         """The teacher of a model config (``model.teacher_checkpoint``, ``teacher_layer``,
         ``teacher_interpolation``)."""
         return cls(cfg.teacher_checkpoint, cfg.teacher_layer, grid, cfg.teacher_interpolation, student_seconds)
@@ -89,6 +89,6 @@ class EncoderTeacher(Teacher):
         return F.layer_norm(targets.float(), targets.shape[-1:])
 
     def identity(self) -> dict:
-        from ..data.file_hash import file_sha256
+        from ..core.file_hash import file_sha256
 
         return {"teacher": self.name, "variant": f"layer {self.layer}", "checkpoint_sha256": file_sha256(self.checkpoint)}

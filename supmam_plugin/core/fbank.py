@@ -89,6 +89,16 @@ def _mel_banks_cpu(s: FbankSettings) -> torch.Tensor:
 
 
 @lru_cache(maxsize=8)
+def require_one_frame(num_samples: int, settings: FbankSettings, what: str, fix: str = "") -> None:
+    """The one rule for audio too short to use: fewer samples than one fbank frame (25 ms) is a
+    ValueError naming ``what`` (a file, a manifest line, a clip) and, if given, the ``fix``."""
+    if num_samples < settings.window_size:
+        raise ValueError(
+            f"{what}: {num_samples} samples at {settings.sample_rate} Hz is shorter than one frame "
+            f"of the 25 ms fbank ({settings.window_size} samples){'; ' + fix if fix else ''}"
+        )
+
+
 def _hann_cpu(window_size: int) -> torch.Tensor:
     return torch.hann_window(window_size, periodic=False, dtype=torch.float64).float()
 
@@ -102,11 +112,7 @@ def kaldi_fbank(waveforms: torch.Tensor, settings: FbankSettings = FbankSettings
     squeeze = waveforms.dim() == 1
     if squeeze:
         waveforms = waveforms.unsqueeze(0)
-    if waveforms.size(-1) < settings.window_size:
-        raise ValueError(
-            f"kaldi_fbank: {waveforms.size(-1)} samples is shorter than one frame "
-            f"({settings.window_size} samples at {settings.sample_rate} Hz)"
-        )
+    require_one_frame(waveforms.size(-1), settings, "kaldi_fbank")
     device = waveforms.device
     frames = waveforms.float().unfold(-1, settings.window_size, settings.window_shift)  # (B, F, W)
     if settings.remove_dc_offset:
@@ -186,11 +192,8 @@ def model_input_fbank(
         return batch_fbank(source, source_lengths, target_frames, settings)
 
 
-def frames_to_seconds(num_frames: int, settings: FbankSettings = FbankSettings()) -> float:
-    return settings.num_samples_for(num_frames) / settings.sample_rate
-
-
 __all__ = [
+    "require_one_frame",
     "AUDIOSET_MEAN",
     "AUDIOSET_STD",
     "FbankSettings",
@@ -199,5 +202,4 @@ __all__ = [
     "normalize_fbank",
     "batch_fbank",
     "model_input_fbank",
-    "frames_to_seconds",
 ]

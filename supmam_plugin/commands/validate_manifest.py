@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-from .audio import AudioFileError, audio_info, read_mono
-from .manifest import ManifestError, read_class_list, read_manifest
+from ..core.audio import AudioFileError, audio_info, read_mono
+from ..core.manifest import ManifestError, read_class_list, read_manifest
 
 FRAME_SECONDS = 0.025
 

@@ -2,7 +2,7 @@
 
 X-ARES builds the encoder with no arguments, so the checkpoint comes from the environment:
 
-    SUPMAM_CHECKPOINT=checkpoint_best.pt python -m xares.run supmam_plugin/xares_encoder.py \\
+    SUPMAM_CHECKPOINT=checkpoint_best.pt python -m xares.run supmam_plugin/inference/xares.py \\
         src/tasks/*.py                                 # from the root of this repository
 
 In Python: ``SupmamEncoder("checkpoint_best.pt")``. It maps (B, T) waveforms at 16 kHz to
@@ -16,7 +16,7 @@ import os
 import torch
 from torch import nn
 
-from . import portable  # the module, not its classes: X-ARES wants exactly one name ending in "Encoder" here
+from . import export  # the module, not its classes: X-ARES wants exactly one name ending in "Encoder" here
 
 CHECKPOINT_VARIABLE = "SUPMAM_CHECKPOINT"
 
@@ -32,7 +32,7 @@ class SupmamEncoder(nn.Module):
         if not checkpoint:
             raise ValueError(f"SupmamEncoder needs a checkpoint: set {CHECKPOINT_VARIABLE}=/path/to/checkpoint.pt "
                              "(a .pt of this plugin or an AudioMAE .pth)")
-        self.embedder = portable.load_encoder_or_export(checkpoint)
+        self.embedder = export.load_encoder_or_export(checkpoint)
         self.encoder = self.embedder.encoder  # registered, so .to(device) moves it
         self.layer = layer
         self.batch_size = batch_size

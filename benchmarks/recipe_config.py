@@ -1,12 +1,8 @@
-"""The hydra recipes in ``examples/supmam``, composed exactly as ``fairseq-hydra-train`` composes them.
+"""The recipes composed exactly as ``fairseq-hydra-train`` composes them (benchmarks and tests).
 
-Each family (``pretraining``, ``finetuning``) has a ``base.yaml`` with everything its recipes
-share; a recipe lists ``defaults: [_self_, base]`` and only the keys it sets itself. The order is
-forced by fairseq: ``fairseq-hydra-train --config-name NAME`` validates the recipe against a
-schema of the same name (``hydra_init(NAME)``) whose defaults sit at the recipe's own ``_self_``
-position, so a base listed BEFORE ``_self_`` would be overwritten by the schema's defaults. Hence a
-recipe may set only keys its base leaves out (``check_recipe`` enforces it); command-line
-overrides still win over both.
+A recipe may set only keys its ``base.yaml`` leaves out: fairseq validates a recipe against a
+schema of its own name whose defaults sit at the recipe's ``_self_`` position, so a key set in
+both would be silently overruled by the base (``check_recipe`` enforces it).
 """
 from __future__ import annotations
 
@@ -15,19 +11,7 @@ import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "supmam")
-FAMILIES = ("pretraining", "finetuning")
-
-
-def recipe_dir(family: str) -> str:
-    if family not in FAMILIES:
-        raise ValueError(f"recipe family {family!r}: one of {FAMILIES}")
-    return os.path.join(EXAMPLES, family)
-
-
-def recipe_names(family: str) -> list[str]:
-    """The runnable recipes of a family (every yaml but base.yaml)."""
-    return sorted(f[:-5] for f in os.listdir(recipe_dir(family)) if f.endswith(".yaml") and f != "base.yaml")
+from supmam_plugin.recipes import recipe_dir
 
 
 def compose_recipe(family: str, name: str, overrides: list[str] | tuple = (), resolve: bool = False) -> DictConfig:
@@ -49,8 +33,7 @@ def compose_recipe(family: str, name: str, overrides: list[str] | tuple = (), re
 
 
 def check_recipe(family: str, name: str) -> None:
-    """A recipe that sets a key its base also sets would be silently overruled (see the module
-    docstring): raise, naming the keys."""
+    """A recipe that sets a key its base also sets would be silently overruled: raise, naming the keys."""
     base = _leaf_keys(OmegaConf.load(os.path.join(recipe_dir(family), "base.yaml")))
     own = OmegaConf.load(os.path.join(recipe_dir(family), f"{name}.yaml"))
     clashes = sorted(k for k in _leaf_keys(own) if k in base and not k.startswith("defaults"))

@@ -1,19 +1,9 @@
-"""Reading checkpoints, in one place: this plugin's fairseq ``.pt`` files and AudioMAE's ``.pth`` files.
+"""AudioMAE's checkpoints (facebookresearch/AudioMAE) in our key layout, and back.
 
-Kinds of files:
-
-* fairseq checkpoints of model ``supmam`` (pretraining) or ``supmam_classifier`` (fine-tuned):
-  ``{"cfg": {"model": {...}, "task": {...}}, "model": state_dict, ...}``. Since the AudioMAE
-  layout (issue 11) they hold the fixed position tables (``encoder.pos_embed``,
-  ``decoder.pos_embed``). Older ones (commit 458ab0c and before) do not: their tables were the
-  "grid" layout, rebuilt at load time. For those, the ENCODER keeps loading everywhere (the grid
-  table is inserted: :func:`upgrade_legacy_encoder`); a legacy ``supmam`` DECODER (timm's Swin V1
-  block, a LayerNorm after the spectrogram head) does not fit the current model and is refused
-  with :data:`LEGACY_PRETRAINING` (resuming such a run is not supported).
-* AudioMAE (facebookresearch/AudioMAE) ``pretrained.pth`` (``models_mae.MaskedAutoencoderViT``:
-  encoder + decoder) and ``finetuned.pth`` (``models_vit.VisionTransformer`` with global pooling:
-  encoder without ``norm``, plus ``fc_norm`` and ``head``): ``{"model": state_dict}`` (AudioMAE's
-  scripts may add ``optimizer``, ``epoch``, ``scaler``, ``args``) with timm's key names.
+``pretrained.pth`` (``models_mae.MaskedAutoencoderViT``: encoder + decoder) and ``finetuned.pth``
+(``models_vit.VisionTransformer`` with global pooling: encoder without ``norm``, plus ``fc_norm``
+and ``head``): ``{"model": state_dict}`` (AudioMAE's scripts may add ``optimizer``, ``epoch``,
+``scaler``, ``args``) with timm's key names.
 
 How AudioMAE's layout maps onto ours:
 
@@ -38,30 +28,17 @@ How AudioMAE's layout maps onto ours:
 from __future__ import annotations
 
 import logging
-import os
 import re
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
-from .positions import POSITION_LAYOUTS, identify_layout, position_table
+from .positions import recognise_positions
+from .read import CheckpointError
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "CheckpointError", "EncoderCheckpoint", "ENCODER_FIELDS", "LEGACY_PRETRAINING", "read_checkpoint",
-    "is_fairseq_checkpoint", "fairseq_configs", "read_encoder", "load_strict", "apply_architecture",
-    "upgrade_legacy_encoder", "legacy_pretraining_reason", "positions_for_frames", "audiomae_state_dict", "encoder_from_audiomae_state",
-    "supmam_from_audiomae_state", "audiomae_head", "encoder_to_audiomae_state", "recognise_positions",
-    "upgrade_teacher_fields",
-]
-
-ENCODER_FIELDS = ("encoder_layers", "encoder_embed_dim", "encoder_heads", "mlp_ratio", "patch_size",
-                  "input_frames", "num_mel_bins", "cls_token", "position_layout")
-FAIRSEQ_MODELS = ("supmam", "supmam_classifier")
 NUM_MEL_BINS = 128  # every AudioMAE checkpoint: 128-bin Kaldi fbank
-POSITION_TOLERANCE = 1e-4
 BLOCK_KEYS = tuple(f"{module}.{param}" for module in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")
                    for param in ("weight", "bias"))
 DECODER_BLOCK_KEYS = BLOCK_KEYS + ("attn.tau",) + tuple(
@@ -79,252 +56,6 @@ _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _DECODER_BLOCK = re.compile(r"^decoder_blocks\.(\d+)\.(.+)$")
 # Heads of the standard ViT sizes (tiny, small, base, large, huge); other widths: D / 64.
 _HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
-
-LEGACY_PRETRAINING = (
-    "{path}: a supmam pretraining checkpoint from before the AudioMAE decoder (plugin commit 458ab0c and "
-    "earlier: timm Swin V1 decoder blocks, a LayerNorm after the spectrogram head, no saved position "
-    "tables). Its decoder does not fit this version, so pretraining cannot resume from it and "
-    "supmam-plot-reconstruction cannot use it. Its ENCODER still loads: fine-tune with "
-    "model.pretrained={path}, or take features with supmam_plugin.embeddings.load_encoder / "
-    "supmam-extract-embeddings. To pretrain further, start a new run (or use the plugin at commit 458ab0c)."
-)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used as asked; the message names the file, the keys and the fix."""
-
-
-@dataclass
-class EncoderCheckpoint:
-    """What :func:`read_encoder` finds: the encoder's state dict in our key layout (the keys of
-    ``VitEncoder.state_dict()``), its architecture (``ENCODER_FIELDS``), the audio rate of the
-    checkpoint's task, and its kind ("supmam", "supmam_classifier" or "audiomae")."""
-
-    weights: dict
-    architecture: dict
-    sample_rate: int
-    kind: str
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def read_checkpoint(path: str):
-    """``torch.load`` on the CPU; a missing file is a FileNotFoundError, an unreadable one a
-    CheckpointError, both naming the path."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({e})") from None
-
-
-def _plain(obj):
-    """An omegaconf container as plain Python (fairseq stores cfg as a dict or a DictConfig)."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(obj, DictConfig):
-            try:
-                return OmegaConf.to_container(obj, resolve=True)
-            except Exception:  # an interpolation that cannot resolve here (e.g. a missing env var)
-                return OmegaConf.to_container(obj, resolve=False)
-    except ImportError:  # pragma: no cover
-        pass
-    return obj
-
-
-def is_fairseq_checkpoint(state) -> bool:
-    return isinstance(state, dict) and "cfg" in state and "model" in state
-
-
-def fairseq_configs(state, path: str, models=FAIRSEQ_MODELS) -> tuple[str, dict, dict]:
-    """(model name, model cfg, task cfg) of a fairseq checkpoint whose model is one of ``models``."""
-    cfg = _plain(state.get("cfg")) or {}
-    model_cfg = _plain(cfg.get("model")) or {}
-    name = model_cfg.get("_name") if isinstance(model_cfg, dict) else None
-    if name not in models:
-        raise CheckpointError(
-            f"{path}: a fairseq checkpoint of model {name!r}, not one of {list(models)}; give a supmam "
-            "pretraining or supmam_classifier fine-tuning checkpoint, or an AudioMAE .pth"
-        )
-    return name, model_cfg, _plain(cfg.get("task")) or {}
-
-
-# ----------------------------------------------------------------------------- positions
-
-
-def position_tolerance(table: torch.Tensor, trained_in: Optional[torch.dtype] = None) -> float:
-    """How far a stored table may be from its layout's: POSITION_TOLERANCE, or the rounding of the
-    half precision the table was kept in (a run with common.bf16/fp16 holds its buffers in bf16/fp16,
-    and fairseq may save them back as float32)."""
-    half = trained_in if trained_in in (torch.bfloat16, torch.float16) else table.dtype
-    if half in (torch.bfloat16, torch.float16):
-        return max(POSITION_TOLERANCE, torch.finfo(half).eps)
-    return POSITION_TOLERANCE
-
-
-def recognise_positions(table: torch.Tensor, grid: tuple, path: str, key: str,
-                        trained_in: Optional[torch.dtype] = None) -> str:
-    """The layout ("audiomae" or "grid") of a (L, D) position table of a (T, F) ``grid``.
-
-    Raises:
-        CheckpointError: the table is neither layout (another grid or patching, learned or
-            interpolated positions): our models cannot reproduce what it was trained with.
-    """
-    tolerance = position_tolerance(table, trained_in)
-    layout = identify_layout(table, grid, tolerance)
-    if layout is None:
-        expected = {name: (table.float() - position_table(table.size(-1), grid, name)).abs().max().item()
-                    for name in POSITION_LAYOUTS} if table.dim() == 2 and table.size(0) == grid[0] * grid[1] else {}
-        detail = ", ".join(f"{name}: max |difference| {error:.3g}" for name, error in expected.items())
-        raise CheckpointError(
-            f"{path}: its position table {key} {tuple(table.shape)} is neither AudioMAE's layout (sin-cos built for "
-            f"a (freq x time) = {(grid[1], grid[0])} grid, read in time-major token order) nor the (time x freq) "
-            f"grid layout for {grid[0]} x {grid[1]} patches ({detail or 'wrong number of rows'}; tolerance "
-            f"{tolerance:.3g}): the checkpoint used another grid or patching (e.g. AudioMAE's overlapping "
-            "patches) or learned positions, which these models do not support"
-        )
-    return layout
-
-
-def upgrade_legacy_encoder(state_dict: dict, prefix: str, grid: tuple, embed_dim: int) -> bool:
-    """Give a legacy encoder state dict (no ``{prefix}pos_embed``: written before the tables were
-    saved, when they were always the "grid" layout) its grid table, in place. True if inserted."""
-    key = f"{prefix}pos_embed"
-    if key in state_dict or f"{prefix}patch_embed.proj.weight" not in state_dict:
-        return False
-    reference = state_dict[f"{prefix}patch_embed.proj.weight"]
-    state_dict[key] = position_table(embed_dim, grid, "grid").unsqueeze(0).to(reference.dtype)
-    logger.info(f"legacy checkpoint (no {key}): its encoder gets the 'grid' position table it was trained with")
-    return True
-
-
-def legacy_pretraining_reason(state_dict: dict) -> Optional[str]:
-    """Why a ``supmam`` state dict is of the legacy layout (see :data:`LEGACY_PRETRAINING`), or None."""
-    if any(k.endswith("relative_position_bias_table") for k in state_dict):
-        return "timm Swin V1 decoder blocks (relative_position_bias_table)"
-    for key in ("encoder.pos_embed", "decoder.pos_embed"):
-        if key not in state_dict:
-            return f"no {key}"
-    return None
-
-
-# ----------------------------------------------------------------------------- strict loading
-
-
-def load_strict(module: torch.nn.Module, weights: dict, path: str, what: str = "encoder",
-                fix: str = "the size options (model.*) must match the checkpoint") -> None:
-    """``module.load_state_dict(weights)``; any missing, unexpected or differently shaped key is
-    a CheckpointError naming the file and up to 8 keys of each kind."""
-    wanted = module.state_dict()
-    missing = [k for k in wanted if k not in weights]
-    unexpected = [k for k in weights if k not in wanted]
-    mismatched = [f"{k}: checkpoint {tuple(weights[k].shape)} != model {tuple(wanted[k].shape)}"
-                  for k in wanted if k in weights and weights[k].shape != wanted[k].shape]
-    if missing or unexpected or mismatched:
-        raise CheckpointError(
-            f"{path}: {what} weights do not fit: {len(missing)} missing {missing[:8]}, "
-            f"{len(unexpected)} unexpected {unexpected[:8]}, {len(mismatched)} of another shape "
-            f"{mismatched[:8]}; {fix}"
-        )
-    module.load_state_dict(weights)
-
-
-def apply_architecture(cfg, architecture: dict, path: str) -> None:
-    """Take the checkpoint's architecture fields into ``cfg`` (logging what changed)."""
-    for name, value in architecture.items():
-        if getattr(cfg, name) != value:
-            logger.info(f"model.{name} = {value} (from {path}; the config said {getattr(cfg, name)})")
-            setattr(cfg, name, value)
-
-
-def upgrade_teacher_fields(model_cfg: dict) -> dict:
-    """A ``supmam`` model config written before teachers were chosen by name (``target: clap``,
-    ``clap_checkpoint``, ``clap_interpolation``) in today's names (``target: teacher``,
-    ``teacher: laion_clap``, ``teacher_checkpoint``, ``teacher_interpolation``); others as they are."""
-    cfg = dict(model_cfg)
-    if str(cfg.get("target")) == "clap":
-        cfg.update(target="teacher", teacher="laion_clap")
-    for old, new in (("clap_checkpoint", "teacher_checkpoint"), ("clap_interpolation", "teacher_interpolation")):
-        if old in cfg:
-            value = cfg.pop(old)
-            cfg.setdefault(new, value)
-    return cfg
-
-
-# ----------------------------------------------------------------------------- encoders
-
-
-def read_encoder(path: str, state=None) -> EncoderCheckpoint:
-    """The encoder of any checkpoint we read: a ``supmam`` or ``supmam_classifier`` fairseq
-    checkpoint (legacy ones included) or an AudioMAE ``pretrained.pth`` / ``finetuned.pth``.
-    ``state``: what :func:`read_checkpoint` returned for ``path``, when the caller has it already.
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointError: anything else that is not such an encoder, with the reason.
-    """
-    path = os.fspath(path)
-    state = read_checkpoint(path) if state is None else state
-    if not is_fairseq_checkpoint(state):
-        weights, architecture = encoder_from_audiomae_state(state, path)
-        return EncoderCheckpoint(weights, architecture, 16000, "audiomae")
-    name, model_cfg, task_cfg = fairseq_configs(state, path)
-    weights = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
-    if "patch_embed.proj.weight" not in weights:
-        raise CheckpointError(f"{path}: holds no encoder weights (no 'encoder.*' keys)")
-    architecture = {f: model_cfg[f] for f in ENCODER_FIELDS if f in model_cfg}
-    architecture["cls_token"] = "cls_token" in weights  # the weights say (cfgs before the field had none)
-    if name == "supmam_classifier" and task_cfg.get("target_frames"):
-        architecture["input_frames"] = task_cfg["target_frames"]  # as SupmamClassifier.build_model does
-    patch = int(weights["patch_embed.proj.weight"].size(-1))
-    dim = int(weights["patch_embed.proj.weight"].size(0))
-    frames = int(architecture.get("input_frames", 1024))
-    bins = int(architecture.get("num_mel_bins", NUM_MEL_BINS))
-    grid = (frames // patch, bins // patch)
-    if upgrade_legacy_encoder(weights, "", grid, dim):
-        architecture["position_layout"] = "grid"
-    else:
-        common = _plain((_plain(state.get("cfg")) or {}).get("common")) or {}
-        trained_in = torch.bfloat16 if common.get("bf16") else torch.float16 if common.get("fp16") else None
-        table = weights["pos_embed"]
-        architecture["position_layout"] = recognise_positions(table[0], grid, path, "encoder.pos_embed", trained_in)
-        if trained_in is not None or table.dtype in (torch.bfloat16, torch.float16):
-            # kept in half precision by a bf16/fp16 run: give the exact table of its layout
-            weights["pos_embed"] = position_table(dim, grid, architecture["position_layout"]).unsqueeze(0)
-    return EncoderCheckpoint(weights, architecture, int(task_cfg.get("sample_rate") or 16000), name)
-
-
-def positions_for_frames(found: EncoderCheckpoint, input_frames: int, path: str) -> dict:
-    """``found.weights`` for an encoder of ``input_frames`` frames (fine-tuning on shorter or longer
-    clips than pretraining, e.g. ESC-50's 512 or Speech Commands' 128 frames after 1024).
-
-    The position table is a fixed function of its layout and grid: the checkpoint's table (whose
-    layout :func:`read_encoder` recognised) is replaced by the same layout's table for the new
-    grid. For fewer frames this equals cropping the time axis of the table, which is what AudioMAE's
-    fine-tuning does (``util/pos_embed.interpolate_pos_embed_audio`` keeps the first time columns
-    of its (8, 64) table)."""
-    architecture = found.architecture
-    if int(input_frames) == int(architecture["input_frames"]):
-        return found.weights
-    patch = int(architecture["patch_size"])
-    if input_frames % patch:
-        raise CheckpointError(f"{path}: {input_frames} frames do not split into its {patch}x{patch} patches")
-    grid = (int(input_frames) // patch, int(architecture["num_mel_bins"]) // patch)
-    table = found.weights["pos_embed"]
-    weights = dict(found.weights)
-    weights["pos_embed"] = position_table(table.size(-1), grid, architecture["position_layout"]).unsqueeze(0).to(
-        table.dtype)
-    logger.info(f"{path}: position table ({architecture['position_layout']} layout) made for {input_frames} frames "
-                f"(a {grid[0]} x {grid[1]} grid; the checkpoint's is for {architecture['input_frames']})")
-    return weights
-
-
-# ----------------------------------------------------------------------------- AudioMAE
-
 
 def audiomae_state_dict(state, path: str) -> dict:
     """The flat state dict inside a loaded AudioMAE file: ``{"model": sd}`` (AudioMAE's

@@ -6,7 +6,8 @@ time row ``t`` and frequency column ``f`` of a ``(T, F)`` grid has index ``t * F
 
 Masks follow MAE: ``1`` (or ``True``) = masked, ``0`` = visible.
 
-- :func:`random_masking` - pretraining: a uniformly random subset of patches per clip.
+- :func:`masking_from_noise` - pretraining: the patches of least noise per clip stay visible
+  (:func:`clip_noise`: noise that depends only on the clip id, the seed and the update).
 - :func:`structured_masking` - fine-tuning (AudioMAE): whole time rows and whole
   frequency columns of patches.
 - :func:`split_by_mask` - turn any mask with the same masked count in every row into
@@ -19,7 +20,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["random_masking", "masking_from_noise", "clip_noise", "structured_masking", "split_by_mask", "gather_patches"]
+__all__ = ["masking_from_noise", "clip_noise", "structured_masking", "split_by_mask", "gather_patches"]
 
 
 def _uniform_noise(shape, device, generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -36,42 +37,18 @@ def _num_visible(num_patches: int, mask_ratio: float) -> int:
     return int(num_patches * (1.0 - mask_ratio) + 1e-6)
 
 
-def random_masking(
-    batch_size: int,
-    num_patches: int,
-    mask_ratio: float,
-    device=None,
-    generator: Optional[torch.Generator] = None,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """MAE-style per-sample uniform random masking.
-
-    Each clip draws its own uniform noise over the ``L = num_patches`` patches; the
-    ``K = int(L * (1 - mask_ratio))`` patches with the smallest noise stay visible.
-
-    Args:
-        batch_size: B.
-        num_patches: L.
-        mask_ratio: fraction of patches masked, ``0 <= mask_ratio < 1``.
-        device: device of the returned tensors (default: the generator's, else CPU).
-        generator: optional ``torch.Generator``; the same seed gives the same masks.
+def masking_from_noise(noise: torch.Tensor, mask_ratio: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MAE-style masking for given per-patch noise (B, L): the ``K = int(L * (1 - mask_ratio))``
+    patches with the smallest noise stay visible.
 
     Returns:
-        visible_index: (B, K) long, the visible patch indices in ASCENDING patch
-            order (unlike MAE, which keeps them in noise/argsort order).
+        visible_index: (B, K) long, the visible patch indices in ASCENDING patch order (unlike
+            MAE, which keeps them in noise/argsort order).
         mask: (B, L) float, 1 = masked, 0 = visible.
-        restore_index: (B, L) long: for ``tokens = cat([visible (B, K, D),
-            masked (B, L - K, D)], 1)`` where the masked tokens stand for the masked
-            patches in ascending patch order, ``gather_patches(tokens, restore_index)``
-            puts every token back at its patch position.
+        restore_index: (B, L) long: for ``tokens = cat([visible (B, K, D), masked (B, L - K, D)], 1)``
+            where the masked tokens stand for the masked patches in ascending patch order,
+            ``gather_patches(tokens, restore_index)`` puts every token back at its patch position.
     """
-    if device is None and generator is not None:
-        device = generator.device
-    return masking_from_noise(_uniform_noise((batch_size, num_patches), device, generator), mask_ratio)
-
-
-def masking_from_noise(noise: torch.Tensor, mask_ratio: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`random_masking` for given per-patch noise (B, L): the patches with the smallest
-    noise stay visible. Returns (visible_index, mask, restore_index) as there."""
     batch_size, num_patches = noise.shape
     if not 0.0 <= mask_ratio < 1.0:
         raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
@@ -112,7 +89,7 @@ def split_by_mask(mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     Returns:
         visible_index: (B, K) long, ascending.
         restore_index: (B, L) long, ``argsort`` of ``[visible_index; masked_index]``
-            (both ascending), see :func:`random_masking`.
+            (both ascending), see :func:`masking_from_noise`.
     """
     masked = mask.bool()
     counts = masked.sum(dim=1)
