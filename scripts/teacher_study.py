@@ -1,4 +1,4 @@
-"""The informed-teacher study of RESULTS.md (issue 13): one table and one picture from the
+"""The informed-teacher study of RESULTS.md: one table and one picture from the
 ``results.json`` of the demo runs it combines (``supmam-demo --out DIR``, 3 seeds each).
 
     python scripts/teacher_study.py --study exp/study --informed-mam-clap exp/informed_mam_clap \\

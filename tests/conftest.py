@@ -103,8 +103,13 @@ def run_cli(args, timeout=600, env_extra=None, cwd=REPO):
     """Run a console script of the venv; returns CompletedProcess (stdout+stderr in .stdout)."""
     import subprocess
 
+    import tempfile
+
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", **(env_extra or {}))
     exe = os.path.join(VENV_BIN, args[0])
+    if args[0] == "fairseq-hydra-train" and not any(str(a).startswith("hydra.run.dir=") for a in args):
+        # hydra's default folder is named by the second: runs in parallel processes would share it
+        args = [*args, f"hydra.run.dir={tempfile.mkdtemp(prefix='hydra_')}"]
     return subprocess.run([exe] + list(args[1:]), cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
@@ -153,18 +158,82 @@ def pretraining_batch(data, task_overrides=None, model_overrides=None, size=4):
     return task, model, dataset.collater([dataset[i] for i in range(size)])
 
 
+def shared_once(tmp_path_factory, name: str, make) -> str:
+    """``make(folder)`` run once per test session, even when pytest-xdist splits the session over
+    processes: the first process makes it under a lock in the folder they share, the others wait
+    and reuse it. Returns ``folder``."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' temp folders share this parent
+    folder = base / f"shared_{name}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".done").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            make(folder)
+            (folder / ".done").touch()
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
-def audiomae_checkpoint(tone_dataset, tmp_path_factory):
+def shared_tones(tmp_path_factory):
+    """The 12 tone clips of ``tone_dataset`` in one folder all test processes share (read only)."""
+    def make(root):
+        clips = [
+            (f"{['low', 'high'][i % 2]}/clip{i}.wav", 1.0 + 0.25 * (i % 4), [16000, 22050][i % 3 == 0],
+             [["low", "high"][i % 2]])
+            for i in range(12)
+        ]
+        make_labelled_folder(root, ["low", "high"], clips, split="train")
+    return shared_once(tmp_path_factory, "tones", make)
+
+
+@pytest.fixture(scope="session")
+def audiomae_checkpoint(shared_tones, tmp_path_factory):
     """A tiny ``supmam`` pretraining checkpoint (audiomae recipe, 1024 frames, 2 updates) written by
-    fairseq-hydra-train on the tone data."""
-    save_dir = tmp_path_factory.mktemp("audiomae_checkpoint")
-    out = run_cli([
-        "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "audiomae",
-        f"task.data={tone_dataset}", f"checkpoint.save_dir={save_dir}", "optimization.max_update=2",
-        "dataset.batch_size=4", *TINY_MODEL, *CPU_RUN, "model.decoder_layers=1",
-    ])
-    assert out.returncode == 0, out.stdout[-3000:]
-    return os.path.join(save_dir, "checkpoint_last.pt")
+    fairseq-hydra-train on the tone data, once per session."""
+    def make(save_dir):
+        out = run_cli([
+            "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "audiomae",
+            f"task.data={shared_tones}", f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra",
+            "optimization.max_update=2", "dataset.batch_size=4", *TINY_MODEL, *CPU_RUN, "model.decoder_layers=1",
+        ])
+        assert out.returncode == 0, out.stdout[-3000:]
+    return os.path.join(shared_once(tmp_path_factory, "audiomae_checkpoint", make), "checkpoint_last.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(audiomae_checkpoint, shared_tones, tmp_path_factory):
+    """(checkpoint, data folder): a classifier fine-tuned from ``audiomae_checkpoint`` on 128 frames
+    (4 updates), and a copy of the tone data whose 'valid' split is its 'train' split; once per session."""
+    import shutil
+
+    def make(root):
+        data = root / "data"
+        shutil.copytree(shared_tones, data)
+        for ext in ("tsv", "label"):
+            shutil.copy(data / f"train.{ext}", data / f"valid.{ext}")
+        out = run_cli([
+            "fairseq-hydra-train", "--config-dir", "examples/supmam/finetuning", "--config-name", "esc50",
+            f"task.data={data}", f"model.pretrained={audiomae_checkpoint}", f"checkpoint.save_dir={root / 'ft'}",
+            f"hydra.run.dir={root / 'ft'}/hydra", "optimization.max_update=4", "dataset.batch_size=4",
+            "task.target_frames=128", "dataset.valid_subset=valid",
+            *[a for a in TINY_MODEL if not a.startswith(("model.decoder", "model.cls_hidden"))],
+            *[a for a in CPU_RUN if not a.startswith("lr_scheduler.")],
+            "optimizer.groups.default.lr_scheduler.warmup_updates=1",
+        ])
+        assert out.returncode == 0, out.stdout[-3000:]
+    root = shared_once(tmp_path_factory, "tiny_classifier", make)
+    return os.path.join(root, "ft", "checkpoint_last.pt"), os.path.join(root, "data")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each process takes one core: torch's own threads would fight the other's."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def teacher_state_dict_for_release(teacher) -> dict:

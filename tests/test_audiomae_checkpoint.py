@@ -277,6 +277,6 @@ def test_vit_base_positions_of_audiomae_recipe_are_recognised():
                             "position_layout": "audiomae"}
     assert torch.equal(weights["pos_embed"], state["pos_embed"][:, 1:]) and torch.equal(weights["norm.weight"],
                                                                                         torch.ones(768))
-    # the same recipe on the true (time, freq) grid is the "grid" layout (this plugin before issue 11)
+    # the same recipe on the true (time, freq) grid is the "grid" layout (this plugin before it took AudioMAE's layout)
     state["pos_embed"] = audiomae_style_positions(768, (64, 8))
     assert encoder_from_audiomae_state({"model": state}, "vit_b.pth")[1]["position_layout"] == "grid"

@@ -122,3 +122,17 @@ def test_validate_manifest_reports_every_problem_with_lines(data, capsys):
     captured = capsys.readouterr()
     assert captured.out == out
     assert "checked 3/3 files" in captured.err and "files/s" in captured.err and "min left" in captured.err
+
+
+def test_validate_manifest_knows_unlabelled_clips(data, capsys):
+    """An empty label line is a problem for fine-tuning, and an unlabelled clip with --allow-unlabeled
+    (task.allow_unlabeled of semi-supervised pretraining); an unknown label is a problem either way."""
+    replace_line(os.path.join(data, "train.label"), 2, "")
+    assert validate_main([data, "train"]) == 1
+    assert "train.label:2: no label" in capsys.readouterr().out
+    assert validate_main([data, "train", "--allow-unlabeled"]) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+    replace_line(os.path.join(data, "train.label"), 1, "unicorn")
+    assert validate_main([data, "train", "--allow-unlabeled"]) == 1
+    out = capsys.readouterr().out
+    assert "train.label:1: label 'unicorn'" in out and "train.label:2" not in out

@@ -18,27 +18,19 @@ from supmam_plugin.commands.extract_embeddings import main as extract_main
 from supmam_plugin.inference.encoder import load_encoder
 from supmam_plugin.inference.xares import SupmamEncoder
 
-from conftest import CPU_RUN, FIXTURES, REPO, TINY_MODEL, run_cli
+from conftest import FIXTURES, REPO
 
 AUDIOMAE = os.path.join(FIXTURES, "audiomae_official", "pretrained.pth")
 HEAR_RATES = (16000, 22050, 44100, 48000)
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tone_dataset, audiomae_checkpoint, tmp_path_factory):
+def checkpoints(audiomae_checkpoint, tiny_classifier, tmp_path_factory):
     """{kind: path}: a supmam pretraining checkpoint (1024 frames), a classifier fine-tuned from it
-    on 128 frames (1.28 s windows), and AudioMAE's layout (the official fixture)."""
+    on 128 frames (1.28 s windows), its export, and AudioMAE's layout (the official fixture)."""
     root = tmp_path_factory.mktemp("harness_checkpoints")
     pretrained = audiomae_checkpoint
-    finetuning = run_cli([
-        "fairseq-hydra-train", "--config-dir", "examples/supmam/finetuning", "--config-name", "esc50",
-        f"task.data={tone_dataset}", f"model.pretrained={pretrained}", f"checkpoint.save_dir={root / 'ft'}",
-        "optimization.max_update=2", "dataset.batch_size=4", "task.target_frames=128", "dataset.valid_subset=train",
-        *[a for a in TINY_MODEL if not a.startswith(("model.decoder", "model.cls_hidden"))],
-        *[a for a in CPU_RUN if not a.startswith("lr_scheduler.")], "optimizer.groups.default.lr_scheduler.warmup_updates=1",
-    ])
-    assert finetuning.returncode == 0, finetuning.stdout[-3000:]
-    classifier = str(root / "ft" / "checkpoint_last.pt")
+    classifier = tiny_classifier[0]
     assert export_main([classifier, str(root / "export")]) == 0
     return {"pretraining": pretrained, "classifier": classifier, "audiomae": AUDIOMAE, "export": str(root / "export")}
 

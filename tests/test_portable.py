@@ -22,7 +22,7 @@ from supmam_plugin.commands.export import main as export_main
 from supmam_plugin.inference.encoder import load_encoder
 from supmam_plugin.inference.export import ExportError, load_export
 
-from conftest import CPU_RUN, FIXTURES, REPO, TINY_MODEL, run_cli
+from conftest import FIXTURES, REPO, run_cli
 
 OFFICIAL = os.path.join(FIXTURES, "audiomae_official")
 BLOCKED = ("fairseq", "timm", "omegaconf", "hydra")
@@ -48,22 +48,9 @@ np.savez(sys.argv[2], **out)
 
 
 @pytest.fixture(scope="module")
-def classifier(audiomae_checkpoint, tone_dataset, tmp_path_factory):
+def classifier(tiny_classifier):
     """A classifier fine-tuned on 128 frames, and a data folder whose 'valid' split is the tone clips."""
-    root = tmp_path_factory.mktemp("portable")
-    data = root / "data"
-    shutil.copytree(tone_dataset, data)
-    for ext in ("tsv", "label"):
-        shutil.copy(data / f"train.{ext}", data / f"valid.{ext}")
-    out = run_cli([
-        "fairseq-hydra-train", "--config-dir", "examples/supmam/finetuning", "--config-name", "esc50",
-        f"task.data={data}", f"model.pretrained={audiomae_checkpoint}", f"checkpoint.save_dir={root / 'ft'}",
-        "optimization.max_update=4", "dataset.batch_size=4", "task.target_frames=128", "dataset.valid_subset=valid",
-        *[a for a in TINY_MODEL if not a.startswith(("model.decoder", "model.cls_hidden"))],
-        *[a for a in CPU_RUN if not a.startswith("lr_scheduler.")], "optimizer.groups.default.lr_scheduler.warmup_updates=1",
-    ])
-    assert out.returncode == 0, out.stdout[-3000:]
-    return str(root / "ft" / "checkpoint_last.pt"), str(data)
+    return tiny_classifier
 
 
 @pytest.fixture(scope="module")

@@ -493,9 +493,13 @@ def test_classification_branch_takes_a_batch_of_one_clip():
     torch.testing.assert_close(logits, branch(pooled))  # the running statistics were used
 
 
-def test_encoder_fast_attention_path_equals_plain_path():
-    """The encoder's fused scaled_dot_product_attention (the fast path) computes what the
-    plain softmax(QK^T)V path does."""
+def test_encoder_fast_attention_path_equals_timms_plain_block():
+    """The encoder's blocks (plain torch, fused scaled_dot_product_attention) compute what timm's own
+    ViT ``Block`` computes with the same weights on its plain softmax(QK^T)V path."""
+    from functools import partial
+
+    from timm.models.vision_transformer import Block
+
     from supmam_plugin.core.vit import VitEncoder, VitEncoderConfig
 
     torch.manual_seed(0)
@@ -503,10 +507,15 @@ def test_encoder_fast_attention_path_equals_plain_path():
                                                                encoder_heads=3))).eval()
     tokens = encoder.embed_patches(torch.randn(2, 1024, 128))
     visible = torch.stack([torch.randperm(512)[:102].sort().values for _ in range(2)])
-    assert all(block.attn.fused_attn for block in encoder.blocks)
+    timm_blocks = [Block(192, 3, 4.0, qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)).eval()
+                   for _ in encoder.blocks]
+    for ours, theirs in zip(encoder.blocks, timm_blocks):
+        theirs.load_state_dict(ours.state_dict())  # same parameter names: strict
+        theirs.attn.fused_attn = False
     with torch.no_grad():
         fast = encoder.encode(tokens, visible)
-        for block in encoder.blocks:
-            block.attn.fused_attn = False
-        plain = encoder.encode(tokens, visible)
+        x = torch.cat([encoder.cls_token.expand(2, -1, -1), torch.gather(tokens, 1, visible[..., None].expand(-1, -1, 192))], 1)
+        for block in timm_blocks:
+            x = block(x)
+        plain = encoder.norm(x)[:, 1:]
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)

@@ -1,4 +1,4 @@
-"""Teachers chosen by config (supmam_plugin.teachers): the ``supmam`` teacher (an encoder this plugin
+"""Teachers chosen by config (supmam_plugin.teachers): the ``checkpoint_encoder`` teacher (an encoder this plugin
 reads) against the official AudioMAE outputs and against ``load_encoder``, its targets, its cache
 against its direct forward, and both registered teachers through fairseq-hydra-train."""
 from __future__ import annotations
@@ -16,32 +16,32 @@ from supmam_plugin.commands.precompute_teacher import main as precompute_main
 from supmam_plugin.data.teacher_cache import TeacherCacheError
 from supmam_plugin.inference.encoder import load_encoder
 from supmam_plugin.models.supmam_model import SupmamConfig
-from supmam_plugin.teachers import TEACHERS, ClapTeacher, EncoderTeacher, build_teacher
+from supmam_plugin.teachers import TEACHERS, CheckpointEncoderTeacher, ClapTeacher, build_teacher
 
 from conftest import CPU_RUN, FIXTURES, TINY_MODEL, pretraining_batch, run_cli, train_log_records
 
 OFFICIAL = os.path.join(FIXTURES, "audiomae_official")
 PRETRAINED = os.path.join(OFFICIAL, "pretrained.pth")  # AudioMAE's MaskedAutoencoderViT: 2 blocks x 192
 FINETUNED = os.path.join(OFFICIAL, "finetuned.pth")
-ENCODER_TEACHER = dict(target="teacher", teacher="supmam", teacher_checkpoint=PRETRAINED)
+ENCODER_TEACHER = dict(target="teacher", teacher="checkpoint_encoder", teacher_checkpoint=PRETRAINED)
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    return EncoderTeacher(PRETRAINED)
+    return CheckpointEncoderTeacher(PRETRAINED)
 
 
 def test_both_teachers_are_registered_and_chosen_by_config():
-    assert set(TEACHERS) == {"laion_clap", "supmam"}
+    assert set(TEACHERS) == {"laion_clap", "checkpoint_encoder"}
     encoder = build_teacher(SupmamConfig(**ENCODER_TEACHER), grid=(64, 8), student_seconds=10.24)
-    assert isinstance(encoder, EncoderTeacher) and encoder.name == "supmam"
+    assert isinstance(encoder, CheckpointEncoderTeacher) and encoder.name == "checkpoint_encoder"
     assert (encoder.sample_rate, encoder.num_samples, encoder.output_dim, encoder.layer) == (16000, 164080, 192, 1)
     clap = build_teacher(SupmamConfig(target="teacher", teacher_checkpoint="random"), grid=(64, 8))
     assert isinstance(clap, ClapTeacher) and (clap.sample_rate, clap.num_samples) == (48000, 480000)
-    with pytest.raises(ValueError, match="model.teacher_checkpoint .*teacher supmam: a checkpoint of this plugin"):
-        build_teacher(SupmamConfig(target="teacher", teacher="supmam"), grid=(64, 8))
+    with pytest.raises(ValueError, match="model.teacher_checkpoint .*teacher checkpoint_encoder: a checkpoint of this plugin"):
+        build_teacher(SupmamConfig(target="teacher", teacher="checkpoint_encoder"), grid=(64, 8))
     with pytest.raises(ValueError, match=r"model.teacher_layer=2: .*pretrained.pth has blocks 0..1"):
-        EncoderTeacher(PRETRAINED, layer=2)
+        CheckpointEncoderTeacher(PRETRAINED, layer=2)
 
 
 def test_the_last_block_is_audiomaes_own_encoder_output(teacher):
@@ -60,7 +60,7 @@ def test_the_last_block_is_audiomaes_own_encoder_output(teacher):
 def test_token_map_equals_load_encoder_layers(checkpoint, layer):
     """Two code paths from waveforms: the teacher and embeddings.load_encoder (zero frames past the
     end of the 3 s clip in both)."""
-    teacher = EncoderTeacher(checkpoint, layer=layer)
+    teacher = CheckpointEncoderTeacher(checkpoint, layer=layer)
     wave = 0.1 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(0))
     lengths = torch.tensor([48000, 30000])
     native = teacher.token_map(wave, lengths)
@@ -81,7 +81,7 @@ def test_targets_on_the_same_grid_are_the_map_normalised_per_patch(teacher):
 
 def test_cached_maps_give_the_targets_of_the_direct_forward(tone_dataset, tmp_path):
     cache = str(tmp_path / "cache")
-    assert precompute_main([tone_dataset, "train", "--out-dir", cache, "--teacher", "supmam", "--teacher-checkpoint",
+    assert precompute_main([tone_dataset, "train", "--out-dir", cache, "--teacher", "checkpoint_encoder", "--teacher-checkpoint",
                             PRETRAINED, "--batch-size", "5", "--device", "cpu"]) == 0
     model, online = pretraining_batch(tone_dataset, {"random_crop": False}, ENCODER_TEACHER, size=6)[1:]
     cached = pretraining_batch(tone_dataset, {"teacher_cache": cache}, ENCODER_TEACHER, size=6)[2]
@@ -102,9 +102,9 @@ def test_cached_maps_give_the_targets_of_the_direct_forward(tone_dataset, tmp_pa
 
 
 @pytest.mark.parametrize("teacher_overrides", [
-    ["model.teacher=supmam", f"model.teacher_checkpoint={PRETRAINED}"],
+    ["model.teacher=checkpoint_encoder", f"model.teacher_checkpoint={PRETRAINED}"],
     ["model.teacher=laion_clap", "model.teacher_checkpoint=random"],
-], ids=["supmam", "laion_clap"])
+], ids=["checkpoint_encoder", "laion_clap"])
 def test_mam_clap_recipe_trains_with_each_teacher(teacher_overrides, tone_dataset, tmp_path):
     out = run_cli([
         "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "mam_clap",
@@ -125,13 +125,32 @@ def test_configs_of_older_versions_are_read_in_todays_names():
     old = {"target": "clap", "clap_checkpoint": "/m/630k.pt", "clap_interpolation": "nearest", "mask_ratio": 0.2}
     assert upgrade_teacher_fields(old) == {"target": "teacher", "teacher": "laion_clap", "teacher_checkpoint": "/m/630k.pt",
                                            "teacher_interpolation": "nearest", "mask_ratio": 0.2}
-    today = {"target": "teacher", "teacher": "supmam", "teacher_checkpoint": "x.pt"}
+    today = {"target": "teacher", "teacher": "checkpoint_encoder", "teacher_checkpoint": "x.pt"}
     assert upgrade_teacher_fields(today) == today
+    assert upgrade_teacher_fields({**today, "teacher": "supmam"}) == today  # the encoder teacher's old name
+
+
+def test_the_encoder_teachers_old_name_still_works(tone_dataset, tmp_path):
+    """Configs and caches that name the encoder teacher 'supmam' (its old name) are read as
+    'checkpoint_encoder': the model builds it, and a cache recorded under the old name serves it."""
+    import json
+
+    old = {**ENCODER_TEACHER, "teacher": "supmam"}
+    assert isinstance(build_teacher(SupmamConfig(**old), grid=(64, 8)), CheckpointEncoderTeacher)
+    cache = str(tmp_path / "cache")
+    assert precompute_main([tone_dataset, "train", "--out-dir", cache, "--teacher", "supmam", "--teacher-checkpoint",
+                            PRETRAINED, "--batch-size", "6", "--device", "cpu"]) == 0
+    meta_path = os.path.join(cache, "train.teacher.json")
+    meta = json.load(open(meta_path))
+    assert meta["teacher"] == "checkpoint_encoder"
+    json.dump({**meta, "teacher": "supmam"}, open(meta_path, "w"))  # as a cache made before the rename
+    batch = pretraining_batch(tone_dataset, {"teacher_cache": cache}, ENCODER_TEACHER, size=2)[2]
+    assert batch["net_input"]["teacher_token_map"].shape == (2, 192, 8, 64)
 
 
 def test_precompute_reports_progress(tone_dataset, tmp_path):
     out = run_cli(["supmam-precompute-teacher", tone_dataset, "train", "--out-dir", str(tmp_path / "cache"), "--teacher",
-                   "supmam", "--teacher-checkpoint", PRETRAINED, "--batch-size", "4", "--device", "cpu"])
+                   "checkpoint_encoder", "--teacher-checkpoint", PRETRAINED, "--batch-size", "4", "--device", "cpu"])
     assert out.returncode == 0, out.stdout[-3000:]
     assert "0 of 12 clips already done, 12 to go" in out.stdout
     assert re.search(r"12/12 clips, [\d.]+ clips/s, 0\.0 min left", out.stdout) and "train: cache complete" in out.stdout

@@ -1,6 +1,6 @@
 """``supmam-validate-manifest``: open every file of a manifest and report what is wrong.
 
-    supmam-validate-manifest DATA_DIR SPLIT [--labels label] [--workers N]
+    supmam-validate-manifest DATA_DIR SPLIT [--labels label] [--allow-unlabeled] [--workers N]
 
 Reports unreadable or missing files, lengths that differ from the manifest, clips shorter than
 one fbank frame (25 ms), NaN/inf samples, and labels not in ``dict.{labels}.txt``, each with its
@@ -21,8 +21,9 @@ from ..core.manifest import ManifestError, read_class_list, read_manifest
 FRAME_SECONDS = 0.025
 
 
-def check_labels(label_path: str, classes: list[str], num_clips: int) -> list[str]:
-    """Problems of a label file: line count and unknown class names, one string each."""
+def check_labels(label_path: str, classes: list[str], num_clips: int, allow_unlabeled: bool = False) -> list[str]:
+    """Problems of a label file: line count, unknown class names and (unless ``allow_unlabeled``, as
+    ``task.allow_unlabeled`` of semi-supervised pretraining accepts them) empty lines, one string each."""
     if not os.path.isfile(label_path):
         return [f"{label_path}: label file not found"]
     known = set(classes)
@@ -35,7 +36,7 @@ def check_labels(label_path: str, classes: list[str], num_clips: int) -> list[st
         problems.append(f"{label_path}: {len(lines)} label lines for {num_clips} manifest entries")
     for line_number, line in enumerate(lines, start=1):
         names = line.split()
-        if not names:
+        if not names and not allow_unlabeled:
             problems.append(f"{label_path}:{line_number}: no label")
         for name in names:
             if name not in known:
@@ -74,7 +75,7 @@ def _check_in_worker(index: int) -> list[str]:
 
 
 def validate(data_dir: str, split: str, labels: str | None = "label", progress_every: int = 1000,
-             workers: int = 1) -> list[str]:
+             workers: int = 1, allow_unlabeled: bool = False) -> list[str]:
     """Every problem found in ``{data_dir}/{split}.tsv`` (and its labels), as messages, in manifest
     order; the files are opened by ``workers`` processes."""
     try:
@@ -85,7 +86,7 @@ def validate(data_dir: str, split: str, labels: str | None = "label", progress_e
     if labels:
         try:
             classes = read_class_list(os.path.join(data_dir, f"dict.{labels}.txt"))
-            problems += check_labels(os.path.join(data_dir, f"{split}.{labels}"), classes, len(manifest))
+            problems += check_labels(os.path.join(data_dir, f"{split}.{labels}"), classes, len(manifest), allow_unlabeled)
         except ManifestError as e:
             problems.append(str(e))
     start, total = time.time(), len(manifest)
@@ -111,12 +112,14 @@ def main(argv=None) -> int:
     parser.add_argument("split", help="split name, e.g. train")
     parser.add_argument("--labels", default="label", help="label extension; 'none' to skip labels")
     parser.add_argument("--workers", type=int, default=1, help="processes opening the files (e.g. the CPU count)")
+    parser.add_argument("--allow-unlabeled", action="store_true",
+                        help="an empty label line is an unlabelled clip, not a problem (as task.allow_unlabeled)")
     parser.add_argument("--progress-every", type=int, default=1000, help="report progress every N files")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     labels = None if args.labels.lower() == "none" else args.labels
-    problems = validate(args.data, args.split, labels, args.progress_every, args.workers)
+    problems = validate(args.data, args.split, labels, args.progress_every, args.workers, args.allow_unlabeled)
     for p in problems:
         print(p)
     print(f"{args.split}: {len(problems)} problem(s) found")

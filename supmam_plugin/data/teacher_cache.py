@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.checkpoints.legacy import TEACHER_ALIASES
 from ..core.file_hash import file_sha256
 from ..core.manifest import Manifest, ManifestError
 
@@ -98,6 +99,7 @@ def _replace_json(path: str, data: dict) -> None:
 
 
 def _differences(found: dict, wanted: dict, keys) -> list[str]:
+    found = {**found, "teacher": TEACHER_ALIASES.get(found.get("teacher"), found.get("teacher"))}  # old names
     return [f"{k} {found.get(k)!r} (wanted {wanted.get(k)!r})" for k in keys if found.get(k) != wanted.get(k)]
 
 
