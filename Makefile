@@ -17,13 +17,16 @@ $(VENV)/.installed: setup.py requirements.txt Makefile
 	$(PIP) install --no-deps --no-build-isolation "fairseq-fixed==0.12.3.1"
 	$(PIP) install -r requirements.txt $(if $(wildcard constraints.txt),-c constraints.txt)
 	$(PIP) install --no-deps -e ".[test]"
-	$(PIP) install "pytest==8.3.4" "loguru==0.7.3"
+	$(PIP) install "pytest==8.3.4" "pytest-xdist==3.8.0" "execnet==2.1.1" "loguru==0.7.3"
 	$(PIP) install --no-deps "xares==0.1.3"  # its checker, for the tests; its full install pulls torchaudio (another torch)
 	$(PY) -c "import fairseq, supmam_plugin, timm, soundfile, soxr, sklearn; print('supmam-plugin installed')"
 	touch $@
 
+# Two processes (pytest-xdist; -n auto takes every core), each test file kept in one process so its
+# module fixtures are made once; the 15 slowest tests are listed at the end.
+TEST_WORKERS ?= auto
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 # Make the unlabelled pool (espeak-ng), pretrain SupMAM on it, fine-tune it and a model from
 # scratch, score both on held-out speakers beside the MFCC baseline, draw the pictures.

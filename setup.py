@@ -12,7 +12,7 @@ setup(
     # Versions are pinned in requirements.txt (installed by `make install`): fairseq-fixed must
     # be installed with --no-deps, which setup.py cannot express.
     install_requires=[],
-    extras_require={"test": ["pytest==8.3.4"]},
+    extras_require={"test": ["pytest==8.3.4", "pytest-xdist==3.8.0"]},
     entry_points={
         "console_scripts": [
             "supmam-manifest-audioset=manifests.audioset:main",

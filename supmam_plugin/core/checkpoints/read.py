@@ -79,11 +79,16 @@ def read_checkpoint(path: str, trust: bool | None = None):
         with torch.serialization.safe_globals(safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = [line.strip() for line in str(e).splitlines() if "global" in line.lower()][:1]
+        # torch's message: its advice, then the unpickler's own words ("Unsupported global ...")
+        detail = [line.strip() for line in str(e).splitlines() if line.strip().lower().startswith(("unsupported",
+                  "trying to load unsupported"))] or [str(e).splitlines()[-1]]
+        found = [line for line in detail if "global" in line.lower()]
+        if not found:  # not a checkpoint at all (garbage, a truncated file)
+            raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({detail[0]})") from None
         raise CheckpointError(
-            f"{path}: holds Python objects other than weights and the usual checkpoint contents "
-            f"({found[0] if found else str(e).splitlines()[0]}), so it was not opened: unpickling them can run "
-            f"code. If you trust this file, set {TRUST_VARIABLE}=1 to load it in full"
+            f"{path}: holds Python objects other than weights and the usual checkpoint contents ({found[0]}), so it "
+            f"was not opened: unpickling them can run code. If you trust this file, set {TRUST_VARIABLE}=1 to "
+            "load it in full"
         ) from None
     except Exception as e:
         raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({e})") from None
