@@ -1,6 +1,7 @@
 """A shortened `make demo` (a few updates per stage) runs end to end and reports its line."""
 import json
 import os
+import shutil
 
 from supmam_plugin.commands.demo import draw, main as demo_main, result_line, summarise
 from supmam_plugin.commands.fairseq_runs import parse_validate_output
@@ -8,24 +9,47 @@ from supmam_plugin.commands.fairseq_runs import parse_validate_output
 from conftest import REPO, make_split_folder
 
 
+def demo_subset(root, per_class: int = 2) -> str:
+    """data/demo (its 10 words, its files, its layout) with ``per_class`` clips of each word per split:
+    the demo's whole path at a fraction of its clips."""
+    demo = os.path.join(REPO, "data", "demo")
+    os.makedirs(root)
+    shutil.copy(os.path.join(demo, "dict.label.txt"), root)
+    for split in ("train", "valid", "test"):
+        lines = open(os.path.join(demo, f"{split}.tsv")).read().splitlines()
+        labels = open(os.path.join(demo, f"{split}.label")).read().splitlines()
+        kept, taken = [], {}
+        for entry, label in zip(lines[1:], labels):
+            if taken.get(label, 0) < per_class:
+                taken[label] = taken.get(label, 0) + 1
+                kept.append((entry, label))
+        with open(os.path.join(root, f"{split}.tsv"), "w") as f:
+            f.write("\n".join([os.path.join(demo, lines[0])] + [e for e, _ in kept]) + "\n")
+        with open(os.path.join(root, f"{split}.label"), "w") as f:
+            f.write("\n".join(label for _, label in kept) + "\n")
+    return str(root)
+
+
 def test_short_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SUPMAM_CLAP_CHECKPOINT", raising=False)
-    code = demo_main(["--data", os.path.join(REPO, "data", "demo"), "--out", str(tmp_path),
+    data = demo_subset(tmp_path / "data")
+    code = demo_main(["--data", data, "--out", str(tmp_path / "out"),
                       "--methods", "supmam", "supmam_clap", "--pretrain-updates", "2", "--finetune-updates", "2",
                       "--validate-interval", "1"])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("DEMO RESULT: held-out test accuracy SupMAM ")
     assert "SupMAM-CLAP (random teacher)" in last and "chance 10.0%" in last
-    result = json.load(open(tmp_path / "results.json"))
+    out = tmp_path / "out"
+    result = json.load(open(out / "results.json"))
     assert result["pretrain_split"] == "train"  # data/demo has no pretrain split
     assert set(result["finetuned"]) == {"supmam_clap", "supmam", "scratch"}
     for png in ("held_out_accuracy.png", "reconstruction.png", "clap_similarity.png", "training_curves.png"):
-        assert (tmp_path / png).stat().st_size > 10_000
+        assert (out / png).stat().st_size > 10_000
     # the reported numbers are what fairseq-validate printed on the test split and the training clips
     for name, per_seed in result["finetuned"].items():
         for subset in ("test", "train"):
-            log = open(tmp_path / "logs" / f"finetune_{name}_s1_{subset}.log").read()
+            log = open(out / "logs" / f"finetune_{name}_s1_{subset}.log").read()
             assert parse_validate_output(log, subset)["accuracy"] == per_seed["1"][subset]
         assert result["summary"][name]["finetuned_test"] == {"mean": per_seed["1"]["test"], "std": 0.0, "n": 1}
 

@@ -24,10 +24,10 @@ def test_pip_install_carries_the_recipes(shared_tones, tmp_path):
     recipes = where.stdout.strip().splitlines()[-1]
     assert recipes.startswith(str(new_site)) and os.path.isfile(os.path.join(recipes, "supmam.yaml")), where.stdout
     train = subprocess.run([
-        str(venv / "bin" / "fairseq-hydra-train"), "--config-dir", recipes, "--config-name", "supmam",
+        python, "-m", "fairseq_cli.hydra_train", "--config-dir", recipes, "--config-name", "supmam",
         f"task.data={shared_tones}", "task.multi_label=false", f"checkpoint.save_dir={tmp_path / 'run'}",
         f"hydra.run.dir={tmp_path / 'hydra'}", "optimization.max_update=2", "dataset.batch_size=4",
-        *TINY_MODEL, *[a for a in CPU_RUN], "common.user_dir=" + os.path.join(os.path.dirname(recipes)),
+        *TINY_MODEL, *[a for a in CPU_RUN], "common.user_dir=" + os.path.dirname(os.path.dirname(recipes)),  # the installed plugin
     ], cwd=tmp_path, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     log = train.stdout + train.stderr

@@ -1,0 +1,369 @@
+"""``supmam-demo`` (what ``make demo`` runs): pretraining on unlabelled audio, fine-tuning on a few
+labelled clips, and the baselines, end to end on the CPU, on the spoken-word data that ships in
+``data/demo`` (10 words, speakers held out between splits) and its unlabelled pool
+``data/demo_pool`` (``scripts/make_demo_data.py --pool-dir data/demo_pool``; ``make demo`` makes it).
+
+For each seed (``--seeds``; a seed is the whole pipeline: pretraining, fine-tuning, probe):
+
+1. pretrain a small ViT with each method of ``--methods`` (``audiomae``, ``mam_clap``, ``supmam``,
+   ``supmam_clap``: the pretraining recipes) on ``--pretrain-data`` (its ``pretrain`` split when
+   there is one: the pool, unlabelled, plus the labelled training clips; else its ``train`` split).
+   The CLAP methods' teacher is ``--teacher`` (``model.teacher``) with ``--teacher-checkpoint``: by
+   default LAION-CLAP, a real checkpoint when ``SUPMAM_CLAP_CHECKPOINT`` names one (HTSAT-tiny, e.g.
+   630k-audioset-best.pt), otherwise the explicitly requested RANDOM teacher (its targets mean
+   nothing; it exercises the pipeline); ``--teacher supmam --teacher-checkpoint CLASSIFIER.pt``: a
+   checkpoint of this plugin, e.g. a classifier fine-tuned on the labelled clips (a teacher that
+   knows the task, RESULTS.md). Its targets are precomputed once;
+2. fine-tune each pretrained encoder, and the same classifier from scratch, with the same updates
+   and seed (``SMALL_FINETUNING``: the recipe for small models on small sets, RESULTS.md says why);
+   score the checkpoint best on valid with ``fairseq-validate`` on the held-out test split, and on
+   the training clips (does it fit them?);
+3. linear probes (frozen encoder, logistic regression, C chosen on valid) of each pretrained encoder
+   and of its random twin, and once the MFCC baseline (MFCC statistics + logistic regression);
+4. write ``results.json`` (per seed, and mean +- std over seeds) and print the result line, before
+   any picture;
+5. draw ``held_out_accuracy.png`` (every method, every seed, beside the baseline), a reconstruction
+   (of the test manifest's first clip), the CLAP teacher-vs-prediction similarity and the training
+   curves of the first seed (a picture that fails is reported and loses nothing);
+6. end with one line: held-out accuracies (mean +- std over seeds), the baseline, the probes, chance.
+
+``--data`` may be any manifest folder with train/valid/test splits and a ``label`` class list.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+from ..evaluation.results import CLAP_TARGET, METHOD_NAMES, mean_std, method_label, teacher_label
+from .fairseq_runs import (
+    PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_validate_output, run_logged, training_seconds,
+    validate_command,
+)
+
+CLS_BRANCH = ("supmam", "supmam_clap")  # the methods that read labels while pretraining
+TINY = ["model.encoder_layers=2", "model.encoder_embed_dim=192", "model.encoder_heads=3"]
+# The decoder at the demo's size; AudioMAE's 16 blocks would cost 8 times the demo's pretraining.
+TINY_DECODER = ["model.decoder_embed_dim=128", "model.decoder_heads=4", "model.cls_hidden_dim=64"]
+ON_CPU = ["common.cpu=true", "distributed_training.distributed_world_size=1", "dataset.num_workers=0",
+          "common.log_format=json", "common.log_interval=50", f"common.user_dir={PLUGIN_DIR}"]
+# How fine-tuning a 2-layer model on 200 clips differs from the ESC-50 recipe it starts from
+# (measured on the valid split: RESULTS.md). AudioMAE's lr rule (1e-3 x batch / 256) is far too
+# slow for a small model; patch dropping, drop path, SpecAugment and mixup cost fit without buying
+# held-out accuracy at this size; a time roll (AudioMAE's roll_mag_aug) helps, and so does a random
+# warp of the frequency axis by up to 10 % (vocal tract length perturbation: a new voice). The
+# recipe's layer-wise lr decay (0.75) stays for pretrained encoders: it helps them on valid.
+SMALL_FINETUNING = ["optimization.lr=[0.001]", "optimizer.groups.default.lr_float=0.001",
+                    "model.time_mask_ratio=0", "model.freq_mask_ratio=0", "model.drop_path=0",
+                    "model.specaug_time=0", "model.specaug_freq=0", "model.mixup_alpha=0",
+                    "model.time_roll_frames=20", "model.freq_warp=0.1"]
+# A random init has no pretrained lower layers to protect: every layer learns at the full lr.
+FROM_SCRATCH = ["model.layer_decay=1.0"]
+
+
+def log_path(out: str, name: str) -> str:
+    return os.path.join(out, "logs", f"{name}.log")
+
+
+def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
+    """One fairseq-hydra-train run into OUT/name. Returns (its checkpoint folder, whether a finished
+    run of the same command was reused instead: only when ``reuse``, i.e. its inputs were reused too,
+    the seconds fairseq says it trained)."""
+    save_dir = os.path.join(out, name)
+    cmd = hydra_train_command(config_dir, recipe, save_dir, overrides)
+    output = finished_output(cmd, log_path(out, name)) if reuse else None
+    if output is not None:
+        print(f"[demo] {name}: reused (its log holds a finished run of the same command)", flush=True)
+        return save_dir, True, training_seconds(output)
+    if os.path.isdir(save_dir):  # a fresh run: fairseq would resume from an earlier checkpoint_last.pt
+        shutil.rmtree(save_dir)
+    print(f"[demo] {name}: fairseq-hydra-train {config_dir}/{recipe} (log {log_path(out, name)})", flush=True)
+    seconds = training_seconds(run_logged(cmd, log_path(out, name), name, verbose))
+    print(f"[demo] {name}: done, {seconds:.0f} s of training", flush=True)
+    return save_dir, False, seconds
+
+
+def split_accuracy(out, name, data, checkpoint, subset, verbose, reuse=False) -> float:
+    """fairseq-validate's accuracy of ``checkpoint`` on ``subset`` of ``data`` (``reuse``: see hydra_train)."""
+    cmd = validate_command(data, checkpoint, subset, batch_size=25, cpu=True)
+    output = run_logged(cmd, log_path(out, f"{name}_{subset}"), name, verbose, reuse=reuse)
+    return parse_validate_output(output, subset)["accuracy"]
+
+
+def num_classes(data: str) -> int:
+    with open(os.path.join(data, "dict.label.txt"), encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def pretraining_split(pretrain_data: str) -> str:
+    """``pretrain`` (pool + labelled clips, make_demo_data.py --pool-dir) when the folder has one, else ``train``."""
+    return "pretrain" if os.path.isfile(os.path.join(pretrain_data, "pretrain.tsv")) else "train"
+
+
+def write_results(out: str, result: dict) -> str:
+    """(Re)write OUT/results.json atomically; returns its path."""
+    path = os.path.join(out, "results.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def summarise(result: dict) -> None:
+    """Fill result["summary"]: mean +- std over seeds of each method's fine-tuned test and train
+    accuracy and linear-probe test accuracy (from the per-seed rows)."""
+    summary = {}
+    for name, per_seed in result["finetuned"].items():
+        summary[name] = {"finetuned_test": mean_std(r["test"] for r in per_seed.values()),
+                         "finetuned_train": mean_std(r["train"] for r in per_seed.values())}
+    for name, per_seed in result.get("linear_probe", {}).items():
+        summary.setdefault(name, {})["probe_test"] = mean_std(r["test"] for r in per_seed.values())
+    result["summary"] = summary
+
+
+def linear_probes(data: str, checkpoints: dict[str, str], seed: int, log=print) -> dict:
+    """Linear probes (supmam_plugin.evaluation) of each pretrained encoder and of the random twin of
+    their architecture (initialised with ``seed``): {name: row, "scratch": twin row}; rows as
+    supmam-linear-probe writes them. With no pretrained encoder, nothing."""
+    from ..evaluation.labelled_splits import read_labelled_splits
+    from ..evaluation.linear_probe import probe_checkpoint
+
+    splits = read_labelled_splits(data, ("train", "valid", "test"), "label")
+    rows = {name: probe_checkpoint(checkpoint, splits, name=f"{name} (linear probe)", log=log)
+            for name, checkpoint in checkpoints.items()}
+    if checkpoints:
+        # every method pretrains the same tiny encoder, so one random twin stands for all
+        twin = next(iter(checkpoints.values()))
+        rows["scratch"] = probe_checkpoint(twin, splits, random_init=True, seed=seed,
+                                           name="random init (linear probe)", log=log)
+    return rows
+
+
+def mfcc_row(data: str, log=print) -> dict:
+    from ..evaluation.labelled_splits import read_labelled_splits
+    from ..evaluation.linear_probe import mfcc_baseline
+
+    return mfcc_baseline(read_labelled_splits(data, ("train", "valid", "test"), "label"), log=log)
+
+
+def spread(stats: dict) -> str:
+    return f"{stats['mean']:.1f}%" if stats["n"] == 1 else f"{stats['mean']:.1f} +- {stats['std']:.1f}%"
+
+
+def result_line(result: dict) -> str:
+    """The demo's one-line summary (its last line of output)."""
+    summary = result["summary"]
+    teacher = teacher_label(result)
+    seeds = len(result["seeds"])
+    line = ("DEMO RESULT: held-out test accuracy " + (f"over {seeds} seeds " if seeds > 1 else "")
+            + ", ".join(f"{method_label(n, teacher)} {spread(summary[n]['finetuned_test'])}" for n in result["finetuned"])
+            + f" (fine-tuned, {result['finetune_updates']} updates each)")
+    baseline = result.get("mfcc_baseline")
+    if baseline:
+        line += f"; MFCC baseline {baseline['test']:.1f}%"
+    probes = [n for n in result["finetuned"] if "probe_test" in summary[n]]
+    if probes:
+        line += "; linear probes " + ", ".join(
+            f"{'random init' if n == 'scratch' else method_label(n, teacher)} {spread(summary[n]['probe_test'])}" for n in probes)
+    line += f"; chance {result['chance']:.1f}%"
+    pretrained = [summary[n]["finetuned_test"]["mean"] for n in result["methods"]]
+    scratch = summary["scratch"]["finetuned_test"]["mean"]
+    if pretrained and max(pretrained) <= scratch:
+        line += "; pretraining did not beat training from scratch this time (README: The demo)"
+    if baseline and max(s["finetuned_test"]["mean"] for s in summary.values()) < baseline["test"]:
+        line += "; no fine-tuned model beat the MFCC baseline"
+    return line
+
+
+def draw(out: str, data: str, verbose: bool, runs: dict | None = None) -> list[str]:
+    """The pictures; returns the problems met (each picture is tried, a failure loses nothing else).
+    ``runs``: {"reconstruction": pretraining run with the spectrogram target or None, "similarity": one
+    with the CLAP target or None, "curves": [run names]} (default: the first seed of SupMAM and
+    SupMAM-CLAP)."""
+    from ..core.manifest import read_manifest
+
+    runs = runs or {"reconstruction": "pretrain_supmam_s1", "similarity": "pretrain_supmam_clap_s1",
+                    "curves": ["pretrain_supmam_s1", "finetune_supmam_s1", "finetune_scratch_s1"]}
+    problems = []
+    try:
+        clip = read_manifest(os.path.join(data, "test.tsv")).audio_path(0)  # the test split's first clip
+    except Exception as e:  # noqa: BLE001 - reported, the demo's results are already written
+        problems.append(f"no clip for the reconstruction pictures: {e}")
+        clip = None
+    jobs = []
+    if os.path.isfile(os.path.join(out, "results.json")):
+        jobs.append(("plot_results", "supmam-plot-results",
+                     [os.path.join(out, "results.json"), "--out", os.path.join(out, "held_out_accuracy.png")]))
+    for key, png in (("reconstruction", "reconstruction.png"), ("similarity", "clap_similarity.png")):
+        if clip and runs.get(key):
+            jobs.append((f"plot_{runs[key]}", "supmam-plot-reconstruction",
+                         [os.path.join(out, runs[key], "checkpoint_last.pt"), clip, "--out", os.path.join(out, png)]))
+    jobs.append(("plot_curves", "supmam-plot-curves",
+                 [*[log_path(out, n) for n in runs["curves"]], "--out", os.path.join(out, "training_curves.png")]))
+    for log_name, script, arguments in jobs:
+        try:
+            run_logged([console_script(script), *arguments], log_path(out, log_name), "plot", verbose)
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            problems.append(str(e).splitlines()[0])
+    return problems
+
+
+def pretrain_overrides(method: str, args, pretrain_data: str, split: str, seed: int, teacher: str, cache: str) -> list:
+    """fairseq-hydra-train overrides of a pretraining recipe for the demo's tiny model."""
+    overrides = [f"task.data={pretrain_data}", f"dataset.train_subset={split}", f"task.target_frames={args.frames}",
+                 f"dataset.batch_size={args.pretrain_batch_size}", *TINY, *TINY_DECODER, *ON_CPU,
+                 f"common.seed={seed}", f"optimization.lr=[{args.pretrain_lr}]",
+                 f"optimization.max_update={args.pretrain_updates}", "optimization.max_epoch=0",
+                 f"lr_scheduler.warmup_updates={max(1, args.pretrain_updates // 10)}",
+                 "checkpoint.save_interval_updates=0", "checkpoint.no_epoch_checkpoints=true"]
+    if method in CLS_BRANCH:  # single-label words; pool clips have empty label lines
+        overrides += ["task.labels=label", "task.multi_label=false", "task.allow_unlabeled=true"]
+    if method == "audiomae":
+        overrides += ["model.decoder_layers=2"]
+    if method in CLAP_TARGET:
+        overrides += [f"model.teacher={args.teacher}", f"model.teacher_checkpoint={teacher}",
+                      f"task.teacher_cache={cache}"]
+    return overrides
+
+
+def run(args) -> dict:
+    data, out = os.path.abspath(args.data), os.path.abspath(args.out)
+    pretrain_data = os.path.abspath(args.pretrain_data or args.data)
+    split = pretraining_split(pretrain_data)
+    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+    teacher = args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
+    if args.teacher != "laion_clap" and not args.teacher_checkpoint:
+        raise SystemExit(f"supmam-demo: --teacher {args.teacher} needs --teacher-checkpoint")
+    teacher = teacher if teacher == "random" else os.path.abspath(teacher)
+    cache = os.path.join(out, "teacher_cache")
+    result = {"methods": list(args.methods), "seeds": list(args.seeds), "teacher": teacher,
+              "teacher_name": args.teacher, "data": data,
+              "pretrain_data": pretrain_data, "pretrain_split": split, "pretrain_updates": args.pretrain_updates,
+              "finetune_updates": args.finetune_updates, "finetune_overrides": SMALL_FINETUNING,
+              "chance": 100.0 / num_classes(data), "finetuned": {}, "linear_probe": {}, "seconds": {}}
+    cache_reused = True
+    if any(m in CLAP_TARGET for m in args.methods):
+        start = time.time()
+        print(f"[demo] teacher targets of {pretrain_data} {split} ({args.teacher} "
+              f"{teacher if teacher != 'random' else 'RANDOM teacher: set SUPMAM_CLAP_CHECKPOINT for a real one'})",
+              flush=True)
+        command = [console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
+                   "--teacher", args.teacher, "--teacher-checkpoint", teacher, "--batch-size", "8", "--device", "cpu"]
+        cache_reused = args.reuse and finished_output(command, log_path(out, "teacher_cache")) is not None
+        if not cache_reused and os.path.isdir(cache):  # made afresh: an earlier cache would be continued
+            shutil.rmtree(cache)
+        run_logged(command, log_path(out, "teacher_cache"), "teacher", args.verbose, reuse=cache_reused)
+        result["seconds"]["teacher_cache"] = round(time.time() - start, 1)
+
+    finetune = [f"task.data={data}", f"task.target_frames={args.frames}", "task.multi_label=false",
+                f"dataset.batch_size={args.batch_size}", *TINY, *ON_CPU,
+                f"optimization.max_update={args.finetune_updates}", "optimization.max_epoch=0",
+                f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.finetune_updates // 10)}",
+                "dataset.valid_subset=valid", f"dataset.validate_interval={args.validate_interval}",
+                *SMALL_FINETUNING]
+    for seed in args.seeds:
+        pretrained, reused = {}, {"scratch": args.reuse}
+        for method in args.methods:
+            name = f"pretrain_{method}_s{seed}"
+            save_dir, reused[method], result["seconds"][name] = hydra_train(
+                out, name, "pretraining", method, pretrain_overrides(method, args, pretrain_data, split, seed, teacher, cache),
+                args.verbose, reuse=args.reuse and (cache_reused or method not in CLAP_TARGET))
+            pretrained[method] = os.path.join(save_dir, "checkpoint_last.pt")
+        for method, start_from in {**pretrained, "scratch": ""}.items():
+            name = f"finetune_{method}_s{seed}"
+            save_dir, finetune_reused, result["seconds"][name] = hydra_train(
+                out, name, "finetuning", "esc50",
+                [*finetune, f"common.seed={seed}", f"model.pretrained={start_from}", *([] if start_from else FROM_SCRATCH)],
+                args.verbose, reuse=reused[method])
+            best = os.path.join(save_dir, "checkpoint_best.pt")
+            row = {split_name: split_accuracy(out, name, data, best, split_name, args.verbose, reuse=finetune_reused)
+                   for split_name in ("test", "train")}
+            result["finetuned"].setdefault(method, {})[str(seed)] = row
+            print(f"[demo] {name}: held-out test accuracy {row['test']:.1f}% (training clips {row['train']:.1f}%)",
+                  flush=True)
+        summarise(result)
+        write_results(out, result)  # kept even if what follows fails
+        start = time.time()
+        print(f"[demo] linear probes, seed {seed} (scikit-learn logistic regression, C chosen on valid)", flush=True)
+        for name, row in linear_probes(data, pretrained, seed, log=print if args.verbose else _progress_only).items():
+            result["linear_probe"].setdefault(name, {})[str(seed)] = row
+        result["seconds"][f"linear_probes_s{seed}"] = round(time.time() - start, 1)
+        summarise(result)
+        write_results(out, result)
+
+    print("[demo] MFCC baseline (MFCC statistics + logistic regression, C chosen on valid)", flush=True)
+    result["mfcc_baseline"] = mfcc_row(data, log=print if args.verbose else _progress_only)
+    write_results(out, result)
+    print(result_line(result), flush=True)  # before the pictures: a failure there loses nothing
+
+    first = args.seeds[0]
+    spectrogram = [m for m in args.methods if m not in CLAP_TARGET]
+    clap_methods = [m for m in args.methods if m in CLAP_TARGET]
+    runs = {"reconstruction": f"pretrain_{spectrogram[0]}_s{first}" if spectrogram else None,
+            "similarity": f"pretrain_{clap_methods[0]}_s{first}" if clap_methods else None,
+            "curves": [*[f"pretrain_{m}_s{first}" for m in args.methods],
+                       *[f"finetune_{m}_s{first}" for m in [*args.methods, "scratch"]]]}
+    problems = draw(out, data, args.verbose, runs)
+    for problem in problems:
+        print(f"[demo] picture not drawn: {problem}", flush=True)
+    if problems:
+        result["picture_problems"] = problems
+        write_results(out, result)
+    return result
+
+
+def _progress_only(*args, **kwargs) -> None:
+    """Probe log lines, without the per-100-clip progress (the demo's splits are small)."""
+    text = " ".join(str(a) for a in args)
+    if "clips/s" not in text:
+        print(text, **kwargs)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.path.join("data", "demo"),
+                        help="manifest folder with train/valid/test splits ({split}.tsv, {split}.label, "
+                             "dict.label.txt): fine-tuning, probes and the baseline")
+    parser.add_argument("--pretrain-data", default=None,
+                        help="manifest folder the pretraining reads: its pretrain split (pool + labelled clips, "
+                             "scripts/make_demo_data.py --pool-dir) when it has one, else its train split "
+                             "(default: --data)")
+    parser.add_argument("--methods", nargs="+", default=["supmam"],
+                        choices=[m for m in METHOD_NAMES if m != "scratch"],
+                        help="pretraining recipes to compare with fine-tuning from scratch (default: supmam)")
+    parser.add_argument("--teacher", default="laion_clap", choices=["laion_clap", "checkpoint_encoder", "supmam"],
+                        help="model.teacher of the CLAP methods (mam_clap, supmam_clap)")
+    parser.add_argument("--teacher-checkpoint", default=None,
+                        help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt (default: $SUPMAM_CLAP_CHECKPOINT, "
+                             "else the RANDOM teacher); checkpoint_encoder (old name: supmam): a checkpoint of this plugin (e.g. a fine-tuned "
+                             "classifier) or an AudioMAE .pth")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1],
+                        help="one whole pipeline (pretraining, fine-tuning, probe) per seed; mean +- std over them")
+    parser.add_argument("--out", default="demo_output", help="output folder")
+    parser.add_argument("--pretrain-updates", type=int, default=2000, help="updates of each pretraining run")
+    parser.add_argument("--pretrain-batch-size", type=int, default=32, help="clips per pretraining update")
+    parser.add_argument("--pretrain-lr", type=float, default=1e-3, help="peak learning rate of pretraining")
+    parser.add_argument("--finetune-updates", type=int, default=2400, help="updates of each fine-tuning run")
+    parser.add_argument("--batch-size", type=int, default=16, help="clips per fine-tuning update")
+    parser.add_argument("--frames", type=int, default=128, help="fbank frames per clip (1 s clips: 128)")
+    parser.add_argument("--validate-interval", type=int, default=10, help="validate every N epochs")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the runs of an earlier call with the same --out whose logs hold a finished run "
+                             "of the same command, on inputs that were reused too (a long study continues where it "
+                             "stopped); off: every run is made afresh")
+    parser.add_argument("--verbose", action="store_true", help="stream fairseq's output")
+    args = parser.parse_args(argv)
+    start = time.time()
+    result = run(args)
+    print(f"[demo] outputs in {os.path.abspath(args.out)} (held_out_accuracy.png, reconstruction.png, "
+          f"training_curves.png, results.json); {time.time() - start:.0f} s in all")
+    print(result_line(result))  # again, as the last line
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

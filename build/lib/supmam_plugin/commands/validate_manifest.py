@@ -1,0 +1,130 @@
+"""``supmam-validate-manifest``: open every file of a manifest and report what is wrong.
+
+    supmam-validate-manifest DATA_DIR SPLIT [--labels label] [--allow-unlabeled] [--workers N]
+
+Reports unreadable or missing files, lengths that differ from the manifest, clips shorter than
+one fbank frame (25 ms), NaN/inf samples, and labels not in ``dict.{labels}.txt``, each with its
+file and line, in manifest order whatever ``--workers``. Progress (files/s, time left) goes to
+stderr. Exit status 1 if anything is wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+
+from ..core.audio import AudioFileError, audio_info, read_mono
+from ..core.manifest import ManifestError, read_class_list, read_manifest
+
+FRAME_SECONDS = 0.025
+
+
+def check_labels(label_path: str, classes: list[str], num_clips: int, allow_unlabeled: bool = False) -> list[str]:
+    """Problems of a label file: line count, unknown class names and (unless ``allow_unlabeled``, as
+    ``task.allow_unlabeled`` of semi-supervised pretraining accepts them) empty lines, one string each."""
+    if not os.path.isfile(label_path):
+        return [f"{label_path}: label file not found"]
+    known = set(classes)
+    with open(label_path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    problems = []
+    if len(lines) != num_clips:
+        problems.append(f"{label_path}: {len(lines)} label lines for {num_clips} manifest entries")
+    for line_number, line in enumerate(lines, start=1):
+        names = line.split()
+        if not names and not allow_unlabeled:
+            problems.append(f"{label_path}:{line_number}: no label")
+        for name in names:
+            if name not in known:
+                problems.append(f"{label_path}:{line_number}: label {name!r} not in the class list")
+    return problems
+
+
+def check_audio(manifest, index: int) -> list[str]:
+    """Problems of one manifest entry's audio file."""
+    path, where = manifest.audio_path(index), manifest.where(index)
+    try:
+        info = audio_info(path, where)
+        listed = manifest.entries[index].num_samples
+        problems = []
+        if info.frames != listed:
+            problems.append(f"{where}: {path} has {info.frames} samples, the manifest says {listed}")
+        if info.frames < FRAME_SECONDS * info.samplerate:
+            problems.append(f"{where}: {path} is shorter than one 25 ms fbank frame")
+            return problems
+        read_mono(path, where=where)  # decodes all of it; raises on NaN/inf
+        return problems
+    except AudioFileError as e:
+        return [str(e)]
+
+
+_WORKER_MANIFEST = None  # the manifest a worker process checks (set by _start_worker)
+
+
+def _start_worker(manifest) -> None:
+    global _WORKER_MANIFEST
+    _WORKER_MANIFEST = manifest
+
+
+def _check_in_worker(index: int) -> list[str]:
+    return check_audio(_WORKER_MANIFEST, index)
+
+
+def validate(data_dir: str, split: str, labels: str | None = "label", progress_every: int = 1000,
+             workers: int = 1, allow_unlabeled: bool = False) -> list[str]:
+    """Every problem found in ``{data_dir}/{split}.tsv`` (and its labels), as messages, in manifest
+    order; the files are opened by ``workers`` processes."""
+    try:
+        manifest = read_manifest(os.path.join(data_dir, f"{split}.tsv"))
+    except ManifestError as e:
+        return [str(e)]
+    problems: list[str] = []
+    if labels:
+        try:
+            classes = read_class_list(os.path.join(data_dir, f"dict.{labels}.txt"))
+            problems += check_labels(os.path.join(data_dir, f"{split}.{labels}"), classes, len(manifest), allow_unlabeled)
+        except ManifestError as e:
+            problems.append(str(e))
+    start, total = time.time(), len(manifest)
+    pool = multiprocessing.Pool(workers, _start_worker, (manifest,)) if workers > 1 else None
+    try:
+        results = (pool.imap(_check_in_worker, range(total), chunksize=16) if pool
+                   else (check_audio(manifest, index) for index in range(total)))
+        for done, found in enumerate(results, start=1):  # imap keeps the manifest's order
+            problems += found
+            if progress_every and (done % progress_every == 0 or done == total):
+                rate = done / max(time.time() - start, 1e-9)
+                print(f"checked {done}/{total} files ({rate:.0f} files/s, {(total - done) / rate / 60:.1f} min left), "
+                      f"{len(problems)} problems so far", file=sys.stderr)
+    finally:
+        if pool:
+            pool.terminate()
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", help="folder with {split}.tsv")
+    parser.add_argument("split", help="split name, e.g. train")
+    parser.add_argument("--labels", default="label", help="label extension; 'none' to skip labels")
+    parser.add_argument("--workers", type=int, default=1, help="processes opening the files (e.g. the CPU count)")
+    parser.add_argument("--allow-unlabeled", action="store_true",
+                        help="an empty label line is an unlabelled clip, not a problem (as task.allow_unlabeled)")
+    parser.add_argument("--progress-every", type=int, default=1000, help="report progress every N files")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    labels = None if args.labels.lower() == "none" else args.labels
+    problems = validate(args.data, args.split, labels, args.progress_every, args.workers, args.allow_unlabeled)
+    for p in problems:
+        print(p)
+    print(f"{args.split}: {len(problems)} problem(s) found")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

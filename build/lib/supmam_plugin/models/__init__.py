@@ -1,0 +1,2 @@
+"""Models: importing this package registers them with fairseq."""
+from . import classifier, supmam_model  # noqa: F401

@@ -1,0 +1,260 @@
+"""Teacher ``laion_clap``: the frozen LAION-CLAP audio encoder (HTS-AT), the paper's teacher.
+
+SupMAM-CLAP's decoder predicts, for every 16x16 patch of the student's (1024 time x 128 freq)
+fbank, a feature vector of CLAP's audio encoder fed the whole clip (10 s at 48 kHz). HTS-AT's last
+stage gives a token map of 2 frequency rows x 32 time steps; `ClapTeacher` captures it (a forward
+pre-hook on HTS-AT's `tscam_conv`), samples it at the student's 64 x 8 patch centres and, if
+asked, passes every token through CLAP's audio projection into the joint audio-text space.
+
+laion-clap's top-level package downloads a text tokenizer when imported, so only its audio
+branch is imported here (`import_htsat`), without running the package's `__init__`.
+"""
+import importlib
+import importlib.machinery
+import importlib.util
+import json
+import logging
+import os
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from ..core.checkpoints import load_strict, read_checkpoint
+from .teacher import Teacher, fit_to_length, register_teacher
+
+logger = logging.getLogger(__name__)
+
+CLAP_JOINT_DIM = 512  # CLAP's joint_embed_shape: the width of every released audio projection
+RANDOM_TEACHER_SEED = 0
+PATCH_GRID = (64, 8)  # (time, freq) patches of a 1024 x 128 fbank in 16 x 16 patches
+FEATURES = ("tokens", "projected")
+# HTS-AT's first-stage width, as laion-clap's create_htsat_model sets it, per model name.
+HTSAT_NAME_BY_EMBED_DIM = {96: "HTSAT-tiny", 128: "HTSAT-base", 256: "HTSAT-large"}
+
+
+def _laion_clap_dir() -> Path:
+    if "laion_clap" in sys.modules:
+        return Path(sys.modules["laion_clap"].__path__[0])
+    spec = importlib.util.find_spec("laion_clap")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("laion-clap is not installed: pip install laion-clap==1.1.7")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def import_htsat():
+    """Import laion-clap's HTS-AT offline and return its `create_htsat_model`.
+
+    Registers a bare `laion_clap` package (its `__path__` only) unless laion_clap is already
+    imported, so that `laion_clap/__init__.py` (which pulls in a tokenizer download through
+    `laion_clap.training.data`) never runs.
+    """
+    if "laion_clap" not in sys.modules:
+        package_dir = str(_laion_clap_dir())
+        package = types.ModuleType("laion_clap")
+        package.__path__ = [package_dir]
+        package.__spec__ = importlib.machinery.ModuleSpec("laion_clap", None, is_package=True)
+        package.__spec__.submodule_search_locations = [package_dir]
+        sys.modules["laion_clap"] = package
+    htsat = importlib.import_module("laion_clap.clap_module.htsat")
+    return htsat.create_htsat_model
+
+
+def read_clap_model_config(model_name: str = "HTSAT-tiny") -> dict:
+    """laion-clap's model config (`clap_module/model_configs/{model_name}.json`) as a dict."""
+    config_dir = _laion_clap_dir() / "clap_module" / "model_configs"
+    path = config_dir / f"{model_name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in config_dir.glob("HTSAT-*.json"))
+        raise ValueError(f"unknown CLAP audio model {model_name!r}; known HTS-AT models: {known}")
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_clap_state_dict(path) -> dict:
+    """The state dict of a released LAION-CLAP checkpoint, with any `module.` prefix removed.
+
+    Accepts the state dict at the top level or under `state_dict`; opened safely
+    (:func:`~supmam_plugin.core.checkpoints.read_checkpoint`).
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"CLAP checkpoint {str(path)!r} does not exist: give the path to a released "
+            "LAION-CLAP checkpoint (e.g. 630k-audioset-best.pt for HTSAT-tiny), or 'random' "
+            "for tests only"
+        )
+    checkpoint = read_checkpoint(str(path))
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"CLAP checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a state dict")
+    state = checkpoint.get("state_dict", checkpoint)
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+class _TokenMapCaptured(Exception):
+    """Raised by the `tscam_conv` pre-hook: it carries the token map and ends HTS-AT's forward."""
+
+    def __init__(self, token_map: torch.Tensor):
+        super().__init__("HTS-AT token map captured")
+        self.token_map = token_map
+
+
+def _stop_at_token_map(module, inputs):
+    raise _TokenMapCaptured(inputs[0])
+
+
+def _cast_to_body_dtype(patch_embed, inputs):
+    """The log-mel front end runs in float32; the Swin body may run in half precision."""
+    return (inputs[0].to(patch_embed.proj.weight.dtype),) + tuple(inputs[1:])
+
+
+@register_teacher("laion_clap")
+class ClapTeacher(Teacher):
+    """Frozen HTS-AT audio encoder of LAION-CLAP giving one target vector per student patch.
+
+    Args:
+        checkpoint: path to a released LAION-CLAP `.pt` (audio keys under `audio_branch.`,
+            projection under `audio_projection.`, possibly behind `module.` and `state_dict`),
+            or "random" for a seeded, randomly initialised teacher (tests and demos only).
+        model_name: laion-clap model config, "HTSAT-tiny" (630k-*.pt checkpoints) or
+            "HTSAT-base" (music_speech_*.pt checkpoints).
+        feature: "tokens" (HTS-AT's last-stage tokens, width 768 tiny / 1024 base) or
+            "projected" (each token through CLAP's audio projection, width 512).
+        grid: the student's patch grid (time, freq).
+        interpolation: `F.grid_sample` mode sampling the 32 x 2 token map on `grid`.
+        student_seconds: the time the student's `grid` spans (10.24 s for 1024 frames);
+            None: the teacher's own span (10 s), i.e. a plain resize.
+
+    The module stays in eval mode and never requires grad. Its log-mel front end stays in
+    float32 even after `.half()` (a float16 power spectrum overflows and log(1e-10) underflows).
+    """
+
+    checkpoint_help = "a released LAION-CLAP .pt, e.g. 630k-audioset-best.pt for HTSAT-tiny; 'random' for tests only"
+
+    def __init__(
+        self,
+        checkpoint: str,
+        model_name: str = "HTSAT-tiny",
+        feature: str = "tokens",
+        grid=PATCH_GRID,
+        interpolation: str = "bilinear",
+        student_seconds: float | None = None,
+    ):
+        super().__init__(grid, student_seconds, interpolation)
+        if feature not in FEATURES:
+            raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+        self.checkpoint = str(checkpoint)
+        self.model_name = model_name
+        self.feature = feature
+
+        config = read_clap_model_config(model_name)
+        self.clip_samples = config["audio_cfg"]["clip_samples"]
+        self.sample_rate = config["audio_cfg"]["sample_rate"]  # 48 kHz, read from the file (not up-sampled)
+        self.seconds = self.clip_samples / self.sample_rate  # 10 s
+        create_htsat_model = import_htsat()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_TEACHER_SEED)
+            self.audio_branch = create_htsat_model(
+                SimpleNamespace(**config["audio_cfg"]), enable_fusion=False, fusion_type="None"
+            )
+            self.token_width = self.audio_branch.num_features
+            self.audio_projection = None
+            if feature == "projected":
+                self.audio_projection = nn.Sequential(
+                    nn.Linear(self.token_width, CLAP_JOINT_DIM),
+                    nn.ReLU(),
+                    nn.Linear(CLAP_JOINT_DIM, CLAP_JOINT_DIM),
+                )
+        self.output_dim = CLAP_JOINT_DIM if feature == "projected" else self.token_width
+
+        if self.checkpoint == "random":
+            logger.warning(
+                "ClapTeacher uses a RANDOMLY INITIALISED %s (seed %d): its targets are meaningless "
+                "for real runs; give the path of a released LAION-CLAP checkpoint instead",
+                model_name, RANDOM_TEACHER_SEED,
+            )
+        else:
+            self._load_checkpoint(self.checkpoint)
+
+        self.audio_branch.patch_embed.register_forward_pre_hook(_cast_to_body_dtype)
+        self.freeze()
+
+    @classmethod
+    def from_config(cls, cfg, grid, student_seconds: float | None = None) -> "ClapTeacher":
+        """The teacher of a model config (``model.teacher_checkpoint``, ``clap_model``, ``clap_feature``,
+        ``teacher_interpolation``)."""
+        return cls(cfg.teacher_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.teacher_interpolation,
+                   student_seconds=student_seconds)
+
+    def _load_checkpoint(self, path: str):
+        state = read_clap_state_dict(path)
+        prefixes = tuple(f"{name}." for name, _ in self.named_children())
+        given = {key: value for key, value in state.items() if key.startswith(prefixes)}
+        embedding = given.get("audio_branch.patch_embed.proj.weight")
+        guess = None if embedding is None else HTSAT_NAME_BY_EMBED_DIM.get(embedding.shape[0])
+        hint = f" (this checkpoint's audio branch looks like {guess!r})" if guess else ""
+        load_strict(self, given, path, what=f"ClapTeacher(model_name={self.model_name!r}, feature={self.feature!r})",
+                    fix=f"pick the model_name that matches the checkpoint{hint} (630k-*.pt: 'HTSAT-tiny'; "
+                    "music_speech_*.pt and music_audioset_*.pt: 'HTSAT-base'); fusion checkpoints (*fusion*) are "
+                    "not supported")
+
+    def _apply(self, fn, recurse=True):
+        # `.half()`, `.to(dtype)` (and fairseq's --fp16, which halves the whole model) come here:
+        # the STFT / log-mel / bn0 front end stays float32, where float16 gives -inf on silence.
+        super()._apply(fn, recurse)
+        self.audio_branch.spectrogram_extractor.float()
+        self.audio_branch.logmel_extractor.float()
+        self.audio_branch.bn0.float()
+        return self
+
+    @torch.no_grad()
+    def token_map(self, waveform_48k: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """HTS-AT's native last-stage map, as seen by `tscam_conv`.
+
+        (B, S) float waveform at 48 kHz (padded with zeros / cropped to `clip_samples`; `lengths`
+        is not used: LAION-CLAP hears zero-padded clips) -> (B, C, 2, 32): batch, channels (`token_width`), 2 frequency rows (low first),
+        32 time steps. The rest of HTS-AT (tscam_conv and the heads) is skipped. This native
+        map is what a target cache should store; `targets_from_token_map` makes targets of it.
+        """
+        if waveform_48k.dim() != 2:
+            raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
+        device = self.audio_branch.bn0.weight.device
+        waveform = fit_to_length(waveform_48k, self.clip_samples).to(device, torch.float32)
+        clips = {"waveform": waveform, "longer": torch.zeros(len(waveform), dtype=torch.bool, device=device)}
+        hook = self.audio_branch.tscam_conv.register_forward_pre_hook(_stop_at_token_map)
+        try:
+            self.audio_branch(clips, device=device)
+        except _TokenMapCaptured as captured:
+            return captured.token_map
+        finally:
+            hook.remove()
+        raise RuntimeError("HTS-AT's forward ended without reaching tscam_conv")
+
+    @torch.no_grad()
+    def finish_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """(B, L, token_width) sampled tokens -> through CLAP's audio projection when
+        ``feature == "projected"`` (B, L, 512); as they are otherwise."""
+        if self.audio_projection is None:
+            return targets
+        return self.audio_projection(targets.to(self.audio_projection[0].weight.dtype))
+
+    def identity(self) -> dict:
+        return teacher_identity(self.checkpoint, self.model_name)
+
+
+def teacher_identity(checkpoint: str, model_name: str = "HTSAT-tiny") -> dict:
+    """What makes a LAION-CLAP teacher's token maps: {"teacher", "variant" (the HTS-AT config), "checkpoint_sha256"} (the
+    file's SHA-256; "random-seed-N" for the random teacher). A teacher cache records it and is
+    refused by a model whose teacher differs; the path is not part of it (a copied file is the
+    same teacher)."""
+    if str(checkpoint) == "random":
+        digest = f"random-seed-{RANDOM_TEACHER_SEED}"
+    else:
+        from ..core.file_hash import file_sha256
+
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f"{checkpoint}: LAION-CLAP checkpoint not found")
+        digest = file_sha256(checkpoint)
+    return {"teacher": "laion_clap", "variant": model_name, "checkpoint_sha256": digest}
