@@ -2,14 +2,15 @@
 
 One implementation serves training (models ``supmam`` / ``supmam_classifier``), the teachers and
 the portable export. It is written in plain torch rather than with timm's ``Block`` so that an
-exported encoder loads where neither fairseq nor timm is installed; its parameter names are
-timm's (``blocks.{i}.norm1``, ``attn.qkv``, ``mlp.fc1``, ...), so AudioMAE's released weights load
-as they are, and the tests check it against timm's own block on the same weights.
+exported encoder loads where neither fairseq nor timm is installed, and because importing timm
+costs every process (each fairseq command) about 2 s; its parameter names are timm's
+(``blocks.{i}.norm1``, ``attn.qkv``, ``mlp.fc1``, ...), so AudioMAE's released weights load as they
+are, and the tests check it against timm's own block on the same weights.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -77,35 +78,42 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
+    """fc1 -> activation -> dropout -> fc2 -> dropout (timm's ``Mlp``, the same parameter names)."""
+
+    def __init__(self, dim: int, hidden: int, out: Optional[int] = None, activation: Callable = F.gelu,
+                 dropout: float = 0.0):
         super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, out or dim)
+        self.activation, self.dropout = activation, dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        x = F.dropout(self.activation(self.fc1(x)), self.dropout, self.training)
+        return F.dropout(self.fc2(x), self.dropout, self.training)
+
+
+def drop_path(branch: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: in training each sample's residual ``branch`` (B, ...) is dropped with
+    probability ``rate`` and the kept ones are scaled by 1 / (1 - rate) (timm's ``drop_path``)."""
+    if not training or rate == 0.0:
+        return branch
+    keep = 1.0 - rate
+    mask = branch.new_empty(branch.size(0), *([1] * (branch.dim() - 1))).bernoulli_(keep)
+    return branch * mask.div_(keep)
 
 
 class Block(nn.Module):
-    """A pre-norm ViT block with stochastic depth (``drop_path``: each sample's residual branch is
-    dropped with that probability in training and rescaled by 1 / (1 - p))."""
+    """A pre-norm ViT block with stochastic depth (:func:`drop_path` of rate ``drop_path``)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float = 0.0):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = drop_path
-
-    def _dropped(self, branch: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_path == 0.0:
-            return branch
-        keep = 1.0 - self.drop_path
-        mask = branch.new_empty(branch.size(0), *([1] * (branch.dim() - 1))).bernoulli_(keep)
-        return branch * mask / keep
+        self.drop_path_rate = drop_path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self._dropped(self.attn(self.norm1(x)))
-        return x + self._dropped(self.mlp(self.norm2(x)))
+        x = x + drop_path(self.attn(self.norm1(x)), self.drop_path_rate, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
 
 
 class VitEncoder(nn.Module):

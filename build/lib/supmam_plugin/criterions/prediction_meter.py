@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from fairseq.logging import meters
 from fairseq.logging.meters import Meter
-from sklearn.metrics import average_precision_score
 
 
 class BatchPredictions(str):
@@ -25,6 +24,8 @@ class BatchPredictions(str):
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> tuple[float, int]:
     """Mean over classes of sklearn's average precision; classes without a positive are skipped.
     scores, targets: (N, C). Returns (mAP, number of classes skipped)."""
+    from sklearn.metrics import average_precision_score  # here: sklearn costs every fairseq process ~1 s to import
+
     has_positive = targets.sum(axis=0) > 0
     if not has_positive.any():
         return float("nan"), int(targets.shape[1])

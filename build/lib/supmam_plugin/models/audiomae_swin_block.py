@@ -26,7 +26,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp
+
+from ..core.vit import Mlp, drop_path
 
 __all__ = ["CosineWindowAttention", "AudioMAESwinBlock", "window_and_shift", "shifted_window_mask", "ATTENTION_CHOICES"]
 
@@ -122,8 +123,7 @@ class CosineWindowAttention(nn.Module):
         self.attention = attention
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
-        self.meta_mlp = Mlp(2, hidden_features=meta_hidden_dim, out_features=num_heads, act_layer=nn.ReLU,
-                            drop=bias_dropout)
+        self.meta_mlp = Mlp(2, meta_hidden_dim, out=num_heads, activation=F.relu, dropout=bias_dropout)
         self.tau = nn.Parameter(torch.ones(num_heads))
         wt, wf = self.window
         coords = torch.stack(torch.meshgrid(torch.arange(wt), torch.arange(wf), indexing="ij")).flatten(1)  # (2, N)
@@ -186,9 +186,9 @@ class AudioMAESwinBlock(nn.Module):
         self.window_size, self.shift_size = window_and_shift(self.grid, window, shift)
         self.attn = CosineWindowAttention(dim, num_heads, self.window_size, bias_dropout=bias_dropout)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path_rate = drop_path
         mask = shifted_window_mask(self.grid, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", mask, persistent=False)
 
@@ -204,5 +204,5 @@ class AudioMAESwinBlock(nn.Module):
         return x.reshape(batch, -1, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.norm1(self._window_attention(x)))
-        return x + self.drop_path(self.norm2(self.mlp(x)))
+        x = x + drop_path(self.norm1(self._window_attention(x)), self.drop_path_rate, self.training)
+        return x + drop_path(self.norm2(self.mlp(x)), self.drop_path_rate, self.training)
