@@ -1,6 +1,7 @@
 """A non-editable install (``pip install .``) carries the recipes: ``supmam-recipes`` finds them in
 the installed package, and fairseq-hydra-train runs them from there, away from this checkout."""
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -15,9 +16,13 @@ def test_pip_install_carries_the_recipes(shared_tones, tmp_path):
     new_site = next((venv / "lib").glob("python3*/site-packages"))
     (new_site / "base.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     python = str(venv / "bin" / "python")
+    source = tmp_path / "source"  # pip builds in the source folder: a copy keeps the checkout clean
+    for package in ("supmam_plugin", "manifests"):
+        shutil.copytree(os.path.join(REPO, package), source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(REPO, "setup.py"), source)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     build = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                            "--no-index", REPO], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+                            "--no-index", str(source)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     where = subprocess.run([str(venv / "bin" / "supmam-recipes"), "pretraining"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=300)

@@ -1,1 +1,0 @@
-"""Command-line tools (console scripts declared in setup.py)."""

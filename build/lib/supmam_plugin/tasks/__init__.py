@@ -1,2 +1,0 @@
-"""Tasks: importing this package registers them with fairseq."""
-from . import audio_classification, pretraining  # noqa: F401
