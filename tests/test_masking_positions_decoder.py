@@ -193,7 +193,7 @@ def test_positions_halves_follow_their_axis():
 
 def small_decoder(depth=1, **kw):
     torch.manual_seed(0)
-    return WindowDecoder(in_dim=24, width=32, depth=depth, heads=4, **kw).eval()
+    return WindowDecoder(in_dim=24, **{"grid": GRID, **kw}, width=32, depth=depth, heads=4).eval()
 
 
 def changed_positions(out_a, out_b, tol=1e-6):
@@ -221,7 +221,7 @@ def shifted_window(t, f, grid=GRID, win=(4, 4), shift=(2, 0)):
 
 
 def test_decoder_output_shape_and_state_dict():
-    dec = WindowDecoder(in_dim=768)  # paper defaults: width 512, one block, 16 heads
+    dec = WindowDecoder(in_dim=768, grid=GRID)  # paper defaults: width 512, one block, 16 heads
     assert len(dec.blocks) == 1 and dec.blocks[0].shift_size == (0, 0)
     assert all(b.attn.attention == "auto" for b in dec.blocks)
     vis, mask, restore = random_masking(2, L, 0.4, generator=gen(0))
@@ -231,7 +231,7 @@ def test_decoder_output_shape_and_state_dict():
     assert "mask_token" in keys and "pos_embed" in keys  # the table is saved with the weights
     assert {"blocks.0.attn.tau", "blocks.0.attn.meta_mlp.fc1.weight", "blocks.0.attn.meta_mlp.fc2.bias"} <= set(keys)
     assert not any("relative_position_bias_table" in k for k in keys)
-    assert WindowDecoder(in_dim=8, width=16, depth=3, heads=2).blocks[1].shift_size == (2, 0)
+    assert WindowDecoder(in_dim=8, grid=GRID, width=16, depth=3, heads=2).blocks[1].shift_size == (2, 0)
     assert dec.norm.eps == 1e-6 and dec.blocks[0].norm1.eps == 1e-6
 
 

@@ -28,7 +28,7 @@ ENCODER_TEACHER = dict(target="teacher", teacher="checkpoint_encoder", teacher_c
 
 @pytest.fixture(scope="module")
 def teacher():
-    return CheckpointEncoderTeacher(PRETRAINED)
+    return CheckpointEncoderTeacher(PRETRAINED, grid=(64, 8))
 
 
 def test_both_teachers_are_registered_and_chosen_by_config():
@@ -41,7 +41,7 @@ def test_both_teachers_are_registered_and_chosen_by_config():
     with pytest.raises(ValueError, match="model.teacher_checkpoint .*teacher checkpoint_encoder: a checkpoint of this plugin"):
         build_teacher(SupmamConfig(target="teacher", teacher="checkpoint_encoder"), grid=(64, 8))
     with pytest.raises(ValueError, match=r"model.teacher_layer=2: .*pretrained.pth has blocks 0..1"):
-        CheckpointEncoderTeacher(PRETRAINED, layer=2)
+        CheckpointEncoderTeacher(PRETRAINED, grid=(64, 8), layer=2)
 
 
 def test_the_last_block_is_audiomaes_own_encoder_output(teacher):
@@ -60,7 +60,7 @@ def test_the_last_block_is_audiomaes_own_encoder_output(teacher):
 def test_token_map_equals_load_encoder_layers(checkpoint, layer):
     """Two code paths from waveforms: the teacher and embeddings.load_encoder (zero frames past the
     end of the 3 s clip in both)."""
-    teacher = CheckpointEncoderTeacher(checkpoint, layer=layer)
+    teacher = CheckpointEncoderTeacher(checkpoint, grid=(64, 8), layer=layer)
     wave = 0.1 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(0))
     lengths = torch.tensor([48000, 30000])
     native = teacher.token_map(wave, lengths)

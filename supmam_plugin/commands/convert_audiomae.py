@@ -29,17 +29,10 @@ import torch
 
 def check(path: str):
     """(encoder loaded from ``path``, architecture); raises CheckpointError when it does not load."""
-    from omegaconf import OmegaConf
-
-    from ..core.checkpoints import apply_architecture, load_strict, read_encoder
-    from ..core.vit import VitEncoder, VitEncoderConfig
+    from ..core.checkpoints import build_encoder, read_encoder
 
     found = read_encoder(path)
-    cfg = OmegaConf.structured(VitEncoderConfig())
-    apply_architecture(cfg, found.architecture, path)
-    encoder = VitEncoder(cfg)
-    load_strict(encoder, found.weights, path)
-    return encoder, found.architecture
+    return build_encoder(found, path), found.architecture
 
 
 def main(argv=None) -> int:

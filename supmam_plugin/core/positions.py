@@ -27,7 +27,7 @@ def sincos_1d_positions(embed_dim: int, positions: torch.Tensor) -> torch.Tensor
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
-def sincos_2d_positions(embed_dim: int, grid: Sequence[int] = (64, 8), cls_token: bool = False) -> torch.Tensor:
+def sincos_2d_positions(embed_dim: int, grid: Sequence[int], cls_token: bool = False) -> torch.Tensor:
     """Fixed 2-D sin-cos position embeddings for a ``(T, F)`` patch grid.
 
     Rows follow the row-major patch order: row ``t * F + f`` is patch (time t, freq f).

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..core.audio import downmix, pcm_to_float, read_mono, resample
-from ..core.checkpoints import load_strict, read_encoder
+from ..core.checkpoints import build_encoder, read_encoder
 from ..core.fbank import FbankSettings, batch_fbank, require_one_frame
 from ..core.vit import VitEncoder, VitEncoderConfig
 
@@ -71,8 +71,7 @@ def load_encoder(path: str, device: str | torch.device = "cpu", dtype: torch.dty
             encoder.pos_embed.copy_(found.weights["pos_embed"].to(encoder.pos_embed.dtype))
         source = f"random init (seed {seed}) of the architecture of {path}"
     else:
-        encoder = VitEncoder(config)
-        load_strict(encoder, found.weights, path)
+        encoder = build_encoder(found, path)
         source = path
     return AudioEncoder(encoder, device=device, sample_rate=found.sample_rate, source=source, dtype=dtype)
 

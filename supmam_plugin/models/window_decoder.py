@@ -45,10 +45,10 @@ class WindowDecoder(nn.Module):
     def __init__(
         self,
         in_dim: int,
+        grid: Sequence[int],
         width: int = 512,
         depth: int = 1,
         heads: int = 16,
-        grid: Sequence[int] = (64, 8),
         window: Sequence[int] = (4, 4),
         shift: Sequence[int] = (2, 0),
         mlp_ratio: float = 4.0,

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.fbank import FbankSettings, batch_fbank
-from ..core.checkpoints import load_strict, read_encoder
-from ..core.vit import VitEncoder, VitEncoderConfig
+from ..core.checkpoints import build_encoder, read_encoder
 from .teacher import Teacher, fit_to_length, register_teacher
 
 
@@ -34,13 +33,12 @@ class CheckpointEncoderTeacher(Teacher):
     checkpoint_help = "a checkpoint of this plugin (.pt: pretraining or fine-tuned classifier) or an AudioMAE .pth"
     cuda_dtype = torch.bfloat16  # a ViT's residual stream can leave float16's range
 
-    def __init__(self, checkpoint: str, layer: int = -1, grid=(64, 8), interpolation: str = "bilinear",
+    def __init__(self, checkpoint: str, grid, layer: int = -1, interpolation: str = "bilinear",
                  student_seconds: float | None = None):
         super().__init__(grid, student_seconds, interpolation)
         found = read_encoder(checkpoint)
         self.checkpoint = str(checkpoint)
-        self.encoder = VitEncoder(VitEncoderConfig(**found.architecture))
-        load_strict(self.encoder, found.weights, self.checkpoint, what="teacher encoder")
+        self.encoder = build_encoder(found, self.checkpoint, what="teacher encoder")
         depth = len(self.encoder.blocks)
         if not -depth <= int(layer) < depth:
             raise ValueError(f"model.teacher_layer={layer}: {checkpoint} has blocks 0..{depth - 1} "
@@ -57,7 +55,7 @@ class CheckpointEncoderTeacher(Teacher):
     def from_config(cls, cfg, grid, student_seconds: float | None = None) -> "CheckpointEncoderTeacher":
         """The teacher of a model config (``model.teacher_checkpoint``, ``teacher_layer``,
         ``teacher_interpolation``)."""
-        return cls(cfg.teacher_checkpoint, cfg.teacher_layer, grid, cfg.teacher_interpolation, student_seconds)
+        return cls(cfg.teacher_checkpoint, grid, cfg.teacher_layer, cfg.teacher_interpolation, student_seconds)
 
     @property
     def num_samples(self) -> int:

@@ -10,7 +10,7 @@ from .audiomae import (
     audiomae_head, audiomae_state_dict, encoder_from_audiomae_state, encoder_to_audiomae_state,
     supmam_from_audiomae_state,
 )
-from .encoder import ENCODER_FIELDS, EncoderCheckpoint, positions_for_frames, read_encoder
+from .encoder import ENCODER_FIELDS, EncoderCheckpoint, build_encoder, positions_for_frames, read_encoder
 from .legacy import (
     LEGACY_PRETRAINING, TEACHER_ALIASES, legacy_pretraining_reason, upgrade_legacy_encoder, upgrade_teacher_fields,
 )
@@ -22,7 +22,7 @@ from .read import (
 
 __all__ = [
     "CheckpointError", "EncoderCheckpoint", "ENCODER_FIELDS", "LEGACY_PRETRAINING", "TEACHER_ALIASES", "TRUST_VARIABLE",
-    "read_checkpoint", "is_fairseq_checkpoint", "fairseq_configs", "read_encoder", "load_strict", "apply_architecture",
+    "read_checkpoint", "build_encoder", "is_fairseq_checkpoint", "fairseq_configs", "read_encoder", "load_strict", "apply_architecture",
     "upgrade_legacy_encoder", "legacy_pretraining_reason", "positions_for_frames", "audiomae_state_dict",
     "encoder_from_audiomae_state", "supmam_from_audiomae_state", "audiomae_head", "encoder_to_audiomae_state",
     "recognise_positions", "upgrade_teacher_fields",

@@ -16,7 +16,7 @@ from ..positions import position_table
 from .audiomae import NUM_MEL_BINS, encoder_from_audiomae_state
 from .legacy import upgrade_legacy_encoder
 from .positions import recognise_positions
-from .read import CheckpointError, _plain, fairseq_configs, is_fairseq_checkpoint, read_checkpoint
+from .read import CheckpointError, _plain, fairseq_configs, is_fairseq_checkpoint, load_strict, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -99,3 +99,13 @@ def positions_for_frames(found: EncoderCheckpoint, input_frames: int, path: str)
     logger.info(f"{path}: position table ({architecture['position_layout']} layout) made for {input_frames} frames "
                 f"(a {grid[0]} x {grid[1]} grid; the checkpoint's is for {architecture['input_frames']})")
     return weights
+
+
+def build_encoder(found: EncoderCheckpoint, path: str, what: str = "encoder"):
+    """The :class:`~supmam_plugin.core.vit.VitEncoder` that ``found`` (:func:`read_encoder` of ``path``)
+    describes, its weights loaded strictly."""
+    from ..vit import VitEncoder, VitEncoderConfig
+
+    encoder = VitEncoder(VitEncoderConfig(**found.architecture))
+    load_strict(encoder, found.weights, path, what=what)
+    return encoder
