@@ -121,16 +121,15 @@ def train_log_records(output: str, tag: str = "train_inner") -> list[dict]:
     return log_records(output, tag)
 
 
+# 12 labelled clips (two classes, different pitches and lengths), 16 and 22.05 kHz
+TONE_CLIPS = [(f"{['low', 'high'][i % 2]}/clip{i}.wav", 1.0 + 0.25 * (i % 4), [16000, 22050][i % 3 == 0],
+               [["low", "high"][i % 2]]) for i in range(12)]
+
+
 @pytest.fixture(scope="session")
 def tone_dataset(tmp_path_factory):
-    """12 labelled clips (two classes, different pitches and lengths) on disk, 16 and 22.05 kHz."""
-    root = tmp_path_factory.mktemp("tones")
-    clips = [
-        (f"{['low', 'high'][i % 2]}/clip{i}.wav", 1.0 + 0.25 * (i % 4), [16000, 22050][i % 3 == 0],
-         [["low", "high"][i % 2]])
-        for i in range(12)
-    ]
-    return make_labelled_folder(root, ["low", "high"], clips, split="train")
+    """The tone clips on disk, in a folder of this test process's own (tests may write beside them)."""
+    return make_labelled_folder(tmp_path_factory.mktemp("tones"), ["low", "high"], TONE_CLIPS, split="train")
 
 
 # The tiny student of in-process tests that build a model through the task.
@@ -179,14 +178,8 @@ def shared_once(tmp_path_factory, name: str, make) -> str:
 @pytest.fixture(scope="session")
 def shared_tones(tmp_path_factory):
     """The 12 tone clips of ``tone_dataset`` in one folder all test processes share (read only)."""
-    def make(root):
-        clips = [
-            (f"{['low', 'high'][i % 2]}/clip{i}.wav", 1.0 + 0.25 * (i % 4), [16000, 22050][i % 3 == 0],
-             [["low", "high"][i % 2]])
-            for i in range(12)
-        ]
-        make_labelled_folder(root, ["low", "high"], clips, split="train")
-    return shared_once(tmp_path_factory, "tones", make)
+    return shared_once(tmp_path_factory, "tones",
+                       lambda root: make_labelled_folder(root, ["low", "high"], TONE_CLIPS, split="train"))
 
 
 @pytest.fixture(scope="session")

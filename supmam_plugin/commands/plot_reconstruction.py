@@ -41,10 +41,6 @@ import numpy as np
 import torch
 
 
-class UsageError(ValueError):
-    pass
-
-
 # ----------------------------------------------------------------------------- pure functions
 
 
@@ -301,7 +297,7 @@ def main(argv=None) -> int:
     try:
         path = plot_reconstruction(args.checkpoint, args.audio, args.out, args.clip_id, args.teacher_checkpoint,
                                    args.device)
-    except (UsageError, AudioFileError, FileNotFoundError, ValueError) as e:
+    except (AudioFileError, FileNotFoundError, ValueError) as e:
         print(f"supmam-plot-reconstruction: error: {e}", file=sys.stderr)
         return 1
     print(path)

@@ -26,10 +26,16 @@ from ..core.checkpoints.read import CheckpointError, load_strict
 from ..core.fbank import AUDIOSET_MEAN, AUDIOSET_STD, FbankSettings
 from ..core.file_hash import file_sha256
 from ..core.vit import VitEncoder, VitEncoderConfig
-from .encoder import AudioEncoder
+from .encoder import AudioEncoder, load_encoder
 
 FORMAT = "supmam-encoder/1"
-ENCODER_KEYS = ("embed_dim", "layers", "heads", "mlp_ratio", "patch_size", "input_frames", "num_mel_bins", "cls_token")
+# config.json's "encoder" keys -> (the VitEncoderConfig field, its JSON type), in the file's order
+EXPORT_FIELDS = {"embed_dim": ("encoder_embed_dim", int), "layers": ("encoder_layers", int),
+                 "heads": ("encoder_heads", int), "mlp_ratio": ("mlp_ratio", float), "patch_size": ("patch_size", int),
+                 "input_frames": ("input_frames", int), "num_mel_bins": ("num_mel_bins", int),
+                 "cls_token": ("cls_token", bool), "position_layout": ("position_layout", str)}
+# every key but position_layout must be there (the table itself comes with the weights)
+ENCODER_KEYS = tuple(key for key in EXPORT_FIELDS if key != "position_layout")
 
 
 class ExportError(CheckpointError):
@@ -97,8 +103,6 @@ def load_encoder_or_export(path: str, device: str | torch.device = "cpu") -> Aud
     HEAR and X-ARES wrappers take."""
     if os.path.isdir(path):
         return load_export(path, device)
-    from .encoder import load_encoder
-
     return load_encoder(path, device=device)
 
 
@@ -137,12 +141,7 @@ def load_export(folder: str, device: str | torch.device = "cpu") -> PortableMode
 
 def _encoder_config(encoder: dict) -> VitEncoderConfig:
     """The encoder architecture an export's ``config.json`` describes."""
-    return VitEncoderConfig(
-        encoder_layers=int(encoder["layers"]), encoder_embed_dim=int(encoder["embed_dim"]),
-        encoder_heads=int(encoder["heads"]), mlp_ratio=float(encoder["mlp_ratio"]),
-        patch_size=int(encoder["patch_size"]), input_frames=int(encoder["input_frames"]),
-        num_mel_bins=int(encoder["num_mel_bins"]), cls_token=bool(encoder["cls_token"]),
-        position_layout=str(encoder.get("position_layout", "audiomae")))  # the table itself comes with the weights
+    return VitEncoderConfig(**{field: kind(encoder[key]) for key, (field, kind) in EXPORT_FIELDS.items() if key in encoder})
 
 
 def _class_names(path: str | None, task_cfg: dict, num_classes: int, checkpoint: str) -> list[str]:
@@ -196,10 +195,8 @@ def write_export(checkpoint: str, out_dir: str, class_names: str | None = None) 
     save_file(tensors, weights_path, metadata={"format": FORMAT})
     config = {
         "format": FORMAT,
-        "encoder": {"embed_dim": arch.encoder_embed_dim, "layers": arch.encoder_layers, "heads": arch.encoder_heads,
-                    "mlp_ratio": arch.mlp_ratio, "patch_size": arch.patch_size, "input_frames": arch.input_frames,
-                    "num_mel_bins": arch.num_mel_bins, "cls_token": bool(arch.cls_token),
-                    "position_layout": str(arch.position_layout), "positions": "encoder.pos_embed (1, L, D), time-major"},
+        "encoder": {**{key: kind(getattr(arch, field)) for key, (field, kind) in EXPORT_FIELDS.items()},
+                    "positions": "encoder.pos_embed (1, L, D), time-major"},
         "fbank": fbank_description(FbankSettings(sample_rate=found.sample_rate)),
         "head": head_config,
         "source": {"path": os.path.abspath(checkpoint), "sha256": file_sha256(checkpoint), "kind": found.kind},
