@@ -1,5 +1,6 @@
 """Bad input gets an error that names the file and line, at load time where possible."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -136,3 +137,25 @@ def test_validate_manifest_knows_unlabelled_clips(data, capsys):
     assert validate_main([data, "train", "--allow-unlabeled"]) == 1
     out = capsys.readouterr().out
     assert "train.label:1: label 'unicorn'" in out and "train.label:2" not in out
+
+
+def test_validate_manifest_prints_the_class_frequencies(tmp_path, capsys):
+    """Counted by hand: a multi-label clip counts once for each of its classes, shares are of the
+    split's 5 clips, the unlabelled last clip is a clip (not a missing line), and the classes of
+    the dictionary that no clip carries are named in a warning."""
+    classes = ["dog", "rain", "siren", "wind", "bird"]
+    clips = [("c1.wav", 0.5, 16000, ["dog", "rain"]), ("c2.wav", 0.5, 16000, ["rain"]),
+             ("c3.wav", 0.5, 16000, ["rain", "dog", "siren"]), ("c4.wav", 0.5, 16000, ["siren", "rain", "dog"]),
+             ("c5.wav", 0.5, 16000, [])]
+    data = make_labelled_folder(tmp_path, classes, clips)
+    assert validate_main([data, "train", "--allow-unlabeled"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "train: 5 clips, 1 unlabelled; labels per labelled clip: mean 2.25, max 3" in out
+    rows = [re.fullmatch(r"(\S+) +(\d+) +([\d.]+)%", line) for line in out]
+    table = [(row[1], int(row[2]), float(row[3])) for row in rows if row]
+    # most frequent first; wind and bird (no clip) in the dictionary's order
+    assert table == [("rain", 4, 80.0), ("dog", 3, 60.0), ("siren", 2, 40.0), ("wind", 0, 0.0), ("bird", 0, 0.0)]
+    warning = [line for line in out if line.startswith("warning:")]
+    assert warning == [f"warning: 2 of the 5 classes of {os.path.join(data, 'dict.label.txt')} on no clip "
+                       "of train: wind bird"]
+    assert out[-1] == "train: 0 problem(s) found"

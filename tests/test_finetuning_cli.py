@@ -1,5 +1,6 @@
 """Fine-tuning from a supmam checkpoint with fairseq-hydra-train, scoring with fairseq-validate;
-the printed accuracy / mAP equal sklearn's on the same predictions."""
+the printed accuracy / mAP / per-class AP equal sklearn's on the same predictions."""
+import ast
 import os
 import re
 
@@ -9,7 +10,7 @@ import torch
 from fairseq import checkpoint_utils
 from sklearn.metrics import accuracy_score, average_precision_score
 
-from conftest import CPU_RUN, REPO, TINY_MODEL, make_labelled_folder, run_cli, train_log_records
+from conftest import CPU_RUN, REPO, TINY_MODEL, make_labelled_folder, make_split_folder, run_cli, train_log_records
 
 FINETUNE_RUN = [a for a in CPU_RUN if not a.startswith("lr_scheduler.")] + [
     "optimizer.groups.default.lr_scheduler.warmup_updates=1", "distributed_training.distributed_world_size=1"]
@@ -40,6 +41,28 @@ def multi_label_data(root):
     return make_labelled_folder(root, classes, clips, split="train")
 
 
+def write_subset(data, split, subset, keep):
+    """``{subset}.tsv`` / ``{subset}.label``: the clips of ``split`` whose class names pass ``keep``."""
+    entries = open(os.path.join(data, f"{split}.tsv")).read().splitlines()
+    labels = open(os.path.join(data, f"{split}.label")).read().splitlines()
+    kept = [(entry, line) for entry, line in zip(entries[1:], labels) if keep(line.split())]
+    with open(os.path.join(data, f"{subset}.tsv"), "w") as f:
+        f.write("\n".join([entries[0]] + [entry for entry, _ in kept]) + "\n")
+    with open(os.path.join(data, f"{subset}.label"), "w") as f:
+        f.write("\n".join(line for _, line in kept) + "\n")
+
+
+def sklearn_per_class_ap(checkpoint, data, subset):
+    """{class name: AP %} of the classes with a positive clip in ``subset``, from sklearn on the
+    model's own outputs."""
+    logits, target = predictions(checkpoint, data, subset)
+    scores, target = torch.sigmoid(logits).numpy(), target.numpy()
+    classes = [line.split()[0] for line in open(os.path.join(data, "dict.label.txt"))]
+    has_positive = target.sum(0) > 0
+    per_class = average_precision_score(target[:, has_positive], scores[:, has_positive], average=None)
+    return dict(zip([c for c, keep in zip(classes, has_positive) if keep], 100 * per_class))
+
+
 def finetune(data, save_dir, pretrained, extra=()):
     return run_cli([
         "fairseq-hydra-train", "--config-dir", "examples/supmam/finetuning", "--config-name", "esc50",
@@ -55,7 +78,11 @@ def validate(data, checkpoint, subset, batch_size=3):
                    "--batch-size", str(batch_size), "--cpu"])
     assert out.returncode == 0, out.stdout[-3000:]
     line = [l for l in out.stdout.splitlines() if f"valid on '{subset}' subset" in l][-1]
-    return {k: float(v) for k, v in re.findall(r"\| (\w+) ([-\d.]+)", line)}
+    printed = {k: float(v) for k, v in re.findall(r"\| (\w+) ([-\d.]+)", line)}
+    per_class = re.search(r"\| AP_per_class (\{.*?\})", line)
+    if per_class:
+        printed["AP_per_class"] = ast.literal_eval(per_class.group(1))
+    return printed
 
 
 def predictions(checkpoint, data, subset):
@@ -112,3 +139,38 @@ def test_multi_label_map_over_the_whole_subset_equals_sklearn(pretrained, tmp_pa
         keep = t.sum(0) > 0
         per_batch.append(np.mean(average_precision_score(t[:, keep], s[:, keep], average=None)))
     assert abs(100 * np.mean(per_batch) - expected) > 1.0
+
+    # AP_per_class: sklearn's AP of each class (2 decimals), named and ordered as in dict.label.txt;
+    # the same in the training run's json log (the model validated there is checkpoint_best.pt)
+    expected_per_class = sklearn_per_class_ap(best, data, "eval")
+    assert list(printed["AP_per_class"]) == list(expected_per_class) == ["a", "b", "c", "d"]
+    assert printed["AP_per_class"] == pytest.approx(expected_per_class, abs=0.006)
+    assert np.mean(list(printed["AP_per_class"].values())) == pytest.approx(printed["mAP"], abs=0.006)
+    assert valid_records[-1]["eval_AP_per_class"] == printed["AP_per_class"]
+    # a subset where class d has no positive: d is left out of AP_per_class (and the mAP), and counted
+    write_subset(data, "eval", "eval_no_d", lambda names: "d" not in names)
+    printed = validate(data, best, "eval_no_d", batch_size=3)
+    expected_per_class = sklearn_per_class_ap(best, data, "eval_no_d")
+    assert list(printed["AP_per_class"]) == ["a", "b", "c"] and printed["mAP_classes_skipped"] == 1
+    assert printed["AP_per_class"] == pytest.approx(expected_per_class, abs=0.006)
+    assert printed["mAP"] == pytest.approx(np.mean(list(expected_per_class.values())), abs=1e-3)
+
+
+@pytest.mark.parametrize("multi_label, metric, fix", [
+    ("true", "accuracy", "set checkpoint.best_checkpoint_metric=mAP (and checkpoint.maximize_best_checkpoint_metric=true)"),
+    ("false", "mAP", "set checkpoint.best_checkpoint_metric=accuracy (and checkpoint.maximize_best_checkpoint_metric=true)"),
+], ids=["multi_label-accuracy", "single_label-mAP"])
+def test_a_best_checkpoint_metric_the_criterion_does_not_log_stops_the_run_before_any_update(
+        multi_label, metric, fix, pretrained, tmp_path):
+    """The esc50 recipe (best_checkpoint_metric=accuracy) on AudioSet-style data, and mAP on
+    single-label data: fairseq would train a whole epoch, then stop in validate with KeyError."""
+    data = make_split_folder(tmp_path / "data", ("a", "b", "c"), per_class={"train": 4, "valid": 2}, seconds=0.5,
+                             multi_label=multi_label == "true")
+    save_dir = tmp_path / "ft"
+    out = finetune(data, save_dir, pretrained, [f"task.multi_label={multi_label}",
+                                               f"checkpoint.best_checkpoint_metric={metric}"])
+    assert out.returncode != 0
+    assert fix in out.stdout, out.stdout[-3000:]
+    assert "KeyError" not in out.stdout
+    assert not train_log_records(out.stdout, "train_inner")
+    assert not os.path.exists(save_dir / "checkpoint_last.pt")

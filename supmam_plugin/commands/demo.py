@@ -27,7 +27,11 @@ For each seed (``--seeds``; a seed is the whole pipeline: pretraining, fine-tuni
    curves of the first seed (a picture that fails is reported and loses nothing);
 6. end with one line: held-out accuracies (mean +- std over seeds), the baseline, the probes, chance.
 
-``--data`` may be any manifest folder with train/valid/test splits and a ``label`` class list.
+``--data`` may be any manifest folder with train/valid/test splits and a ``label`` class list. A
+folder where some clip carries several classes (AudioSet's shape, e.g. ``make sound-events``) is
+multi-label: fine-tuning with BCE (``task.multi_label=true``, best checkpoint by mAP), one-vs-rest
+probes and baseline, and every score is mAP (``results.json``: ``"metric": "mAP"``; chance = the
+mAP of a random ranking); fairseq-validate's per-class AP of each fine-tuned model is kept too.
 """
 from __future__ import annotations
 
@@ -40,8 +44,8 @@ import time
 
 from ..evaluation.results import CLAP_TARGET, METHOD_NAMES, mean_std, method_label, teacher_label
 from .fairseq_runs import (
-    PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_validate_output, run_logged, training_seconds,
-    validate_command,
+    PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_per_class_ap, parse_validate_output,
+    run_logged, training_seconds, validate_command,
 )
 
 CLS_BRANCH = ("supmam", "supmam_clap")  # the methods that read labels while pretraining
@@ -86,16 +90,51 @@ def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
     return save_dir, False, seconds
 
 
-def split_accuracy(out, name, data, checkpoint, subset, verbose, reuse=False) -> float:
-    """fairseq-validate's accuracy of ``checkpoint`` on ``subset`` of ``data`` (``reuse``: see hydra_train)."""
+def split_score(out, name, data, checkpoint, subset, metric, verbose, reuse=False) -> dict:
+    """fairseq-validate's ``metric`` (accuracy or mAP, %) of ``checkpoint`` on ``subset`` of ``data``:
+    {"score"[, "AP_per_class"]} (``reuse``: see hydra_train)."""
     cmd = validate_command(data, checkpoint, subset, batch_size=25, cpu=True)
     output = run_logged(cmd, log_path(out, f"{name}_{subset}"), name, verbose, reuse=reuse)
-    return parse_validate_output(output, subset)["accuracy"]
+    row = {"score": parse_validate_output(output, subset)[metric]}
+    per_class = parse_per_class_ap(output, subset)
+    if per_class:
+        row["AP_per_class"] = per_class
+    return row
 
 
-def num_classes(data: str) -> int:
-    with open(os.path.join(data, "dict.label.txt"), encoding="utf-8") as f:
-        return sum(1 for line in f if line.strip())
+def frames_for(data: str) -> int:
+    """fbank frames per clip for ``data``: its training clips' median length in 10-ms frames, rounded
+    to the nearest multiple of 64 (the decoder's 4 x 4 windows over 16-frame patches), at most 1024:
+    1 s -> 128, 2 s -> 192, ESC-50's 5 s -> 512, AudioSet's 10 s -> 1024 (the lengths AudioMAE uses)."""
+    from ..core.fbank import FbankSettings
+    from ..core.manifest import read_manifest
+
+    samples = sorted(e.num_samples for e in read_manifest(os.path.join(data, "train.tsv")).entries)
+    frames = FbankSettings().num_frames(samples[len(samples) // 2])
+    return min(1024, max(64, 64 * round(frames / 64)))
+
+
+def is_multi_label(data: str, splits=("train", "valid", "test")) -> bool:
+    """Whether any clip of ``data``'s labelled splits carries several classes (AudioSet's shape)."""
+    for split in splits:
+        path = os.path.join(data, f"{split}.label")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                if any(len(line.split()) > 1 for line in f):
+                    return True
+    return False
+
+
+def chance_score(data: str, multi_label: bool) -> float:
+    """What random scores get on the test split (%): 1 / classes (accuracy), or the mean over the
+    classes present of their share of test clips (the AP of a random ranking, mAP)."""
+    from ..evaluation.labelled_splits import read_labelled_splits
+
+    test = read_labelled_splits(data, ("test",), "label")["test"]
+    if not multi_label:
+        return 100.0 / len(test.classes)
+    share = test.targets(multi_label=True).mean(axis=0)
+    return 100.0 * float(share[share > 0].mean())
 
 
 def pretraining_split(pretrain_data: str) -> str:
@@ -125,7 +164,7 @@ def summarise(result: dict) -> None:
     result["summary"] = summary
 
 
-def linear_probes(data: str, checkpoints: dict[str, str], seed: int, log=print) -> dict:
+def linear_probes(data: str, checkpoints: dict[str, str], seed: int, multi_label: bool, log=print) -> dict:
     """Linear probes (supmam_plugin.evaluation) of each pretrained encoder and of the random twin of
     their architecture (initialised with ``seed``): {name: row, "scratch": twin row}; rows as
     supmam-linear-probe writes them. With no pretrained encoder, nothing."""
@@ -133,25 +172,25 @@ def linear_probes(data: str, checkpoints: dict[str, str], seed: int, log=print) 
     from ..evaluation.linear_probe import probe_checkpoint
 
     splits = read_labelled_splits(data, ("train", "valid", "test"), "label")
-    rows = {name: probe_checkpoint(checkpoint, splits, name=f"{name} (linear probe)", log=log)
+    rows = {name: probe_checkpoint(checkpoint, splits, name=f"{name} (linear probe)", multi_label=multi_label, log=log)
             for name, checkpoint in checkpoints.items()}
     if checkpoints:
         # every method pretrains the same tiny encoder, so one random twin stands for all
         twin = next(iter(checkpoints.values()))
-        rows["scratch"] = probe_checkpoint(twin, splits, random_init=True, seed=seed,
+        rows["scratch"] = probe_checkpoint(twin, splits, random_init=True, seed=seed, multi_label=multi_label,
                                            name="random init (linear probe)", log=log)
     return rows
 
 
-def mfcc_row(data: str, log=print) -> dict:
+def mfcc_row(data: str, multi_label: bool, log=print) -> dict:
     from ..evaluation.labelled_splits import read_labelled_splits
     from ..evaluation.linear_probe import mfcc_baseline
 
-    return mfcc_baseline(read_labelled_splits(data, ("train", "valid", "test"), "label"), log=log)
+    return mfcc_baseline(read_labelled_splits(data, ("train", "valid", "test"), "label"), multi_label=multi_label, log=log)
 
 
-def spread(stats: dict) -> str:
-    return f"{stats['mean']:.1f}%" if stats["n"] == 1 else f"{stats['mean']:.1f} +- {stats['std']:.1f}%"
+def spread(stats: dict, unit: str = "%") -> str:
+    return f"{stats['mean']:.1f}{unit}" if stats["n"] == 1 else f"{stats['mean']:.1f} +- {stats['std']:.1f}{unit}"
 
 
 def result_line(result: dict) -> str:
@@ -159,17 +198,21 @@ def result_line(result: dict) -> str:
     summary = result["summary"]
     teacher = teacher_label(result)
     seeds = len(result["seeds"])
-    line = ("DEMO RESULT: held-out test accuracy " + (f"over {seeds} seeds " if seeds > 1 else "")
-            + ", ".join(f"{method_label(n, teacher)} {spread(summary[n]['finetuned_test'])}" for n in result["finetuned"])
+    metric = result.get("metric", "accuracy")
+    unit = "%" if metric == "accuracy" else ""  # mAP is written 31.2 mAP, as in the paper
+    line = (f"DEMO RESULT: held-out test {metric} " + (f"over {seeds} seeds " if seeds > 1 else "")
+            + ", ".join(f"{method_label(n, teacher)} {spread(summary[n]['finetuned_test'], unit)}"
+                        for n in result["finetuned"])
             + f" (fine-tuned, {result['finetune_updates']} updates each)")
     baseline = result.get("mfcc_baseline")
     if baseline:
-        line += f"; MFCC baseline {baseline['test']:.1f}%"
+        line += f"; MFCC baseline {baseline['test']:.1f}{unit}"
     probes = [n for n in result["finetuned"] if "probe_test" in summary[n]]
     if probes:
         line += "; linear probes " + ", ".join(
-            f"{'random init' if n == 'scratch' else method_label(n, teacher)} {spread(summary[n]['probe_test'])}" for n in probes)
-    line += f"; chance {result['chance']:.1f}%"
+            f"{'random init' if n == 'scratch' else method_label(n, teacher)} {spread(summary[n]['probe_test'], unit)}"
+            for n in probes)
+    line += f"; chance {result['chance']:.1f}{unit}"
     pretrained = [summary[n]["finetuned_test"]["mean"] for n in result["methods"]]
     scratch = summary["scratch"]["finetuned_test"]["mean"]
     if pretrained and max(pretrained) <= scratch:
@@ -196,8 +239,10 @@ def draw(out: str, data: str, verbose: bool, runs: dict | None = None) -> list[s
         clip = None
     jobs = []
     if os.path.isfile(os.path.join(out, "results.json")):
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+            metric = json.load(f).get("metric", "accuracy")
         jobs.append(("plot_results", "supmam-plot-results",
-                     [os.path.join(out, "results.json"), "--out", os.path.join(out, "held_out_accuracy.png")]))
+                     [os.path.join(out, "results.json"), "--out", os.path.join(out, f"held_out_{metric}.png")]))
     for key, png in (("reconstruction", "reconstruction.png"), ("similarity", "clap_similarity.png")):
         if clip and runs.get(key):
             jobs.append((f"plot_{runs[key]}", "supmam-plot-reconstruction",
@@ -212,16 +257,17 @@ def draw(out: str, data: str, verbose: bool, runs: dict | None = None) -> list[s
     return problems
 
 
-def pretrain_overrides(method: str, args, pretrain_data: str, split: str, seed: int, teacher: str, cache: str) -> list:
+def pretrain_overrides(method: str, args, pretrain_data: str, split: str, seed: int, teacher: str, cache: str,
+                       multi_label: bool, frames: int) -> list:
     """fairseq-hydra-train overrides of a pretraining recipe for the demo's tiny model."""
-    overrides = [f"task.data={pretrain_data}", f"dataset.train_subset={split}", f"task.target_frames={args.frames}",
+    overrides = [f"task.data={pretrain_data}", f"dataset.train_subset={split}", f"task.target_frames={frames}",
                  f"dataset.batch_size={args.pretrain_batch_size}", *TINY, *TINY_DECODER, *ON_CPU,
                  f"common.seed={seed}", f"optimization.lr=[{args.pretrain_lr}]",
                  f"optimization.max_update={args.pretrain_updates}", "optimization.max_epoch=0",
                  f"lr_scheduler.warmup_updates={max(1, args.pretrain_updates // 10)}",
                  "checkpoint.save_interval_updates=0", "checkpoint.no_epoch_checkpoints=true"]
-    if method in CLS_BRANCH:  # single-label words; pool clips have empty label lines
-        overrides += ["task.labels=label", "task.multi_label=false", "task.allow_unlabeled=true"]
+    if method in CLS_BRANCH:  # pool clips have empty label lines
+        overrides += ["task.labels=label", f"task.multi_label={str(multi_label).lower()}", "task.allow_unlabeled=true"]
     if method == "audiomae":
         overrides += ["model.decoder_layers=2"]
     if method in CLAP_TARGET:
@@ -240,11 +286,20 @@ def run(args) -> dict:
         raise SystemExit(f"supmam-demo: --teacher {args.teacher} needs --teacher-checkpoint")
     teacher = teacher if teacher == "random" else os.path.abspath(teacher)
     cache = os.path.join(out, "teacher_cache")
+    for extra in args.also_score:
+        if not os.path.isfile(os.path.join(data, f"{extra}.tsv")) or not os.path.isfile(os.path.join(data, f"{extra}.label")):
+            raise SystemExit(f"supmam-demo: --also-score {extra}: {data} has no {extra}.tsv and {extra}.label")
+    multi_label = args.multi_label or is_multi_label(data)
+    metric = "mAP" if multi_label else "accuracy"
+    frames = args.frames or frames_for(data)
+    print(f"[demo] {data}: {'multi-label: mAP' if multi_label else 'single-label: accuracy'}, {frames} fbank frames "
+          "per clip", flush=True)
     result = {"methods": list(args.methods), "seeds": list(args.seeds), "teacher": teacher,
+              "metric": metric, "multi_label": multi_label, "frames": frames,
               "teacher_name": args.teacher, "data": data,
               "pretrain_data": pretrain_data, "pretrain_split": split, "pretrain_updates": args.pretrain_updates,
               "finetune_updates": args.finetune_updates, "finetune_overrides": SMALL_FINETUNING,
-              "chance": 100.0 / num_classes(data), "finetuned": {}, "linear_probe": {}, "seconds": {}}
+              "chance": chance_score(data, multi_label), "finetuned": {}, "linear_probe": {}, "seconds": {}}
     cache_reused = True
     if any(m in CLAP_TARGET for m in args.methods):
         start = time.time()
@@ -259,7 +314,8 @@ def run(args) -> dict:
         run_logged(command, log_path(out, "teacher_cache"), "teacher", args.verbose, reuse=cache_reused)
         result["seconds"]["teacher_cache"] = round(time.time() - start, 1)
 
-    finetune = [f"task.data={data}", f"task.target_frames={args.frames}", "task.multi_label=false",
+    finetune = [f"task.data={data}", f"task.target_frames={frames}", f"task.multi_label={str(multi_label).lower()}",
+                f"checkpoint.best_checkpoint_metric={metric}",
                 f"dataset.batch_size={args.batch_size}", *TINY, *ON_CPU,
                 f"optimization.max_update={args.finetune_updates}", "optimization.max_epoch=0",
                 f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.finetune_updates // 10)}",
@@ -270,7 +326,8 @@ def run(args) -> dict:
         for method in args.methods:
             name = f"pretrain_{method}_s{seed}"
             save_dir, reused[method], result["seconds"][name] = hydra_train(
-                out, name, "pretraining", method, pretrain_overrides(method, args, pretrain_data, split, seed, teacher, cache),
+                out, name, "pretraining", method, pretrain_overrides(method, args, pretrain_data, split, seed, teacher, cache, multi_label,
+                                   frames),
                 args.verbose, reuse=args.reuse and (cache_reused or method not in CLAP_TARGET))
             pretrained[method] = os.path.join(save_dir, "checkpoint_last.pt")
         for method, start_from in {**pretrained, "scratch": ""}.items():
@@ -280,23 +337,27 @@ def run(args) -> dict:
                 [*finetune, f"common.seed={seed}", f"model.pretrained={start_from}", *([] if start_from else FROM_SCRATCH)],
                 args.verbose, reuse=reused[method])
             best = os.path.join(save_dir, "checkpoint_best.pt")
-            row = {split_name: split_accuracy(out, name, data, best, split_name, args.verbose, reuse=finetune_reused)
-                   for split_name in ("test", "train")}
+            row = {}
+            for split_name in ("test", "train", *args.also_score):
+                scored = split_score(out, name, data, best, split_name, metric, args.verbose, reuse=finetune_reused)
+                row[split_name] = scored["score"]
+                if "AP_per_class" in scored:
+                    row[f"{split_name}_AP_per_class"] = scored["AP_per_class"]
             result["finetuned"].setdefault(method, {})[str(seed)] = row
-            print(f"[demo] {name}: held-out test accuracy {row['test']:.1f}% (training clips {row['train']:.1f}%)",
+            print(f"[demo] {name}: held-out test {metric} {row['test']:.1f} (training clips {row['train']:.1f})",
                   flush=True)
         summarise(result)
         write_results(out, result)  # kept even if what follows fails
         start = time.time()
         print(f"[demo] linear probes, seed {seed} (scikit-learn logistic regression, C chosen on valid)", flush=True)
-        for name, row in linear_probes(data, pretrained, seed, log=print if args.verbose else _progress_only).items():
+        for name, row in linear_probes(data, pretrained, seed, multi_label, log=print if args.verbose else _progress_only).items():
             result["linear_probe"].setdefault(name, {})[str(seed)] = row
         result["seconds"][f"linear_probes_s{seed}"] = round(time.time() - start, 1)
         summarise(result)
         write_results(out, result)
 
     print("[demo] MFCC baseline (MFCC statistics + logistic regression, C chosen on valid)", flush=True)
-    result["mfcc_baseline"] = mfcc_row(data, log=print if args.verbose else _progress_only)
+    result["mfcc_baseline"] = mfcc_row(data, multi_label, log=print if args.verbose else _progress_only)
     write_results(out, result)
     print(result_line(result), flush=True)  # before the pictures: a failure there loses nothing
 
@@ -349,7 +410,15 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain-lr", type=float, default=1e-3, help="peak learning rate of pretraining")
     parser.add_argument("--finetune-updates", type=int, default=2400, help="updates of each fine-tuning run")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per fine-tuning update")
-    parser.add_argument("--frames", type=int, default=128, help="fbank frames per clip (1 s clips: 128)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="fbank frames per clip (default: the training clips' median length rounded to a "
+                             "multiple of 64: 1 s -> 128, 2 s -> 192, 10 s -> 1024)")
+    parser.add_argument("--multi-label", action="store_true",
+                        help="score by mAP with BCE fine-tuning and one-vs-rest probes even if no clip has several "
+                             "labels (default: multi-label when any clip of train/valid/test has several)")
+    parser.add_argument("--also-score", nargs="*", default=[], metavar="SPLIT",
+                        help="more labelled splits the fine-tuned models are scored on (e.g. test_seen of "
+                             "scripts/make_sound_events.py)")
     parser.add_argument("--validate-interval", type=int, default=10, help="validate every N epochs")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the runs of an earlier call with the same --out whose logs hold a finished run "
@@ -359,7 +428,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.time()
     result = run(args)
-    print(f"[demo] outputs in {os.path.abspath(args.out)} (held_out_accuracy.png, reconstruction.png, "
+    print(f"[demo] outputs in {os.path.abspath(args.out)} (held_out_{result['metric']}.png, reconstruction.png, "
           f"training_curves.png, results.json); {time.time() - start:.0f} s in all")
     print(result_line(result))  # again, as the last line
     return 0

@@ -94,6 +94,23 @@ def parse_validate_output(text: str, subset: str = "valid") -> dict[str, float]:
     return stats
 
 
+PER_CLASS_AP = re.compile(r"AP_per_class (\{[^{}]*\})")
+
+
+def parse_per_class_ap(text: str, subset: str = "valid") -> dict[str, float]:
+    """{class: AP %} of fairseq-validate's last summary line for ``subset`` (criterion
+    ``supmam_classification``, multi-label); {} when it logs none."""
+    import ast
+
+    found = {}
+    for line in text.splitlines():
+        match = SUMMARY.search(line)
+        if match and match.group("subset") == subset:
+            per_class = PER_CLASS_AP.search(match.group("stats"))
+            found = ast.literal_eval(per_class.group(1)) if per_class else {}
+    return found
+
+
 SUCCESS = "# exited 0\n"  # run_logged's last line of a log whose command succeeded
 
 

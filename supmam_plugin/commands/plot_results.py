@@ -1,5 +1,5 @@
 """``supmam-plot-results``: does pretraining pay? One picture from a demo's ``results.json``:
-held-out test accuracy of every method (pretrained encoders and from scratch), fine-tuned (left)
+held-out test accuracy (or mAP, multi-label) of every method (pretrained encoders and from scratch), fine-tuned (left)
 and as a linear probe of the frozen encoder (right), one dot per seed, the mean +- std as a bar
 with whiskers, beside the MFCC baseline and chance as lines.
 
@@ -30,6 +30,8 @@ def plot_results(result: dict, out: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metric = result.get("metric", "accuracy")
+    unit = "%" if metric == "accuracy" else ""
     names = [*result["methods"], *([] if "scratch" in result["methods"] else ["scratch"])]
     panels = (("finetuned", "fine-tuned (all layers)"), ("linear_probe", "linear probe (frozen encoder)"))
     fig, axes = plt.subplots(1, 2, figsize=(max(11.0, 2.1 * len(names)), 4.8), sharey=True)
@@ -51,15 +53,15 @@ def plot_results(result: dict, out: str) -> str:
         baseline = result.get("mfcc_baseline", {}).get("test")
         if baseline is not None:
             ax.axhline(baseline, color="tab:red", linestyle="--", linewidth=1.2,
-                       label=f"MFCC + logistic regression {baseline:.1f}%")
-        ax.axhline(result["chance"], color="grey", linestyle=":", linewidth=1.0, label=f"chance {result['chance']:.1f}%")
+                       label=f"MFCC + logistic regression {baseline:.1f}{unit}")
+        ax.axhline(result["chance"], color="grey", linestyle=":", linewidth=1.0, label=f"chance {result['chance']:.1f}{unit}")
         labels = result.get("labels", {})  # a combined study's own names for its rows
         ax.set_xticks(range(len(names)), [labels[n] if n in labels else tick_label(n, teacher_label(result))
                                           for n in names], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("held-out test accuracy (%)")
+    axes[0].set_ylabel(f"held-out test {metric}" + (" (%)" if metric == "accuracy" else ""))
     seeds = len(result.get("seeds", [])) or 1
     clips = result.get("mfcc_baseline", {}).get("clips", {}).get("test")
     fig.suptitle(f"{result.get('title', 'Does pretraining pay?')} {seeds} seed{'s' if seeds > 1 else ''} (dots), mean +- std (bars)"

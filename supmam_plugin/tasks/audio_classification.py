@@ -6,12 +6,29 @@ from fairseq.tasks import register_task
 from omegaconf import OmegaConf, open_dict
 
 from ..core.manifest import ManifestError
+from ..criterions.classification_loss import SupmamClassificationCriterion, check_best_checkpoint_metric
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
 
 @dataclass
 class SupmamAudioClassificationConfig(AudioClipTaskConfig):
     pass
+
+
+def check_training_metric(cfg: SupmamAudioClassificationConfig) -> None:
+    """Refuse, before training starts, a ``checkpoint.best_checkpoint_metric`` that
+    ``supmam_classification`` will not log (accuracy on multi-label data, mAP on single-label
+    data): fairseq would train a whole epoch and then stop in validate with a bare KeyError. The
+    task is handed only ``cfg.task``, but under fairseq-train and fairseq-hydra-train it is a
+    node of the whole config, whose root holds the checkpoint and criterion settings."""
+    if not OmegaConf.is_config(cfg):
+        return  # a task config built on its own: no run settings to compare with
+    root = cfg._get_root()
+    metric = OmegaConf.select(root, "checkpoint.best_checkpoint_metric")
+    if (metric is None or OmegaConf.select(root, "criterion._name") != "supmam_classification"
+            or OmegaConf.select(root, "dataset.disable_validation")):
+        return
+    check_best_checkpoint_metric(metric, cfg.multi_label, OmegaConf.select(root, "criterion.report_map", default=True))
 
 
 @register_task("supmam_audio_classification", dataclass=SupmamAudioClassificationConfig)
@@ -22,6 +39,8 @@ class SupmamAudioClassificationTask(AudioClipTask):
     def setup_task(cls, cfg: SupmamAudioClassificationConfig, **kwargs):
         if not cfg.labels:
             raise ManifestError("supmam_audio_classification needs labels: set task.labels (e.g. 'label')")
+        if not kwargs.get("from_checkpoint"):  # a checkpoint loaded to be scored (fairseq-validate) is not trained
+            check_training_metric(cfg)
         return super().setup_task(cfg, **kwargs)
 
     def build_model(self, cfg, from_checkpoint=False):
@@ -36,3 +55,8 @@ class SupmamAudioClassificationTask(AudioClipTask):
             else:
                 cfg.pretrained = ""
         return super().build_model(cfg, from_checkpoint)
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if isinstance(criterion, SupmamClassificationCriterion):
+            criterion.reduce_class_metrics(logging_outputs)
