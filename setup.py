@@ -26,6 +26,7 @@ setup(
             "supmam-plot-reconstruction=supmam_plugin.commands.plot_reconstruction:main",
             "supmam-plot-curves=supmam_plugin.commands.plot_curves:main",
             "supmam-plot-results=supmam_plugin.commands.plot_results:main",
+            "supmam-plot-per-class-ap=supmam_plugin.commands.plot_per_class_ap:main",
             "supmam-linear-probe=supmam_plugin.commands.linear_probe:main",
             "supmam-demo=supmam_plugin.commands.demo:main",
             "supmam-export=supmam_plugin.commands.export:main",

@@ -171,7 +171,7 @@ def test_multi_label_demo_reports_map(events, tmp_path, capsys, monkeypatch):
         assert len(per_class) == present.sum()
         assert np.mean(list(per_class.values())) == pytest.approx(row["test"], abs=0.02)
     assert result["mfcc_baseline"]["metric"] == "mAP" and result["linear_probe"]["supmam"]["1"]["metric"] == "mAP"
-    assert (out / "held_out_mAP.png").stat().st_size > 10_000
+    assert (out / "held_out_mAP.png").stat().st_size > 10_000 and (out / "per_class_ap.png").stat().st_size > 10_000
     # the fine-tuning was multi-label, and chose its best checkpoint by mAP
     command = open(out / "logs" / "finetune_scratch_s1.log").readline()
     assert "task.multi_label=true" in command and "checkpoint.best_checkpoint_metric=mAP" in command

@@ -240,9 +240,14 @@ def draw(out: str, data: str, verbose: bool, runs: dict | None = None) -> list[s
     jobs = []
     if os.path.isfile(os.path.join(out, "results.json")):
         with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
-            metric = json.load(f).get("metric", "accuracy")
+            written = json.load(f)
+        metric = written.get("metric", "accuracy")
         jobs.append(("plot_results", "supmam-plot-results",
                      [os.path.join(out, "results.json"), "--out", os.path.join(out, f"held_out_{metric}.png")]))
+        if metric == "mAP" and written.get("also_score"):  # per-class AP: held-out test beside the first extra split
+            jobs.append(("plot_per_class_ap", "supmam-plot-per-class-ap",
+                         [os.path.join(out, "results.json"), "--seen", written["also_score"][0],
+                          "--out", os.path.join(out, "per_class_ap.png")]))
     for key, png in (("reconstruction", "reconstruction.png"), ("similarity", "clap_similarity.png")):
         if clip and runs.get(key):
             jobs.append((f"plot_{runs[key]}", "supmam-plot-reconstruction",
@@ -295,7 +300,7 @@ def run(args) -> dict:
     print(f"[demo] {data}: {'multi-label: mAP' if multi_label else 'single-label: accuracy'}, {frames} fbank frames "
           "per clip", flush=True)
     result = {"methods": list(args.methods), "seeds": list(args.seeds), "teacher": teacher,
-              "metric": metric, "multi_label": multi_label, "frames": frames,
+              "metric": metric, "multi_label": multi_label, "frames": frames, "also_score": list(args.also_score),
               "teacher_name": args.teacher, "data": data,
               "pretrain_data": pretrain_data, "pretrain_split": split, "pretrain_updates": args.pretrain_updates,
               "finetune_updates": args.finetune_updates, "finetune_overrides": SMALL_FINETUNING,
