@@ -55,6 +55,7 @@ import soxr
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from supmam_plugin.core.manifest import write_class_list, write_manifest  # noqa: E402
+from make_demo_data import colored_noise  # noqa: E402  (the spoken-word data's background noise)
 
 SAMPLE_RATE = 16000
 SPLIT_IDS = {"train": 0, "pool": 1, "valid": 2, "test": 3, "test_seen": 4}
@@ -142,17 +143,6 @@ def require(path: str, package: str) -> str:
         raise MissingSource(f"make_sound_events: {path} not found: install the Debian package {package} "
                             f"(all of them, as root: {INSTALL_LINE}; or `make sound-events`)")
     return path
-
-
-def colored_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS white, pink (1/f power) or brown (1/f^2 power) noise, (n,) float64."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    if kind != "white":
-        freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
-        spectrum /= np.maximum(freqs / 20.0, 1.0) ** {"pink": 0.5, "brown": 1.0}[kind]
-    spectrum[0] = 0.0
-    noise = np.fft.irfft(spectrum, n)
-    return noise / np.sqrt(np.mean(noise ** 2))
 
 
 BLOCK = 64  # fluidsynth renders in blocks of 64 samples
