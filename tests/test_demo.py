@@ -164,6 +164,24 @@ def test_a_finished_run_is_reused_only_for_the_same_command(tmp_path):
     assert runs() == 5
 
 
+def test_stored_probe_rows_are_reused_only_for_the_same_inputs(tmp_path):
+    """stored_rows keeps what it computed beside its key; under reuse the same key returns the stored
+    rows without computing, a changed key or reuse=False computes (and stores) again."""
+    from supmam_plugin.commands.demo import stored_rows
+
+    path, calls = str(tmp_path / "probes.json"), []
+
+    def compute(value):
+        return lambda: calls.append(value) or {"supmam": {"test": value}}
+
+    key = {"data": "/d", "checkpoints": {"supmam": "/c.pt"}, "seed": 1}
+    assert stored_rows(path, key, True, compute(1.0)) == {"supmam": {"test": 1.0}} and calls == [1.0]
+    assert stored_rows(path, key, True, compute(2.0)) == {"supmam": {"test": 1.0}} and calls == [1.0]
+    assert stored_rows(path, {**key, "seed": 2}, True, compute(3.0)) == {"supmam": {"test": 3.0}}
+    assert stored_rows(path, {**key, "seed": 2}, False, compute(4.0)) == {"supmam": {"test": 4.0}}
+    assert calls == [1.0, 3.0, 4.0]
+
+
 def test_plot_results_refuses_an_unreadable_file_by_name(tmp_path, capsys):
     from supmam_plugin.commands.plot_results import main as plot_main
 

@@ -90,6 +90,23 @@ def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
     return save_dir, False, seconds
 
 
+def stored_rows(path: str, key: dict, reuse: bool, compute):
+    """``compute()``'s rows, kept in ``path`` (JSON) beside the ``key`` they were made from; under
+    ``reuse``, rows stored earlier for the same key are returned instead (the probes and the baseline
+    of a finished run, e.g. one seed run in another process, are not computed again by the merging call)."""
+    if reuse and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+        if stored.get("key") == key:
+            print(f"[demo] reused: {path}", flush=True)
+            return stored["rows"]
+    rows = compute()
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({"key": key, "rows": rows}, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return rows
+
+
 def split_score(out, name, data, checkpoint, subset, metric, verbose, reuse=False) -> dict:
     """fairseq-validate's ``metric`` (accuracy or mAP, %) of ``checkpoint`` on ``subset`` of ``data``:
     {"score"[, "AP_per_class"]} (``reuse``: see hydra_train)."""
@@ -355,14 +372,21 @@ def run(args) -> dict:
         write_results(out, result)  # kept even if what follows fails
         start = time.time()
         print(f"[demo] linear probes, seed {seed} (scikit-learn logistic regression, C chosen on valid)", flush=True)
-        for name, row in linear_probes(data, pretrained, seed, multi_label, log=print if args.verbose else _progress_only).items():
+        probes = stored_rows(
+            log_path(out, f"linear_probes_s{seed}").replace(".log", ".json"),
+            {"data": data, "checkpoints": pretrained, "seed": seed, "multi_label": multi_label},
+            all(reused[m] for m in args.methods),
+            lambda: linear_probes(data, pretrained, seed, multi_label, log=print if args.verbose else _progress_only))
+        for name, row in probes.items():
             result["linear_probe"].setdefault(name, {})[str(seed)] = row
         result["seconds"][f"linear_probes_s{seed}"] = round(time.time() - start, 1)
         summarise(result)
         write_results(out, result)
 
     print("[demo] MFCC baseline (MFCC statistics + logistic regression, C chosen on valid)", flush=True)
-    result["mfcc_baseline"] = mfcc_row(data, multi_label, log=print if args.verbose else _progress_only)
+    result["mfcc_baseline"] = stored_rows(
+        log_path(out, "mfcc_baseline").replace(".log", ".json"), {"data": data, "multi_label": multi_label}, args.reuse,
+        lambda: mfcc_row(data, multi_label, log=print if args.verbose else _progress_only))
     write_results(out, result)
     print(result_line(result), flush=True)  # before the pictures: a failure there loses nothing
 
@@ -428,7 +452,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the runs of an earlier call with the same --out whose logs hold a finished run "
                              "of the same command, on inputs that were reused too (a long study continues where it "
-                             "stopped); off: every run is made afresh")
+                             "stopped; likewise the linear probes and the MFCC baseline kept in OUT/logs, so one call "
+                             "can merge seeds run by several calls at once); off: every run is made afresh")
     parser.add_argument("--verbose", action="store_true", help="stream fairseq's output")
     args = parser.parse_args(argv)
     start = time.time()
