@@ -28,6 +28,7 @@ setup(
             "supmam-plot-results=supmam_plugin.commands.plot_results:main",
             "supmam-plot-per-class-ap=supmam_plugin.commands.plot_per_class_ap:main",
             "supmam-linear-probe=supmam_plugin.commands.linear_probe:main",
+            "supmam-train-tokenizer=supmam_plugin.commands.train_tokenizer:main",
             "supmam-demo=supmam_plugin.commands.demo:main",
             "supmam-export=supmam_plugin.commands.export:main",
             "supmam-recipes=supmam_plugin.recipes:main",
