@@ -102,8 +102,8 @@ def _direct_scores(similarity, captions):
                     found += 1
                     total += found / position
             aps.append(total / min(len(relevant), 10))
-        out.update({f"{prefix}R@{k}": 100 * np.mean(v) for k, v in recalls.items()})
-        out[f"{prefix}mAP@10"] = 100 * np.mean(aps)
+        out.update({f"{prefix}R{k}": 100 * np.mean(v) for k, v in recalls.items()})
+        out[f"{prefix}mAP10"] = 100 * np.mean(aps)
     return out
 
 
@@ -120,7 +120,7 @@ def test_retrieval_scores_match_direct_loops_with_shared_captions():
     assert ours.keys() == reference.keys()
     for key in ours:
         assert ours[key] == pytest.approx(reference[key]), key
-    assert ours["a2t_R@10"] == 100.0  # fewer than 10 distinct captions: every clip finds one
+    assert ours["a2t_R10"] == 100.0  # fewer than 10 distinct captions: every clip finds one
 
 
 def test_perfect_embeddings_score_100_everywhere():

@@ -3,7 +3,7 @@
     supmam-train-tokenizer DATA [--splits train] [--vocab-size 1000] [--out DATA/text.spm.model]
 
 Reads ``DATA/{split}.text`` (one line per clip of ``{split}.tsv``; several captions of a clip joined
-by `` ||| ``) and writes a sentencepiece BPE model, which ``task.tokenizer`` of the
+by `` ||| ``) and writes a sentencepiece BPE model, which ``task.caption_tokenizer`` of the
 ``clap_pretraining`` task reads (default: ``DATA/text.spm.model``). Train it on the training split
 only: the held-out captions stay unseen.
 """

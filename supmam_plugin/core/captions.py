@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from .manifest import Manifest, ManifestError
 
 CAPTION_SEPARATOR = " ||| "
-TOKENIZER_FILE = "text.spm.model"  # DATA/text.spm.model: task.tokenizer's default
+TOKENIZER_FILE = "text.spm.model"  # DATA/text.spm.model: task.caption_tokenizer's default
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
@@ -72,7 +72,7 @@ class CaptionTokenizer:
         if not os.path.isfile(path):
             data = os.path.dirname(path) or "DATA"
             raise ManifestError(f"{path}: caption tokenizer not found; train one on the training captions with "
-                                f"'supmam-train-tokenizer {data}' (or set task.tokenizer to the file)")
+                                f"'supmam-train-tokenizer {data}' (or set task.caption_tokenizer to the file)")
         self.path = path
         self.processor = spm.SentencePieceProcessor(model_file=path)
 

@@ -1,2 +1,2 @@
 """Criterions: importing this package registers them with fairseq."""
-from . import classification_loss, supmam_loss  # noqa: F401
+from . import clap_contrastive, classification_loss, supmam_loss  # noqa: F401

@@ -32,21 +32,23 @@ def ranked_hits(similarity: np.ndarray, relevance: np.ndarray) -> np.ndarray:
 
 
 def retrieval_scores(similarity: np.ndarray, relevance: np.ndarray, prefix: str) -> dict[str, float]:
-    """{prefix}R@k (% of queries with a hit in the first k) and {prefix}mAP@10 (%: average precision
-    over the first 10, divided by min(relevant, 10)). similarity, relevance: (queries, candidates)."""
+    """{prefix}R{k}: R@k (% of queries with a hit in the first k); {prefix}mAP10: mAP@10 (%: the
+    average precision over the first 10, divided by min(relevant, 10)). similarity, relevance: (queries, candidates)."""
     hits = ranked_hits(similarity, relevance)
-    scores = {f"{prefix}R@{k}": 100.0 * float(hits[:, :k].any(axis=1).mean()) for k in RANKS}
+    scores = {f"{prefix}R{k}": 100.0 * float(hits[:, :k].any(axis=1).mean()) for k in RANKS}
     top = hits[:, :10].astype(float)
     precision = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
     relevant = np.minimum(relevance.sum(axis=1), 10)
-    scores[f"{prefix}mAP@10"] = 100.0 * float(np.mean((precision * top).sum(axis=1) / np.maximum(relevant, 1)))
+    scores[f"{prefix}mAP10"] = 100.0 * float(np.mean((precision * top).sum(axis=1) / np.maximum(relevant, 1)))
     return scores
 
 
 def audio_text_retrieval(audio: np.ndarray, text_by_string: dict[str, np.ndarray],
                          captions: Sequence[Sequence[str]]) -> dict[str, float]:
     """Retrieval both ways. audio: (clips, D) embeddings; text_by_string: caption -> (D,) embedding;
-    captions: each clip's captions. Keys a2t_R@1 ... a2t_mAP@10, t2a_R@1 ... t2a_mAP@10."""
+    captions: each clip's captions. Keys a2t_R1, a2t_R5, a2t_R10, a2t_mAP10 (R@k, mAP@10), the same
+    for t2a_ (names without '@', which a hydra override such as checkpoint.best_checkpoint_metric=a2t_R10
+    takes as they are)."""
     strings, relevance = caption_relevance(captions)
     text = np.stack([text_by_string[s] for s in strings])
     similarity = audio @ text.T  # (clips, strings)

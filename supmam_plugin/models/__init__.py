@@ -1,2 +1,2 @@
 """Models: importing this package registers them with fairseq."""
-from . import classifier, supmam_model  # noqa: F401
+from . import clap_model, classifier, supmam_model  # noqa: F401

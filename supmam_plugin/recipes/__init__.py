@@ -16,7 +16,7 @@ import argparse
 import os
 
 RECIPES = os.path.dirname(os.path.abspath(__file__))
-FAMILIES = ("pretraining", "finetuning")
+FAMILIES = ("pretraining", "finetuning", "clap")
 
 
 def recipe_dir(family: str) -> str:

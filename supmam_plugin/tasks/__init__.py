@@ -1,2 +1,2 @@
 """Tasks: importing this package registers them with fairseq."""
-from . import audio_classification, pretraining  # noqa: F401
+from . import audio_classification, clap_pretraining, pretraining  # noqa: F401

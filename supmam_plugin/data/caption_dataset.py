@@ -1,0 +1,66 @@
+"""Captions beside each clip, as the tokenizer's pieces, for CLAP training."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from fairseq.data import BaseWrapperDataset
+
+from ..core.captions import PAD_ID, CaptionTokenizer
+from .audio_clip_dataset import AudioClipDataset
+
+
+class CaptionDataset(BaseWrapperDataset):
+    """An :class:`AudioClipDataset` whose batches also carry captions:
+
+        net_input.text_tokens  (B, N) piece ids of one caption per clip, PAD_ID-padded (training: one
+                               of the clip's captions drawn by seed, epoch and clip; else the first)
+        captions               B tuples of the clips' caption strings (whole-split retrieval)
+        caption_tokens         (M, N) every caption of the batch, in the order of ``captions``
+
+    captions: one tuple of strings per manifest line (``core.captions.read_captions``)."""
+
+    def __init__(self, dataset: AudioClipDataset, captions: list[tuple[str, ...]], tokenizer: CaptionTokenizer,
+                 max_tokens: int, draw_caption: bool, seed: int = 1):
+        super().__init__(dataset)
+        if len(captions) != len(dataset):
+            raise ValueError(f"{len(captions)} caption lines for {len(dataset)} clips")
+        self.captions = captions
+        self.tokens = [[tokenizer.encode(text, max_tokens) for text in clip] for clip in captions]
+        self.draw_caption = draw_caption
+        self.seed = seed
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int):
+        super().set_epoch(epoch)
+        self.epoch = epoch
+
+    @property
+    def manifest(self):
+        return self.dataset.manifest
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.dataset[index]
+        choices = self.tokens[index]
+        pick = 0
+        if self.draw_caption and len(choices) > 1:
+            pick = int(np.random.default_rng((self.seed, self.epoch, index)).integers(len(choices)))
+        item["text_tokens"] = torch.tensor(choices[pick])
+        item["caption_index"] = index
+        return item
+
+    @staticmethod
+    def pad_tokens(rows: list) -> torch.Tensor:
+        out = torch.full((len(rows), max(len(r) for r in rows)), PAD_ID, dtype=torch.long)
+        for i, row in enumerate(rows):
+            out[i, :len(row)] = torch.as_tensor(row)
+        return out
+
+    def collater(self, samples: list[dict]) -> dict:
+        batch = self.dataset.collater(samples)
+        samples = [s for s in samples if s is not None and "unreadable" not in s]
+        if not batch:
+            return batch
+        batch["net_input"]["text_tokens"] = self.pad_tokens([s["text_tokens"] for s in samples])
+        batch["captions"] = [self.captions[s["caption_index"]] for s in samples]
+        batch["caption_tokens"] = self.pad_tokens([t for s in samples for t in self.tokens[s["caption_index"]]])
+        return batch

@@ -1,0 +1,46 @@
+"""Task ``clap_pretraining``: clips and their captions ({split}.text) for training a CLAP (model
+``clap``, criterion ``clap_contrastive``); the manifest keys are those of the other tasks."""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.tasks import register_task
+
+from ..core.captions import TOKENIZER_FILE, CaptionTokenizer, read_captions
+from ..data.caption_dataset import CaptionDataset
+from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClapPretrainingConfig(AudioClipTaskConfig):
+    labels: Optional[str] = field(
+        default=None, metadata={"help": "CLAP learns from captions; labels are not read (null)"})
+    captions: str = field(
+        default="text", metadata={"help": "extension of the caption files ({split}.{captions}: one line per clip, "
+                                  "several captions of a clip joined by ' ||| ')"})
+    caption_tokenizer: str = field(
+        default="", metadata={"help": f"sentencepiece model of the captions ('' = DATA/{TOKENIZER_FILE}, made by "
+                              "supmam-train-tokenizer DATA)"})
+    max_text_tokens: int = field(
+        default=64, metadata={"help": "pieces per caption, BOS and EOS included (longer captions are cut)"})
+
+
+@register_task("clap_pretraining", dataclass=ClapPretrainingConfig)
+class ClapPretrainingTask(AudioClipTask):
+    cfg: ClapPretrainingConfig
+
+    def __init__(self, cfg: ClapPretrainingConfig, classes):
+        super().__init__(cfg, classes)
+        self.tokenizer = CaptionTokenizer(cfg.caption_tokenizer or os.path.join(cfg.data, TOKENIZER_FILE))
+        logger.info(f"caption tokenizer {self.tokenizer.path}: {self.tokenizer.vocab_size} pieces")
+
+    def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
+        dataset = super().load_dataset(split, combine, epoch, **kwargs)
+        captions = read_captions(os.path.join(self.cfg.data, f"{split}.{self.cfg.captions}"), dataset.manifest)
+        self.datasets[split] = CaptionDataset(dataset, captions, self.tokenizer, self.cfg.max_text_tokens,
+                                              draw_caption="train" in split, seed=self.cfg.seed)
+        return self.datasets[split]
