@@ -8,13 +8,16 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from supmam_plugin.criterions.clap_contrastive import ClapContrastiveConfig
 from supmam_plugin.criterions.classification_loss import SupmamClassificationConfig
 from supmam_plugin.criterions.supmam_loss import SupmamCriterionConfig
+from supmam_plugin.models.clap_model import ClapConfig
 from supmam_plugin.models.classifier import SupmamClassifierConfig
 from supmam_plugin.models.supmam_model import SupmamConfig
 from supmam_plugin.optim.adamw_no_decay import SupmamAdamWConfig
 from supmam_plugin.recipes import recipe_names
 from supmam_plugin.tasks.audio_classification import SupmamAudioClassificationConfig
+from supmam_plugin.tasks.clap_pretraining import ClapPretrainingConfig
 from supmam_plugin.tasks.pretraining import SupmamPretrainingConfig
 
 from conftest import REPO
@@ -39,7 +42,9 @@ GROUPS = {
     "pretraining": [("model", SupmamConfig), ("task", SupmamPretrainingConfig), ("criterion", SupmamCriterionConfig)],
     "finetuning": [("model", SupmamClassifierConfig), ("task", SupmamAudioClassificationConfig),
                    ("criterion", SupmamClassificationConfig)],
+    "clap": [("model", ClapConfig), ("task", ClapPretrainingConfig), ("criterion", ClapContrastiveConfig)],
 }
+CLAP = ["vit"]
 
 
 def field_names(dc):
@@ -49,10 +54,11 @@ def field_names(dc):
 def test_every_recipe_is_tested():
     assert recipe_names("pretraining") == sorted(PAPER)
     assert recipe_names("finetuning") == sorted(FINETUNING)
+    assert recipe_names("clap") == CLAP
 
 
 @pytest.mark.parametrize("family,name", [("pretraining", n) for n in sorted(PAPER)] +
-                         [("finetuning", n) for n in sorted(FINETUNING)])
+                         [("finetuning", n) for n in sorted(FINETUNING)] + [("clap", n) for n in CLAP])
 def test_recipe_is_complete_and_only_says_how_it_differs(family, name):
     check_recipe(family, name)  # no key set both here and in base.yaml (base would win)
     own = OmegaConf.load(os.path.join("examples/supmam", family, f"{name}.yaml"))
@@ -65,7 +71,7 @@ def test_recipe_is_complete_and_only_says_how_it_differs(family, name):
         assert not unknown, f"{name}: {group} has unknown keys {sorted(unknown)}"
 
 
-@pytest.mark.parametrize("family,name", [("pretraining", "supmam_clap"), ("finetuning", "as2m")])
+@pytest.mark.parametrize("family,name", [("pretraining", "supmam_clap"), ("finetuning", "as2m"), ("clap", "vit")])
 def test_every_model_and_task_option_can_be_overridden(family, name):
     cfg = compose_recipe(family, name, resolve=False)
     overrides = [f"{group}.{key}={_as_override(cfg[group], key)}"
