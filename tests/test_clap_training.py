@@ -1,6 +1,7 @@
 """Training a CLAP from captions through the real fairseq CLI: task clap_pretraining, model clap,
 criterion clap_contrastive; fairseq-validate's retrieval over the whole subset equals the same
-scores computed directly from the checkpoint's towers, one clip and one caption at a time."""
+scores computed directly from the checkpoint's towers, one clip and one caption at a time; the
+trained CLAP is a teacher (model.teacher=clap) whose targets are its audio tower's tokens."""
 import os
 import shutil
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TONE_CLIPS, make_labelled_folder, run_cli, train_log_records
+from conftest import CPU_RUN, FIXTURES, TINY_MODEL, TONE_CLIPS, make_labelled_folder, run_cli, train_log_records
 from supmam_plugin.commands.fairseq_runs import log_records, validate_command
 from supmam_plugin.commands.train_tokenizer import main as train_tokenizer_main
 
@@ -35,17 +36,24 @@ def caption_folder(tmp_path_factory):
     return root
 
 
-def test_clap_trains_and_validate_scores_retrieval_over_the_whole_subset(caption_folder, tmp_path):
+@pytest.fixture(scope="module")
+def trained_clap(caption_folder, tmp_path_factory):
+    """(checkpoint, fairseq-hydra-train's output) of a tiny CLAP trained 3 updates on the captions."""
+    save_dir = tmp_path_factory.mktemp("clap")
     trained = run_cli(["fairseq-hydra-train", "--config-dir", "examples/supmam/clap", "--config-name", "vit",
-                       f"task.data={caption_folder}", f"checkpoint.save_dir={tmp_path}", "optimization.max_update=3",
+                       f"task.data={caption_folder}", f"checkpoint.save_dir={save_dir}", "optimization.max_update=3",
                        *TINY_CLAP, *CPU])
     assert trained.returncode == 0, trained.stdout[-4000:]
-    records = train_log_records(trained.stdout)
+    return os.path.join(save_dir, "checkpoint_last.pt"), trained.stdout
+
+
+def test_clap_trains_and_validate_scores_retrieval_over_the_whole_subset(caption_folder, trained_clap):
+    checkpoint, output = trained_clap
+    records = train_log_records(output)
     assert [r["num_updates"] for r in records] == ["1", "2", "3"]
     assert all(float(r["loss"]) > 0 for r in records)
     assert float(records[0]["inverse_temperature"]) == pytest.approx(1 / 0.07, abs=0.05)
 
-    checkpoint = os.path.join(tmp_path, "checkpoint_last.pt")
     cmd = validate_command(caption_folder, checkpoint, "valid", batch_size=5, cpu=True, task="clap_pretraining")
     validated = run_cli([os.path.basename(cmd[0]), *cmd[1:]])
     assert validated.returncode == 0, validated.stdout[-4000:]
@@ -84,3 +92,45 @@ def _retrieval_from_the_towers(checkpoint, data):
                 tokens = torch.tensor([task.tokenizer.encode(caption, task.cfg.max_text_tokens)])
                 text[caption] = model.embed_text(tokens)[0].numpy()
     return audio_text_retrieval(torch.stack(audio).numpy(), text, dataset.captions)
+
+
+def test_the_clap_teachers_targets_are_its_audio_towers_tokens(trained_clap):
+    """model.teacher=clap: the targets on the CLAP's own grid are its last block's tokens (computed
+    here through the model fairseq loads, by hand), normalised per patch; another kind of
+    checkpoint is refused."""
+    from fairseq import checkpoint_utils
+
+    from supmam_plugin.core.checkpoints import CheckpointError
+    from supmam_plugin.core.fbank import FbankSettings, batch_fbank
+    from supmam_plugin.teachers.trained_clap import TrainedClapTeacher
+
+    checkpoint, _ = trained_clap
+    model = checkpoint_utils.load_model_ensemble([checkpoint])[0][0].eval()
+    encoder = model.encoder
+    teacher = TrainedClapTeacher(checkpoint, grid=encoder.grid)
+    waveform = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (2, teacher.num_samples))).float()
+    targets = teacher(waveform)  # (B, L, D)
+
+    fbank = batch_fbank(waveform, torch.full((2,), teacher.num_samples), encoder.grid[0] * 16, FbankSettings())
+    with torch.no_grad():
+        x = torch.cat([encoder.cls_token.expand(2, -1, -1), encoder.embed_patches(fbank)], dim=1)
+        for block in encoder.blocks:
+            x = block(x)
+    by_hand = torch.nn.functional.layer_norm(x[:, 1:], x.shape[-1:])  # last block, [CLS] dropped
+    torch.testing.assert_close(targets, by_hand, atol=1e-4, rtol=1e-4)
+    audiomae = os.path.join(FIXTURES, "audiomae_official", "pretrained.pth")  # the official AudioMAE model's
+    with pytest.raises(CheckpointError, match="a checkpoint of kind 'audiomae', but model.teacher=clap reads clap"):
+        TrainedClapTeacher(audiomae, grid=encoder.grid)
+
+
+def test_mam_clap_trains_with_the_trained_clap_as_teacher(trained_clap, tone_dataset, tmp_path):
+    checkpoint, _ = trained_clap
+    out = run_cli(["fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "mam_clap",
+                   f"task.data={tone_dataset}", "model.teacher=clap", f"model.teacher_checkpoint={checkpoint}",
+                   f"checkpoint.save_dir={tmp_path}", "optimization.max_update=2", "dataset.batch_size=4",
+                   *TINY_MODEL, *CPU_RUN])
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "teacher clap (" in out.stdout
+    records = train_log_records(out.stdout)
+    assert [r["num_updates"] for r in records] == ["1", "2"]
+    assert all(np.isfinite(float(r["loss"])) and float(r["visible_loss"]) > 0 for r in records)

@@ -32,7 +32,7 @@ def teacher():
 
 
 def test_both_teachers_are_registered_and_chosen_by_config():
-    assert set(TEACHERS) == {"laion_clap", "checkpoint_encoder"}
+    assert set(TEACHERS) == {"laion_clap", "checkpoint_encoder", "clap"}
     encoder = build_teacher(SupmamConfig(**ENCODER_TEACHER), grid=(64, 8), student_seconds=10.24)
     assert isinstance(encoder, CheckpointEncoderTeacher) and encoder.name == "checkpoint_encoder"
     assert (encoder.sample_rate, encoder.num_samples, encoder.output_dim, encoder.layer) == (16000, 164080, 192, 1)

@@ -425,12 +425,12 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["supmam"],
                         choices=[m for m in METHOD_NAMES if m != "scratch"],
                         help="pretraining recipes to compare with fine-tuning from scratch (default: supmam)")
-    parser.add_argument("--teacher", default="laion_clap", choices=["laion_clap", "checkpoint_encoder", "supmam"],
+    parser.add_argument("--teacher", default="laion_clap", choices=["laion_clap", "checkpoint_encoder", "clap", "supmam"],
                         help="model.teacher of the CLAP methods (mam_clap, supmam_clap)")
     parser.add_argument("--teacher-checkpoint", default=None,
                         help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt (default: $SUPMAM_CLAP_CHECKPOINT, "
                              "else the RANDOM teacher); checkpoint_encoder (old name: supmam): a checkpoint of this plugin (e.g. a fine-tuned "
-                             "classifier) or an AudioMAE .pth")
+                             "classifier) or an AudioMAE .pth; clap: a CLAP trained with this plugin (recipes/clap)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],
                         help="one whole pipeline (pretraining, fine-tuning, probe) per seed; mean +- std over them")
     parser.add_argument("--out", default="demo_output", help="output folder")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.fbank import FbankSettings, batch_fbank
-from ..core.checkpoints import build_encoder, read_encoder
+from ..core.checkpoints import CheckpointError, build_encoder, read_encoder
 from .teacher import Teacher, fit_to_length, register_teacher
 
 
@@ -31,12 +31,17 @@ class CheckpointEncoderTeacher(Teacher):
     """
 
     checkpoint_help = "a checkpoint of this plugin (.pt: pretraining or fine-tuned classifier) or an AudioMAE .pth"
+    kinds: tuple[str, ...] = ()  # the checkpoint kinds (read_encoder's) this teacher takes; () = any
     cuda_dtype = torch.bfloat16  # a ViT's residual stream can leave float16's range
 
     def __init__(self, checkpoint: str, grid, layer: int = -1, interpolation: str = "bilinear",
                  student_seconds: float | None = None):
         super().__init__(grid, student_seconds, interpolation)
         found = read_encoder(checkpoint)
+        if self.kinds and found.kind not in self.kinds:
+            raise CheckpointError(f"{checkpoint}: a checkpoint of kind {found.kind!r}, but model.teacher={self.name} reads "
+                                  f"{' or '.join(self.kinds)} checkpoints ({self.checkpoint_help}); for any encoder "
+                                  "of this plugin use model.teacher=checkpoint_encoder")
         self.checkpoint = str(checkpoint)
         self.encoder = build_encoder(found, self.checkpoint, what="teacher encoder")
         depth = len(self.encoder.blocks)

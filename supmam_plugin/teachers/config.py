@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from ..core.checkpoints.legacy import TEACHER_ALIASES
-from . import checkpoint_encoder, laion_clap  # noqa: F401  registers the teachers
+from . import checkpoint_encoder, laion_clap, trained_clap  # noqa: F401  registers the teachers
 from .teacher import INTERPOLATIONS, TEACHERS
 
 TEACHER_CHOICES = ChoiceEnum(sorted(TEACHERS) + sorted(TEACHER_ALIASES))  # old names stay readable

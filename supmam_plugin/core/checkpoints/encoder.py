@@ -28,7 +28,7 @@ ENCODER_FIELDS = ("encoder_layers", "encoder_embed_dim", "encoder_heads", "mlp_r
 class EncoderCheckpoint:
     """What :func:`read_encoder` finds: the encoder's state dict in our key layout (the keys of
     ``VitEncoder.state_dict()``), its architecture (``ENCODER_FIELDS``), the audio rate of the
-    checkpoint's task, and its kind ("supmam", "supmam_classifier" or "audiomae")."""
+    checkpoint's task, and its kind ("supmam", "supmam_classifier", "clap": a CLAP's audio tower, or "audiomae")."""
 
     weights: dict
     architecture: dict
@@ -37,8 +37,8 @@ class EncoderCheckpoint:
 
 
 def read_encoder(path: str, state=None) -> EncoderCheckpoint:
-    """The encoder of any checkpoint we read: a ``supmam`` or ``supmam_classifier`` fairseq
-    checkpoint (legacy ones included) or an AudioMAE ``pretrained.pth`` / ``finetuned.pth``.
+    """The encoder of any checkpoint we read: a ``supmam``, ``supmam_classifier`` or ``clap`` (its
+    audio tower) fairseq checkpoint (legacy ones included) or an AudioMAE ``pretrained.pth`` / ``finetuned.pth``.
     ``state``: what :func:`read_checkpoint` returned for ``path``, when the caller has it already.
 
     Raises:

@@ -17,7 +17,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 TRUST_VARIABLE = "SUPMAM_TRUST_CHECKPOINTS"
-FAIRSEQ_MODELS = ("supmam", "supmam_classifier")
+FAIRSEQ_MODELS = ("supmam", "supmam_classifier", "clap")  # the models whose checkpoints hold an encoder we read
 
 
 class CheckpointError(ValueError):
@@ -121,7 +121,7 @@ def fairseq_configs(state, path: str, models=FAIRSEQ_MODELS) -> tuple[str, dict,
     if name not in models:
         raise CheckpointError(
             f"{path}: a fairseq checkpoint of model {name!r}, not one of {list(models)}; give a supmam "
-            "pretraining or supmam_classifier fine-tuning checkpoint, or an AudioMAE .pth"
+            "pretraining, supmam_classifier fine-tuning or clap checkpoint, or an AudioMAE .pth"
         )
     return name, model_cfg, _plain(cfg.get("task")) or {}
 
