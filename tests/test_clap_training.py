@@ -29,7 +29,8 @@ def caption_folder(tmp_path_factory):
     captions[7] = f"{captions[7]} ||| a steady {TONE_CLIPS[7][3][0]} whistle"
     for split in ("train", "valid"):
         if split != "train":
-            shutil.copy(os.path.join(root, "train.tsv"), os.path.join(root, f"{split}.tsv"))
+            for ext in ("tsv", "label"):
+                shutil.copy(os.path.join(root, f"train.{ext}"), os.path.join(root, f"{split}.{ext}"))
         with open(os.path.join(root, f"{split}.text"), "w") as f:
             f.write("\n".join(captions) + "\n")
     assert train_tokenizer_main([root, "--vocab-size", "60"]) == 0
@@ -42,7 +43,7 @@ def trained_clap(caption_folder, tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("clap")
     trained = run_cli(["fairseq-hydra-train", "--config-dir", "examples/supmam/clap", "--config-name", "vit",
                        f"task.data={caption_folder}", f"checkpoint.save_dir={save_dir}", "optimization.max_update=3",
-                       *TINY_CLAP, *CPU])
+                       "task.zero_shot_labels=label", *TINY_CLAP, *CPU])
     assert trained.returncode == 0, trained.stdout[-4000:]
     return os.path.join(save_dir, "checkpoint_last.pt"), trained.stdout
 
@@ -73,7 +74,8 @@ def _last_valid_line(output):
 
 
 def _retrieval_from_the_towers(checkpoint, data):
-    """Retrieval computed without fairseq's batches or meters: each clip and each caption alone."""
+    """Retrieval and zero-shot accuracy computed without fairseq's batches or meters: each clip, each
+    caption and each class prompt alone."""
     from fairseq import checkpoint_utils
 
     import supmam_plugin  # noqa: F401  (registers the task and model)
@@ -91,7 +93,12 @@ def _retrieval_from_the_towers(checkpoint, data):
             for caption in dataset.captions[i]:
                 tokens = torch.tensor([task.tokenizer.encode(caption, task.cfg.max_text_tokens)])
                 text[caption] = model.embed_text(tokens)[0].numpy()
-    return audio_text_retrieval(torch.stack(audio).numpy(), text, dataset.captions)
+        prompts = torch.stack([model.embed_text(torch.tensor([task.tokenizer.encode(f"This is a sound of {name}.")]))[0]
+                               for name in task.zero_shot_classes])
+    audio = torch.stack(audio)
+    labels = [clip_labels[0] for clip_labels in dataset.zero_shot_labels]
+    accuracy = 100.0 * float(((audio @ prompts.t()).argmax(dim=1) == torch.tensor(labels)).float().mean())
+    return {**audio_text_retrieval(audio.numpy(), text, dataset.captions), "zero_shot_accuracy": accuracy}
 
 
 def test_the_clap_teachers_targets_are_its_audio_towers_tokens(trained_clap):

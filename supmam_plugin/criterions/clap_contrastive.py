@@ -1,5 +1,7 @@
 """Criterion ``clap_contrastive``: CLAP's symmetric InfoNCE (core.contrastive); in validation also
-audio-text retrieval over the whole subset (R@1/5/10, mAP@10 both ways)."""
+audio-text retrieval over the whole subset (R@1/5/10, mAP@10 both ways) and, with
+``task.zero_shot_labels``, zero-shot classification from the class prompts (accuracy, or mAP over
+the whole subset for multi-label)."""
 from dataclasses import dataclass, field
 
 import torch
@@ -9,6 +11,7 @@ from fairseq.logging import metrics
 
 from ..core.contrastive import MAX_LOGIT_SCALE, contrastive_loss_sum
 from ..evaluation.retrieval import RANKS
+from .prediction_meter import BatchPredictions, PredictionMeter
 from .retrieval_meter import BatchEmbeddings, RetrievalMeter
 
 
@@ -43,7 +46,19 @@ class ClapContrastiveCriterion(FairseqCriterion):
                 text = model.embed_text(sample["caption_tokens"])
             logging_output["retrieval"] = BatchEmbeddings(out["audio"].detach().cpu().numpy(), sample["captions"],
                                                           text.cpu().numpy())
+        if not model.training and "zero_shot_target" in sample:
+            logging_output.update(self.zero_shot(model, out["audio"].detach(), sample["zero_shot_target"]))
         return loss, pairs, logging_output
+
+    def zero_shot(self, model, audio, target) -> dict:
+        """Each clip's class scores = cosine similarity to each class prompt. audio: (B, E); target: (B, C)."""
+        with torch.no_grad():
+            prompts = model.embed_text(self.task.zero_shot_tokens.to(audio.device))  # (C, E)
+        scores = audio @ prompts.t()  # (B, C)
+        if self.task.cfg.multi_label:
+            return {"zero_shot": BatchPredictions(scores.cpu().numpy(), target.cpu().numpy().astype("uint8"))}
+        hit = target.gather(1, scores.argmax(dim=1, keepdim=True))
+        return {"zero_shot_correct": float(hit.sum()), "zero_shot_clips": len(target)}
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
@@ -55,6 +70,13 @@ class ClapContrastiveCriterion(FairseqCriterion):
         batches = [log["retrieval"] for log in logging_outputs if "retrieval" in log]
         for batch in batches:
             metrics.log_custom(RetrievalMeter, "retrieval", batch)
+        clips = sum(log.get("zero_shot_clips", 0) for log in logging_outputs)
+        if clips:
+            metrics.log_scalar("zero_shot_accuracy", 100.0 * sum(log.get("zero_shot_correct", 0) for log in logging_outputs)
+                               / clips, clips, round=3)
+        for log in logging_outputs:
+            if "zero_shot" in log:
+                metrics.log_custom(PredictionMeter, "zero_shot_mAP", log["zero_shot"])
         if batches:
             for i, key in enumerate(RETRIEVAL_KEYS):
                 metrics.log_derived(key, lambda meters, key=key: round(meters["retrieval"].scores()[key], 3),

@@ -16,17 +16,21 @@ class CaptionDataset(BaseWrapperDataset):
                                of the clip's captions drawn by seed, epoch and clip; else the first)
         captions               B tuples of the clips' caption strings (whole-split retrieval)
         caption_tokens         (M, N) every caption of the batch, in the order of ``captions``
+        zero_shot_target       (B, C) multi-hot classes, given ``zero_shot_labels`` (zero-shot scoring)
 
-    captions: one tuple of strings per manifest line (``core.captions.read_captions``)."""
+    captions: one tuple of strings per manifest line (``core.captions.read_captions``);
+    zero_shot_labels: class indices per manifest line (``core.manifest.read_labels``)."""
 
     def __init__(self, dataset: AudioClipDataset, captions: list[tuple[str, ...]], tokenizer: CaptionTokenizer,
-                 max_tokens: int, draw_caption: bool, seed: int = 1):
+                 max_tokens: int, draw_caption: bool, seed: int = 1, zero_shot_labels: list | None = None,
+                 num_classes: int = 0):
         super().__init__(dataset)
         if len(captions) != len(dataset):
             raise ValueError(f"{len(captions)} caption lines for {len(dataset)} clips")
         self.captions = captions
         self.tokens = [[tokenizer.encode(text, max_tokens) for text in clip] for clip in captions]
         self.draw_caption = draw_caption
+        self.zero_shot_labels, self.num_classes = zero_shot_labels, num_classes
         self.seed = seed
         self.epoch = 1
 
@@ -63,4 +67,9 @@ class CaptionDataset(BaseWrapperDataset):
         batch["net_input"]["text_tokens"] = self.pad_tokens([s["text_tokens"] for s in samples])
         batch["captions"] = [self.captions[s["caption_index"]] for s in samples]
         batch["caption_tokens"] = self.pad_tokens([t for s in samples for t in self.tokens[s["caption_index"]]])
+        if self.zero_shot_labels is not None:
+            target = torch.zeros(len(samples), self.num_classes)
+            for row, s in enumerate(samples):
+                target[row, self.zero_shot_labels[s["caption_index"]]] = 1.0
+            batch["zero_shot_target"] = target
         return batch

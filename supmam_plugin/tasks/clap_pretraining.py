@@ -9,6 +9,7 @@ from typing import Optional
 from fairseq.tasks import register_task
 
 from ..core.captions import TOKENIZER_FILE, CaptionTokenizer, read_captions
+from ..core.manifest import read_class_list, read_labels
 from ..data.caption_dataset import CaptionDataset
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
@@ -27,6 +28,13 @@ class ClapPretrainingConfig(AudioClipTaskConfig):
                               "supmam-train-tokenizer DATA)"})
     max_text_tokens: int = field(
         default=64, metadata={"help": "pieces per caption, BOS and EOS included (longer captions are cut)"})
+    zero_shot_labels: Optional[str] = field(
+        default=None, metadata={"help": "validation: also classify each clip zero-shot, by its similarity to a "
+                                "prompt per class of dict.{zero_shot_labels}.txt, scored against {split}."
+                                "{zero_shot_labels} (accuracy, or mAP with task.multi_label=true); null: off"})
+    zero_shot_prompt: str = field(
+        default="This is a sound of {}.", metadata={"help": "the prompt of a class, {} = its name with '_' as spaces "
+                                                    "(LAION-CLAP's zero-shot prompt)"})
 
 
 @register_task("clap_pretraining", dataclass=ClapPretrainingConfig)
@@ -37,10 +45,22 @@ class ClapPretrainingTask(AudioClipTask):
         super().__init__(cfg, classes)
         self.tokenizer = CaptionTokenizer(cfg.caption_tokenizer or os.path.join(cfg.data, TOKENIZER_FILE))
         logger.info(f"caption tokenizer {self.tokenizer.path}: {self.tokenizer.vocab_size} pieces")
+        self.zero_shot_classes, self.zero_shot_tokens = None, None
+        if cfg.zero_shot_labels:
+            self.zero_shot_classes = read_class_list(os.path.join(cfg.data, f"dict.{cfg.zero_shot_labels}.txt"))
+            prompts = [cfg.zero_shot_prompt.format(name.replace("_", " ")) for name in self.zero_shot_classes]
+            self.zero_shot_tokens = CaptionDataset.pad_tokens([self.tokenizer.encode(p, cfg.max_text_tokens)
+                                                               for p in prompts])  # (C, N)
+            logger.info(f"zero-shot classification in validation: {len(prompts)} prompts, e.g. {prompts[0]!r}")
 
     def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
         dataset = super().load_dataset(split, combine, epoch, **kwargs)
         captions = read_captions(os.path.join(self.cfg.data, f"{split}.{self.cfg.captions}"), dataset.manifest)
+        labels = None
+        if self.zero_shot_classes and "train" not in split:
+            labels = read_labels(os.path.join(self.cfg.data, f"{split}.{self.cfg.zero_shot_labels}"),
+                                 self.zero_shot_classes, dataset.manifest)
         self.datasets[split] = CaptionDataset(dataset, captions, self.tokenizer, self.cfg.max_text_tokens,
-                                              draw_caption="train" in split, seed=self.cfg.seed)
+                                              draw_caption="train" in split, seed=self.cfg.seed,
+                                              zero_shot_labels=labels, num_classes=len(self.zero_shot_classes or []))
         return self.datasets[split]
