@@ -79,7 +79,7 @@ def _retrieval_from_the_towers(checkpoint, data):
     from fairseq import checkpoint_utils
 
     import supmam_plugin  # noqa: F401  (registers the task and model)
-    from supmam_plugin.evaluation.retrieval import audio_text_retrieval
+    from supmam_plugin.core.retrieval import audio_text_retrieval
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
     model = models[0].eval()

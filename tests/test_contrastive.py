@@ -1,4 +1,4 @@
-"""CLAP's contrastive loss (core.contrastive) and the retrieval scores (evaluation.retrieval),
+"""CLAP's contrastive loss (core.contrastive) and the retrieval scores (core.retrieval),
 against laion_clap's own ClipLoss, a hand computation, two worker processes and direct loops."""
 import importlib
 import math
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from supmam_plugin.core.contrastive import MAX_LOGIT_SCALE, contrastive_loss_sum
-from supmam_plugin.evaluation.retrieval import audio_text_retrieval
+from supmam_plugin.core.retrieval import audio_text_retrieval
 
 
 def embeddings(batch=6, dim=8, seed=0):

@@ -10,7 +10,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
 from ..core.contrastive import MAX_LOGIT_SCALE, contrastive_loss_sum
-from ..evaluation.retrieval import RANKS
+from ..core.retrieval import RANKS
 from .prediction_meter import BatchPredictions, PredictionMeter
 from .retrieval_meter import BatchEmbeddings, RetrievalMeter
 

@@ -1,12 +1,12 @@
 """Audio-text retrieval over the WHOLE validation subset in fairseq's logging: each batch's
-embeddings are collected by a custom meter and scored once (evaluation.retrieval)."""
+embeddings are collected by a custom meter and scored once (core.retrieval)."""
 from __future__ import annotations
 
 import numpy as np
 from fairseq.logging import meters
 from fairseq.logging.meters import Meter
 
-from ..evaluation.retrieval import audio_text_retrieval
+from ..core.retrieval import audio_text_retrieval
 
 
 class BatchEmbeddings(str):
