@@ -141,3 +141,16 @@ def test_mam_clap_trains_with_the_trained_clap_as_teacher(trained_clap, tone_dat
     records = train_log_records(out.stdout)
     assert [r["num_updates"] for r in records] == ["1", "2"]
     assert all(np.isfinite(float(r["loss"])) and float(r["visible_loss"]) > 0 for r in records)
+
+
+def test_zero_shot_on_several_labels_per_clip_needs_multi_label(caption_folder, tmp_path):
+    data = tmp_path / "d"
+    shutil.copytree(caption_folder, data)
+    lines = open(data / "valid.label").read().splitlines()
+    lines[2] = "low high"
+    (data / "valid.label").write_text("\n".join(lines) + "\n")
+    out = run_cli(["fairseq-hydra-train", "--config-dir", "examples/supmam/clap", "--config-name", "vit",
+                   f"task.data={data}", f"checkpoint.save_dir={tmp_path / 'ck'}", "optimization.max_update=1",
+                   "task.zero_shot_labels=label", *TINY_CLAP, *CPU])
+    assert out.returncode != 0
+    assert "valid.label:3: several labels on one line but task.multi_label=false" in out.stdout
