@@ -31,6 +31,7 @@ setup(
             "supmam-train-tokenizer=supmam_plugin.commands.train_tokenizer:main",
             "supmam-demo=supmam_plugin.commands.demo:main",
             "supmam-export=supmam_plugin.commands.export:main",
+            "supmam-export-clap=supmam_plugin.commands.export_clap:main",
             "supmam-recipes=supmam_plugin.recipes:main",
         ]
     },

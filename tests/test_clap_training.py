@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CPU_RUN, FIXTURES, TINY_MODEL, TONE_CLIPS, make_labelled_folder, run_cli, train_log_records
+from conftest import CPU_RUN, FIXTURES, REPO, TINY_MODEL, VENV_BIN, TONE_CLIPS, make_labelled_folder, run_cli, train_log_records
 from supmam_plugin.commands.fairseq_runs import log_records, validate_command
 from supmam_plugin.commands.train_tokenizer import main as train_tokenizer_main
 
@@ -154,3 +154,124 @@ def test_zero_shot_on_several_labels_per_clip_needs_multi_label(caption_folder, 
                    "task.zero_shot_labels=label", *TINY_CLAP, *CPU])
     assert out.returncode != 0
     assert "valid.label:3: several labels on one line but task.multi_label=false" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def trained_htsat_clap(caption_folder, tmp_path_factory):
+    """A CLAP with LAION-CLAP's HTS-AT tower (recipe htsat: 48 kHz, 10 s) trained one update."""
+    save_dir = tmp_path_factory.mktemp("clap_htsat")
+    trained = run_cli(["fairseq-hydra-train", "--config-dir", "examples/supmam/clap", "--config-name", "htsat",
+                       f"task.data={caption_folder}", f"checkpoint.save_dir={save_dir}", "optimization.max_update=1",
+                       "dataset.disable_validation=true", "model.text_layers=1", "model.text_embed_dim=64",
+                       "model.text_heads=2", *CPU, "dataset.batch_size=2", "lr_scheduler.warmup_updates=0"])
+    assert trained.returncode == 0, trained.stdout[-4000:]
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def test_an_htsat_clap_exports_in_laion_clap_layout_and_the_laion_clap_teacher_reads_it(trained_htsat_clap, tmp_path):
+    """supmam-export-clap writes the audio side under a release's names; model.teacher=laion_clap reads
+    the file unchanged (strictly) and its targets are the trained tower's token map, taken here with
+    a hook on the model fairseq loads (tokens) and through its own projection (projected)."""
+    from fairseq import checkpoint_utils
+
+    from supmam_plugin.commands.export_clap import main as export_clap_main
+    from supmam_plugin.teachers.laion_clap import ClapTeacher
+
+    export = str(tmp_path / "clap_release.pt")
+    assert export_clap_main([trained_htsat_clap, export]) == 0
+    release = torch.load(export, weights_only=True)
+    assert set(release) == {"state_dict"}
+    keys = set(release["state_dict"])
+    assert "audio_branch.patch_embed.proj.weight" in keys and "audio_projection.2.weight" in keys
+    assert "logit_scale_a" in keys and not any(k.startswith(("encoder.", "caption_encoder.")) for k in keys)
+
+    model = checkpoint_utils.load_model_ensemble([trained_htsat_clap])[0][0].eval()
+    waveform = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (2, 48000 * 3))).float()
+    captured = {}
+    hook = model.audio_branch.tscam_conv.register_forward_pre_hook(lambda m, inputs: captured.update(map=inputs[0]))
+    with torch.no_grad():
+        padded = torch.nn.functional.pad(waveform, (0, 480000 - waveform.shape[1]))
+        model.audio_branch({"waveform": padded, "longer": torch.zeros(2, dtype=torch.bool)})
+    hook.remove()
+
+    tokens_teacher = ClapTeacher(export, model_name="HTSAT-tiny", feature="tokens")
+    torch.testing.assert_close(tokens_teacher.token_map(waveform), captured["map"])
+    projected_teacher = ClapTeacher(export, model_name="HTSAT-tiny", feature="projected")
+    sampled = tokens_teacher(waveform)  # (B, 512 patches, 768)
+    with torch.no_grad():
+        torch.testing.assert_close(projected_teacher(waveform), model.audio_projection(sampled))
+
+
+def test_clap_checkpoints_name_the_path_to_their_teacher(trained_clap, trained_htsat_clap, tmp_path, capsys):
+    """A ViT-tower CLAP needs no export; an HTS-AT CLAP is not read as a ViT encoder: both say what to do."""
+    from supmam_plugin.commands.export_clap import main as export_clap_main
+    from supmam_plugin.core.checkpoints import CheckpointError, read_encoder
+
+    vit_checkpoint, _ = trained_clap
+    assert export_clap_main([vit_checkpoint, str(tmp_path / "x.pt")]) == 1
+    assert f"model.teacher=clap model.teacher_checkpoint={vit_checkpoint}" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="supmam-export-clap .* model.teacher=laion_clap"):
+        read_encoder(trained_htsat_clap)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_fairseq_workers_take_the_step_of_one_with_both_batches(tmp_path):
+    """fairseq-hydra-train, 2 CPU processes (gloo, one launched per rank as on several nodes; fairseq's own
+    legacy_ddp: its pytorch_ddp wraps for a GPU) x 2 clips vs 1
+    process x the same 4 clips: the same logged loss and the same weights after one update. Adam's
+    eps is set far above the gradients so that its first step is proportional to the gradient
+    (lr * g / eps), not its sign: a gradient that differs shows in the weights."""
+    import subprocess
+
+    clips = TONE_CLIPS[:3] + TONE_CLIPS[4:5]  # 1.0 to 1.5 s: no crop of 1.92 s, no random draw
+    data = make_labelled_folder(tmp_path / "data", ["low", "high"], clips, split="train")
+    with open(os.path.join(data, "train.text"), "w") as f:
+        f.write("".join(f"a {labels[0]} tone number {i}\n" for i, (_, _, _, labels) in enumerate(clips)))
+    assert train_tokenizer_main([data, "--vocab-size", "30"]) == 0
+    common = ["fairseq-hydra-train", "--config-dir", "examples/supmam/clap", "--config-name", "vit",
+              f"task.data={data}", "optimization.max_update=1", "dataset.disable_validation=true", *TINY_CLAP,
+              "task.target_frames=192", *CPU, "lr_scheduler.warmup_updates=0", "optimization.lr=[0.01]",
+              "optimizer.adam_eps=1.0", "distributed_training.distributed_backend=gloo"]
+    one = run_cli([*common, f"checkpoint.save_dir={tmp_path / 'one'}", "dataset.batch_size=4"])
+    assert one.returncode == 0, one.stdout[-4000:]
+
+    port = str(_free_port())
+    workers = []
+    for rank in range(2):
+        env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+        args = [*common, f"checkpoint.save_dir={tmp_path / 'two'}", "dataset.batch_size=2",
+                "distributed_training.distributed_world_size=2", f"distributed_training.distributed_rank={rank}",
+                f"distributed_training.distributed_init_method=tcp://127.0.0.1:{port}",
+                "distributed_training.distributed_no_spawn=true", "distributed_training.ddp_backend=legacy_ddp",
+                f"hydra.run.dir={tmp_path / f'hydra{rank}'}"]
+        workers.append(subprocess.Popen([os.path.join(VENV_BIN, args[0]), *args[1:]], env=env, cwd=REPO,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs[0][-3000:] + outputs[1][-3000:]
+
+    one_loss = float(train_log_records(one.stdout)[0]["loss"])
+    two_loss = float(train_log_records(outputs[0])[0]["loss"])
+    assert two_loss == pytest.approx(one_loss, abs=2e-4)
+    unmoved = run_cli([*common, f"checkpoint.save_dir={tmp_path / 'start'}", "dataset.batch_size=4",
+                       "optimization.lr=[0.0]"])  # the initial weights (the same seed), saved
+    assert unmoved.returncode == 0, unmoved.stdout[-4000:]
+    start, after_one, after_two = (_weights(tmp_path / name) for name in ("start", "one", "two"))
+    moved = 0
+    for key, value in after_one.items():
+        step_one, step_two = value - start[key], after_two[key] - start[key]
+        torch.testing.assert_close(step_two, step_one, atol=1e-6, rtol=1e-3, msg=key)
+        moved += int(step_one.abs().max() > 1e-6)
+    assert moved > len(after_one) // 2  # the update moved most tensors: the comparison compares steps
+
+
+def _weights(save_dir) -> dict:
+    from supmam_plugin.core.checkpoints import read_checkpoint
+
+    return read_checkpoint(os.path.join(save_dir, "checkpoint_last.pt"))["model"]

@@ -82,6 +82,7 @@ class ClapContrastiveCriterion(FairseqCriterion):
                 metrics.log_derived(key, lambda meters, key=key: round(meters["retrieval"].scores()[key], 3),
                                     priority=60 + i)
 
-    @staticmethod
-    def logging_outputs_can_be_summed() -> bool:
-        return False
+    def logging_outputs_can_be_summed(self) -> bool:
+        # training logs scalars only (fairseq sums them across workers with one all-reduce);
+        # validation logs each batch's embeddings, gathered for whole-subset retrieval
+        return self.training

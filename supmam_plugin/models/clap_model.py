@@ -1,8 +1,11 @@
 """Model ``clap``: an audio tower and a caption tower projected into one space (CLAP), trained by
 the ``clap_contrastive`` criterion; once trained, its audio tower is a teacher for SupMAM-CLAP.
 
-Audio tower: the plugin's ViT encoder (the ``supmam`` model's sizes and keys), its patch outputs
-mean-pooled. Caption tower: sentencepiece pieces, learned positions and pre-norm transformer
+Audio tower (``model.audio_tower``): ``vit``, the plugin's ViT encoder (the ``supmam`` model's sizes
+and keys), its patch outputs mean-pooled; or ``htsat``, LAION-CLAP's HTS-AT from the ``laion_clap``
+package (the paper's teacher: 48 kHz waveforms, 10 s, its own log-mel; its pooled ``embedding``),
+kept under LAION-CLAP's own names (``audio_branch``, ``audio_projection``) so that
+``supmam-export-clap`` writes a release-layout file the ``laion_clap`` teacher reads. Caption tower: sentencepiece pieces, learned positions and pre-norm transformer
 layers (``torch.nn.TransformerEncoder``, with a padding mask), mean-pooled over the caption's
 pieces. Each tower has LAION-CLAP's projection (Linear, ReLU, Linear) to ``embed_dim``; the
 embeddings are L2-normalised; the temperature is learned (CLIP's initial 0.07).
@@ -14,17 +17,25 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
 from ..core.captions import PAD_ID
 from ..core.contrastive import INITIAL_LOGIT_SCALE
 from ..core.fbank import FbankSettings, model_input_fbank
 from ..core.vit import VitEncoder, VitEncoderConfig
+from ..teachers.laion_clap import build_htsat, front_end_to_float32, htsat_input, read_clap_model_config
+
+AUDIO_TOWERS = ("vit", "htsat")
 
 
 @dataclass
 class ClapConfig(FairseqDataclass, VitEncoderConfig):
+    audio_tower: ChoiceEnum(AUDIO_TOWERS) = field(
+        default="vit", metadata={"help": "vit: the plugin's ViT (the encoder_* keys); htsat: LAION-CLAP's HTS-AT "
+                                 "(model.htsat_model; needs task.sample_rate=48000)"})
+    htsat_model: str = field(
+        default="HTSAT-tiny", metadata={"help": "laion-clap's model config of the HTS-AT tower (HTSAT-tiny, HTSAT-base)"})
     text_layers: int = field(default=4, metadata={"help": "transformer layers of the caption tower"})
     text_embed_dim: int = field(default=256, metadata={"help": "width of the caption tower"})
     text_heads: int = field(default=4, metadata={"help": "attention heads of the caption tower"})
@@ -68,10 +79,20 @@ class ClapModel(BaseFairseqModel):
     def __init__(self, cfg: ClapConfig, vocab_size: int, sample_rate: int = 16000):
         super().__init__()
         self.cfg = cfg
-        self.fbank_settings = FbankSettings(sample_rate=sample_rate)
-        self.encoder = VitEncoder(cfg)
-        self.encoder.apply(self.encoder.init_module_weights)
-        self.audio_projection = projection(cfg.encoder_embed_dim, cfg.embed_dim)
+        if cfg.audio_tower == "htsat":
+            htsat = read_clap_model_config(cfg.htsat_model)["audio_cfg"]
+            if sample_rate != htsat["sample_rate"]:
+                raise ValueError(f"model.audio_tower=htsat hears {htsat['sample_rate']} Hz audio (as LAION-CLAP), but "
+                                 f"task.sample_rate={sample_rate}: set task.sample_rate={htsat['sample_rate']} (clips "
+                                 "are resampled when read)")
+            self.clip_samples = htsat["clip_samples"]
+            self.audio_branch = build_htsat({"audio_cfg": htsat})
+            self.audio_projection = projection(self.audio_branch.num_features, cfg.embed_dim)
+        else:
+            self.fbank_settings = FbankSettings(sample_rate=sample_rate)
+            self.encoder = VitEncoder(cfg)
+            self.encoder.apply(self.encoder.init_module_weights)
+            self.audio_projection = projection(cfg.encoder_embed_dim, cfg.embed_dim)
         self.caption_encoder = CaptionEncoder(vocab_size, cfg)
         self.text_projection = projection(cfg.text_embed_dim, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(cfg.init_logit_scale)))
@@ -84,14 +105,27 @@ class ClapModel(BaseFairseqModel):
         return cls(cfg, task.tokenizer.vocab_size, sample_rate=task.cfg.sample_rate)
 
     def embed_audio(self, source=None, source_lengths=None, fbank=None) -> torch.Tensor:
-        """(B, E) unit audio embeddings of waveforms (B, N) or a normalised fbank (B, frames, mel)."""
-        fbank = model_input_fbank(source, source_lengths, fbank, self.cfg.input_frames, self.fbank_settings)
-        pooled = self.encoder.encode(self.encoder.embed_patches(fbank)).mean(dim=1)  # (B, D)
-        return F.normalize(self.audio_projection(pooled).float(), dim=-1)
+        """(B, E) unit audio embeddings of waveforms (B, N) or, for the ViT, a normalised fbank (B, frames, mel)."""
+        if self.cfg.audio_tower == "htsat":
+            if source is None:
+                raise ValueError("model.audio_tower=htsat hears waveforms: set task.fbank_in_dataloader=false")
+            pooled = self.audio_branch(htsat_input(source, self.clip_samples), device=source.device)["embedding"]
+        else:
+            fbank = model_input_fbank(source, source_lengths, fbank, self.cfg.input_frames, self.fbank_settings)
+            pooled = self.encoder.encode(self.encoder.embed_patches(fbank)).mean(dim=1)  # (B, D)
+        projection_dtype = self.audio_projection[0].weight.dtype
+        return F.normalize(self.audio_projection(pooled.to(projection_dtype)).float(), dim=-1)
 
     def embed_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
         """(B, N) piece ids -> (B, E) unit caption embeddings."""
         return F.normalize(self.text_projection(self.caption_encoder(text_tokens)).float(), dim=-1)
+
+    def _apply(self, fn, recurse=True):
+        # fairseq's --fp16 / --bf16 halve the whole model: HTS-AT's front end stays float32
+        super()._apply(fn, recurse)
+        if self.cfg.audio_tower == "htsat":
+            front_end_to_float32(self.audio_branch)
+        return self
 
     def forward(self, source=None, source_lengths=None, fbank=None, text_tokens=None, **unused) -> dict:
         return {"audio": self.embed_audio(source, source_lengths, fbank), "text": self.embed_text(text_tokens),

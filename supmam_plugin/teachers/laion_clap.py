@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from ..core.checkpoints import load_strict, read_checkpoint
+from ..core.checkpoints import CheckpointError, fairseq_configs, is_fairseq_checkpoint, load_strict, read_checkpoint
 from .teacher import Teacher, fit_to_length, register_teacher
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,28 @@ def read_clap_state_dict(path) -> dict:
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
+RELEASE_PREFIXES = ("audio_branch.", "audio_projection.")  # what a release holds of the audio side, as CLAP names it
+
+
+def release_state_of_trained_clap(path: str) -> tuple[dict, str]:
+    """A CLAP trained here with the HTS-AT tower (model ``clap``, ``model.audio_tower=htsat``) in LAION-CLAP's
+    release layout: ({"state_dict": {"audio_branch.*", "audio_projection.*", "logit_scale_a"}}, its
+    ``htsat_model``). The caption tower is not LAION's RoBERTa, so it is left out: a release's audio
+    side is what the ``laion_clap`` teacher reads."""
+    state = read_checkpoint(path)
+    if not is_fairseq_checkpoint(state):
+        raise CheckpointError(f"{path}: not a fairseq checkpoint of model 'clap' (fairseq-hydra-train --config-dir "
+                              "recipes/clap --config-name htsat makes one)")
+    _, model_cfg, _ = fairseq_configs(state, path, models=("clap",))
+    if model_cfg.get("audio_tower", "vit") != "htsat":
+        raise CheckpointError(f"{path}: a CLAP with the {model_cfg.get('audio_tower', 'vit')!r} audio tower; only an "
+                              "HTS-AT tower has LAION-CLAP's layout. A ViT-tower CLAP is read as it is: "
+                              f"model.teacher=clap model.teacher_checkpoint={path}")
+    weights = {k: v for k, v in state["model"].items() if k.startswith(RELEASE_PREFIXES)}
+    weights["logit_scale_a"] = state["model"]["logit_scale"]
+    return {"state_dict": weights}, str(model_cfg.get("htsat_model", "HTSAT-tiny"))
+
+
 class _TokenMapCaptured(Exception):
     """Raised by the `tscam_conv` pre-hook: it carries the token map and ends HTS-AT's forward."""
 
@@ -108,6 +130,30 @@ def _stop_at_token_map(module, inputs):
 def _cast_to_body_dtype(patch_embed, inputs):
     """The log-mel front end runs in float32; the Swin body may run in half precision."""
     return (inputs[0].to(patch_embed.proj.weight.dtype),) + tuple(inputs[1:])
+
+
+def build_htsat(config: dict) -> nn.Module:
+    """LAION-CLAP's HTS-AT of a model config (:func:`read_clap_model_config`), without fusion, as
+    ``CLAP.audio_branch`` is built (so its keys are a release's ``audio_branch.*``). Its front end
+    (STFT, log-mel, bn0) runs in float32 whatever the body's dtype: keep it so after ``.half()`` or
+    ``.to(dtype)`` with :func:`front_end_to_float32`."""
+    branch = import_htsat()(SimpleNamespace(**config["audio_cfg"]), enable_fusion=False, fusion_type="None")
+    branch.patch_embed.register_forward_pre_hook(_cast_to_body_dtype)
+    return branch
+
+
+def front_end_to_float32(branch: nn.Module) -> None:
+    """Back to float32 for HTS-AT's front end (a float16 power spectrum overflows, log(1e-10) underflows)."""
+    branch.spectrogram_extractor.float()
+    branch.logmel_extractor.float()
+    branch.bn0.float()
+
+
+def htsat_input(waveform: torch.Tensor, clip_samples: int) -> dict:
+    """HTS-AT's input without fusion: (B, S) waveforms at its rate, zero-padded or cropped to
+    ``clip_samples`` (LAION-CLAP hears zero-padded clips), float32."""
+    waveform = fit_to_length(waveform, clip_samples).float()
+    return {"waveform": waveform, "longer": torch.zeros(len(waveform), dtype=torch.bool, device=waveform.device)}
 
 
 @register_teacher("laion_clap")
@@ -153,12 +199,9 @@ class ClapTeacher(Teacher):
         self.clip_samples = config["audio_cfg"]["clip_samples"]
         self.sample_rate = config["audio_cfg"]["sample_rate"]  # 48 kHz, read from the file (not up-sampled)
         self.seconds = self.clip_samples / self.sample_rate  # 10 s
-        create_htsat_model = import_htsat()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_TEACHER_SEED)
-            self.audio_branch = create_htsat_model(
-                SimpleNamespace(**config["audio_cfg"]), enable_fusion=False, fusion_type="None"
-            )
+            self.audio_branch = build_htsat(config)
             self.token_width = self.audio_branch.num_features
             self.audio_projection = None
             if feature == "projected":
@@ -178,7 +221,6 @@ class ClapTeacher(Teacher):
         else:
             self._load_checkpoint(self.checkpoint)
 
-        self.audio_branch.patch_embed.register_forward_pre_hook(_cast_to_body_dtype)
         self.freeze()
 
     @classmethod
@@ -204,9 +246,7 @@ class ClapTeacher(Teacher):
         # `.half()`, `.to(dtype)` (and fairseq's --fp16, which halves the whole model) come here:
         # the STFT / log-mel / bn0 front end stays float32, where float16 gives -inf on silence.
         super()._apply(fn, recurse)
-        self.audio_branch.spectrogram_extractor.float()
-        self.audio_branch.logmel_extractor.float()
-        self.audio_branch.bn0.float()
+        front_end_to_float32(self.audio_branch)
         return self
 
     @torch.no_grad()
@@ -221,8 +261,7 @@ class ClapTeacher(Teacher):
         if waveform_48k.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
         device = self.audio_branch.bn0.weight.device
-        waveform = fit_to_length(waveform_48k, self.clip_samples).to(device, torch.float32)
-        clips = {"waveform": waveform, "longer": torch.zeros(len(waveform), dtype=torch.bool, device=device)}
+        clips = htsat_input(waveform_48k.to(device), self.clip_samples)
         hook = self.audio_branch.tscam_conv.register_forward_pre_hook(_stop_at_token_map)
         try:
             self.audio_branch(clips, device=device)
