@@ -1,0 +1,143 @@
+"""Does a CLAP trained here learn from captions? Train the demo-sized CLAP (the ViT tower at
+supmam-demo's tiny size, a small caption tower) on a folder's captions, then score retrieval and
+zero-shot classification on held-out splits, beside the SAME model untrained (its random init)
+and chance; draw the audio-caption similarity matrix of valid clips.
+
+    .venv/bin/python scripts/clap_study.py --data data/sound_events --out clap_study --updates 1200
+
+Steps (each a real command, logged under OUT/):
+1. ``supmam-train-tokenizer DATA --splits TRAIN --out OUT/text.spm.model``;
+2. ``fairseq-hydra-train --config-dir recipes/clap --config-name vit`` on ``--train-split`` (the
+   pool with the labelled clips for make sound-events: ``pretrain``), the best checkpoint by valid
+   audio->caption mAP@10; zero-shot classes from ``dict.label.txt`` (mAP when clips have several);
+3. the random twin: the same command with lr 0 for one update (the trained run's initial weights);
+4. ``fairseq-validate`` of both on each ``--score`` split: R@1/5/10 and mAP@10 both ways, zero-shot;
+5. OUT/similarity_valid.png: cosine similarity of the first valid clips to their captions.
+Results: OUT/results.json and a table on stdout. Nothing is chosen on the scored splits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from supmam_plugin.commands.demo import ON_CPU, TINY, chance_score, frames_for, is_multi_label  # noqa: E402
+from supmam_plugin.commands.fairseq_runs import (  # noqa: E402
+    console_script, hydra_train_command, log_records, parse_validate_output, run_logged, training_seconds,
+    validate_command,
+)
+
+SMALL_CAPTION_TOWER = ["model.text_layers=2", "model.text_embed_dim=192", "model.text_heads=3", "model.embed_dim=128"]
+SHOWN = ("a2t_R1", "a2t_R10", "a2t_mAP10", "t2a_R1", "t2a_R10", "t2a_mAP10")
+
+
+def train(args, data, tokenizer, name, overrides) -> tuple[str, str]:
+    """(checkpoint, training output) of one CLAP run into OUT/name."""
+    multi_label = is_multi_label(data)
+    save_dir = os.path.join(args.out, name)
+    cmd = hydra_train_command("clap", "vit", save_dir, [
+        f"task.data={data}", f"task.caption_tokenizer={tokenizer}", f"task.target_frames={frames_for(data)}",
+        f"dataset.train_subset={args.train_split}", "dataset.valid_subset=valid", "task.zero_shot_labels=label",
+        f"task.multi_label={str(multi_label).lower()}", f"dataset.batch_size={args.batch_size}", *TINY,
+        *SMALL_CAPTION_TOWER, *ON_CPU, f"common.seed={args.seed}", "optimization.max_epoch=0",
+        f"optimization.lr=[{args.lr}]", f"lr_scheduler.warmup_updates={max(1, args.updates // 10)}",
+        f"dataset.validate_interval_updates={args.validate_every}", "dataset.validate_interval=1000",
+        f"checkpoint.save_interval_updates={args.validate_every}", "checkpoint.keep_interval_updates=1", *overrides])
+    output = run_logged(cmd, os.path.join(args.out, f"{name}.log"), name, False, reuse=True)
+    return os.path.join(save_dir, "checkpoint_best.pt" if "optimization.lr=[0.0]" not in overrides
+                        else "checkpoint_last.pt"), output
+
+
+def score(args, data, checkpoint, split, name) -> dict:
+    cmd = validate_command(data, checkpoint, split, 50, True, task="clap_pretraining")
+    output = run_logged(cmd, os.path.join(args.out, f"{name}_{split}.log"), f"{name} {split}", False, reuse=True)
+    return parse_validate_output(output, split)
+
+
+def draw_similarity(args, data, checkpoint, clips=40) -> str:
+    """OUT/similarity_valid.png: cosine similarity of the first ``clips`` valid clips (rows) to their
+    own captions (columns, same order): a trained CLAP lights the diagonal and the blocks of clips
+    that share events."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    from fairseq import checkpoint_utils
+
+    import supmam_plugin  # noqa: F401  (registers the task and model)
+
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
+    model = models[0].eval()
+    task.load_dataset("valid")
+    dataset = task.datasets["valid"]
+    batch = dataset.collater([dataset[i] for i in range(clips)])
+    with torch.no_grad():
+        audio = model.embed_audio(batch["net_input"]["source"], batch["net_input"]["source_lengths"])
+        text = model.embed_text(batch["net_input"]["text_tokens"])
+    similarity = (audio @ text.t()).numpy()
+    figure, axis = plt.subplots(figsize=(7.5, 6.5))
+    image = axis.imshow(similarity, cmap="viridis")
+    axis.set_xlabel("caption of valid clip j")
+    axis.set_ylabel("valid clip i (held-out recordings)")
+    axis.set_title(f"CLAP after {args.updates} updates: cosine(audio i, caption j)")
+    figure.colorbar(image, ax=axis)
+    path = os.path.join(args.out, "similarity_valid.png")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.path.join("data", "sound_events"))
+    parser.add_argument("--out", default="clap_study")
+    parser.add_argument("--train-split", default="pretrain", help="the split whose captions train the CLAP")
+    parser.add_argument("--score", nargs="+", default=["test"], help="held-out splits to score (valid picks the "
+                        "checkpoint, so it is not one of them)")
+    parser.add_argument("--updates", type=int, default=1200)
+    parser.add_argument("--batch-size", type=int, default=32, help="clips per update (the in-batch negatives)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak lr (the demo's pretraining lr for this size)")
+    parser.add_argument("--validate-every", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    data = os.path.abspath(args.data)
+    os.makedirs(args.out, exist_ok=True)
+    tokenizer = os.path.abspath(os.path.join(args.out, "text.spm.model"))
+    if not os.path.isfile(tokenizer):
+        run_logged([console_script("supmam-train-tokenizer"), data, "--splits", args.train_split, "--out", tokenizer],
+                   os.path.join(args.out, "tokenizer.log"), "tokenizer", False)
+    start = time.time()
+    trained, output = train(args, data, tokenizer, "clap", [f"optimization.max_update={args.updates}"])
+    result = {"data": data, "updates": args.updates, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+              "train_split": args.train_split, "training_seconds": training_seconds(output) or time.time() - start,
+              "valid_curve": log_records(output, "valid"), "scores": {}}
+    random_twin, _ = train(args, data, tokenizer, "random_init", ["optimization.max_update=1", "optimization.lr=[0.0]",
+                                                                    "dataset.disable_validation=true"])
+    multi_label = is_multi_label(data)
+    zero_shot = "zero_shot_mAP" if multi_label else "zero_shot_accuracy"
+    for split in args.score:
+        clips = sum(1 for _ in open(os.path.join(data, f"{split}.tsv"))) - 1
+        result["scores"][split] = {
+            "trained": score(args, data, trained, split, "clap"), "random_init": score(args, data, random_twin, split,
+                                                                                       "random_init"),
+            "chance": {"R1": 100.0 / clips, "R10": 1000.0 / clips,
+                       zero_shot: chance_score(data, multi_label)}, "clips": clips}
+    result["picture"] = draw_similarity(args, data, trained)
+    with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    for split, rows in result["scores"].items():
+        print(f"{split} ({rows['clips']} clips; chance R@1 {rows['chance']['R1']:.2f}, R@10 {rows['chance']['R10']:.1f},"
+              f" {zero_shot} {rows['chance'][zero_shot]:.1f}):")
+        for name in ("trained", "random_init"):
+            print(f"  {name:12s} " + "  ".join(f"{k} {rows[name].get(k, float('nan')):.1f}" for k in (*SHOWN, zero_shot)))
+    print(f"training: {result['training_seconds']:.0f} s; picture {result['picture']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
