@@ -275,3 +275,32 @@ def _weights(save_dir) -> dict:
     from supmam_plugin.core.checkpoints import read_checkpoint
 
     return read_checkpoint(os.path.join(save_dir, "checkpoint_last.pt"))["model"]
+
+
+def test_zero_shot_prompts_are_embedded_once_per_validation(trained_clap, caption_folder):
+    """The prompts' embeddings are kept through a validation (criterion.eval() before every batch)
+    and embedded again after training changed the weights (criterion.train())."""
+    from fairseq import checkpoint_utils
+
+    from supmam_plugin.criterions.clap_contrastive import ClapContrastiveConfig, ClapContrastiveCriterion
+
+    checkpoint, _ = trained_clap
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": caption_folder})
+    model = models[0].eval()
+    criterion = ClapContrastiveCriterion(ClapContrastiveConfig(), task)
+    audio = torch.nn.functional.normalize(torch.randn(3, model.cfg.embed_dim), dim=-1)
+    target = torch.eye(2)[[0, 1, 0]]
+
+    def scored():
+        criterion.eval()
+        return criterion.zero_shot(model, audio, target)["zero_shot_correct"], criterion.prompt_embeddings
+
+    _, first = scored()
+    _, again = scored()
+    assert again is first  # not embedded again within a validation
+    criterion.train()
+    with torch.no_grad():
+        model.text_projection[2].weight.mul_(-1.0)
+    _, after = scored()
+    torch.testing.assert_close(after, model.embed_text(task.zero_shot_tokens))
+    assert not torch.allclose(after, first)

@@ -149,6 +149,15 @@ def read_labels(
     return labels
 
 
+def require_one_label_per_clip(path: str, labels: list[list[int]], why: str = "") -> None:
+    """A ManifestError naming ``path``'s first line with several labels (single-label use of a
+    label file); ``why`` says what would go wrong."""
+    several = next((n for n, clip_labels in enumerate(labels, 1) if len(clip_labels) > 1), None)
+    if several is not None:
+        raise ManifestError(f"{path}:{several}: several labels on one line but task.multi_label=false{why}; "
+                            "set task.multi_label=true")
+
+
 def write_manifest(
     out_dir: str,
     split: str,

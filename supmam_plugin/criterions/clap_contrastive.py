@@ -32,6 +32,14 @@ class ClapContrastiveCriterion(FairseqCriterion):
     def __init__(self, cfg: ClapContrastiveConfig, task):
         super().__init__(task)
         self.report_retrieval = cfg.report_retrieval
+        self.prompt_embeddings = None  # (C, E) of the zero-shot prompts, embedded once per validation
+
+    def train(self, mode: bool = True):
+        # fairseq's trainer calls train() before each training step and eval() before each validation
+        # batch: the weights change only in training, so the prompts are embedded again after it
+        if mode:
+            self.prompt_embeddings = None
+        return super().train(mode)
 
     def forward(self, model, sample, reduce=True):
         out = model(**sample["net_input"])
@@ -52,9 +60,10 @@ class ClapContrastiveCriterion(FairseqCriterion):
 
     def zero_shot(self, model, audio, target) -> dict:
         """Each clip's class scores = cosine similarity to each class prompt. audio: (B, E); target: (B, C)."""
-        with torch.no_grad():
-            prompts = model.embed_text(self.task.zero_shot_tokens.to(audio.device))  # (C, E)
-        scores = audio @ prompts.t()  # (B, C)
+        if self.prompt_embeddings is None or self.prompt_embeddings.device != audio.device:
+            with torch.no_grad():
+                self.prompt_embeddings = model.embed_text(self.task.zero_shot_tokens.to(audio.device))  # (C, E)
+        scores = audio @ self.prompt_embeddings.t()  # (B, C)
         if self.task.cfg.multi_label:
             return {"zero_shot": BatchPredictions(scores.cpu().numpy(), target.cpu().numpy().astype("uint8"))}
         hit = target.gather(1, scores.argmax(dim=1, keepdim=True))

@@ -13,7 +13,7 @@ from ..core.audio import audio_info
 from ..data.audio_clip_dataset import AudioClipDataset, UnreadableClips
 from ..data.class_balanced_weights import class_balanced_weights
 from ..core.fbank import FbankSettings
-from ..core.manifest import ManifestError, read_class_list, read_labels, read_manifest
+from ..core.manifest import ManifestError, read_class_list, read_labels, read_manifest, require_one_label_per_clip
 
 logger = logging.getLogger(__name__)
 
@@ -145,12 +145,7 @@ class AudioClipTask(FairseqTask):
                         "task.weighted_sampling=true (class-balanced weights); set task.weighted_sampling=false"
                     )
             if not self.cfg.multi_label:
-                several = next((n for n, ls in enumerate(labels, 1) if len(ls) > 1), None)
-                if several is not None:
-                    raise ManifestError(
-                        f"{self.cfg.data}/{split}.{self.cfg.labels}:{several}: several labels on "
-                        "one line but task.multi_label=false; set task.multi_label=true"
-                    )
+                require_one_label_per_clip(label_path, labels)
         sample_weights = None
         if self.cfg.weighted_sampling and is_train:
             sample_weights = class_balanced_weights(labels, self.num_classes)

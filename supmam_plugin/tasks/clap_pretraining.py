@@ -9,7 +9,7 @@ from typing import Optional
 from fairseq.tasks import register_task
 
 from ..core.captions import TOKENIZER_FILE, CaptionTokenizer, read_captions
-from ..core.manifest import ManifestError, read_class_list, read_labels
+from ..core.manifest import read_class_list, read_labels, require_one_label_per_clip
 from ..data.caption_dataset import CaptionDataset
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
@@ -60,11 +60,8 @@ class ClapPretrainingTask(AudioClipTask):
         if self.zero_shot_classes and "train" not in split:
             label_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.zero_shot_labels}")
             labels = read_labels(label_path, self.zero_shot_classes, dataset.manifest)
-            several = next((n for n, clip_labels in enumerate(labels, 1) if len(clip_labels) > 1), None)
-            if several is not None and not self.cfg.multi_label:
-                raise ManifestError(f"{label_path}:{several}: several labels on one line but task.multi_label=false "
-                                    "(zero-shot accuracy would count any of them as right); set task.multi_label=true "
-                                    "for zero-shot mAP")
+            if not self.cfg.multi_label:
+                require_one_label_per_clip(label_path, labels, " (zero-shot accuracy would count any of them as right)")
         self.datasets[split] = CaptionDataset(dataset, captions, self.tokenizer, self.cfg.max_text_tokens,
                                               draw_caption="train" in split, seed=self.cfg.seed,
                                               zero_shot_labels=labels, num_classes=len(self.zero_shot_classes or []))
