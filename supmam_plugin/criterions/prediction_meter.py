@@ -8,19 +8,13 @@ import numpy as np
 from fairseq.logging import meters
 from fairseq.logging.meters import Meter
 
+from .logged_batch import LoggedBatch
 
-class BatchPredictions(str):
-    """Scores (B, C) float32 and multi-hot targets (B, C) uint8 of one batch, carried in a
-    logging output. It is a ``str`` ("<B clips>") only so fairseq's progress bars (simple, json,
-    tqdm) print it short instead of choking on arrays; pickling (all_gather_list) keeps both."""
 
-    def __new__(cls, scores: np.ndarray, targets: np.ndarray):
-        obj = super().__new__(cls, f"<{len(scores)} clips>")
-        obj.scores, obj.targets = scores, targets
-        return obj
+class BatchPredictions(LoggedBatch):
+    """Scores (B, C) float32 and multi-hot targets (B, C) uint8 of one batch."""
 
-    def __reduce__(self):
-        return BatchPredictions, (self.scores, self.targets)
+    fields = ("scores", "targets")
 
 
 def average_precision_per_class(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:

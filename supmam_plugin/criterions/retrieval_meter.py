@@ -7,20 +7,14 @@ from fairseq.logging import meters
 from fairseq.logging.meters import Meter
 
 from ..core.retrieval import audio_text_retrieval
+from .logged_batch import LoggedBatch
 
 
-class BatchEmbeddings(str):
+class BatchEmbeddings(LoggedBatch):
     """Audio embeddings (B, E), each clip's captions and the embedding of each of those captions
-    of one batch, carried in a logging output (a ``str`` so fairseq's progress bars print it short;
-    pickling for all_gather_list keeps the arrays)."""
+    (in the order of the captions, flattened) of one batch."""
 
-    def __new__(cls, audio: np.ndarray, captions: list, text: np.ndarray):
-        obj = super().__new__(cls, f"<{len(audio)} clips>")
-        obj.audio, obj.captions, obj.text = audio, captions, text
-        return obj
-
-    def __reduce__(self):
-        return BatchEmbeddings, (self.audio, self.captions, self.text)
+    fields = ("audio", "captions", "text")
 
 
 class RetrievalMeter(Meter):

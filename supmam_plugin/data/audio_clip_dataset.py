@@ -226,9 +226,14 @@ class AudioClipDataset(FairseqDataset):
             batch[row, : len(w)] = w
         return batch
 
+    @staticmethod
+    def readable(samples: list[dict]) -> list[dict]:
+        """The samples a batch holds: those read (an unreadable clip is ``{"id", "unreadable"}``)."""
+        return [s for s in samples if s is not None and "unreadable" not in s]
+
     def collater(self, samples: list[dict]) -> dict:
         unreadable = sum(1 for s in samples if s is not None and "unreadable" in s)
-        samples = [s for s in samples if s is not None and "unreadable" not in s]
+        samples = self.readable(samples)
         if not samples:
             return {}
         lengths = torch.tensor([len(s["source"]) for s in samples], dtype=torch.long)

@@ -61,7 +61,7 @@ class CaptionDataset(BaseWrapperDataset):
 
     def collater(self, samples: list[dict]) -> dict:
         batch = self.dataset.collater(samples)
-        samples = [s for s in samples if s is not None and "unreadable" not in s]
+        samples = AudioClipDataset.readable(samples)
         if not batch:
             return batch
         batch["net_input"]["text_tokens"] = self.pad_tokens([s["text_tokens"] for s in samples])

@@ -60,7 +60,7 @@ class TeacherInputDataset(BaseWrapperDataset):
 
     def collater(self, samples: list[dict]) -> dict:
         batch = self.dataset.collater(samples)
-        samples = [s for s in samples if s is not None and "unreadable" not in s]
+        samples = AudioClipDataset.readable(samples)
         if not batch:
             return batch
         net_input = batch["net_input"]
