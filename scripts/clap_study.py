@@ -4,6 +4,7 @@ zero-shot classification on held-out splits, beside the SAME model untrained (it
 and chance; draw the audio-caption similarity matrix of valid clips.
 
     .venv/bin/python scripts/clap_study.py --data data/sound_events --out clap_study --updates 1200
+    .venv/bin/python scripts/clap_study.py --spoken-words data/demo_pool data/demo --zero-shot-prompt '{}' ...
 
 Steps (each a real command, logged under OUT/):
 1. ``supmam-train-tokenizer DATA --splits TRAIN --out OUT/text.spm.model``;
@@ -45,6 +46,7 @@ def train(args, data, tokenizer, name, overrides) -> tuple[str, str]:
         *SMALL_CAPTION_TOWER, *ON_CPU, f"common.seed={args.seed}", "optimization.max_epoch=0",
         f"optimization.lr=[{args.lr}]", f"lr_scheduler.warmup_updates={max(1, args.updates // 10)}",
         f"dataset.validate_interval_updates={args.validate_every}", "dataset.validate_interval=1000",
+        *([f"task.zero_shot_prompt='{args.zero_shot_prompt}'"] if args.zero_shot_prompt else []),
         f"checkpoint.save_interval_updates={args.validate_every}", "checkpoint.keep_interval_updates=1", *overrides])
     output = run_logged(cmd, os.path.join(args.out, f"{name}.log"), name, False, reuse=True)
     return os.path.join(save_dir, "checkpoint_best.pt" if "optimization.lr=[0.0]" not in overrides
@@ -92,6 +94,36 @@ def draw_similarity(args, data, checkpoint, clips=40) -> str:
     return path
 
 
+def spoken_word_folder(out: str, pool: str, labelled: str) -> str:
+    """OUT/spoken_words: the spoken-word demo as caption data, the words spoken being the captions:
+    ``pretrain`` = the pool (make demo's ``pretrain.tsv``: its texts, ``train.text``) then the labelled
+    training clips (their word); ``valid`` / ``test`` = the labelled held-out speakers (their word);
+    roots made absolute. Zero-shot prompts are then the bare word (``--zero-shot-prompt '{}'``)."""
+    folder = os.path.join(out, "spoken_words")
+    os.makedirs(folder, exist_ok=True)
+
+    def lines(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+
+    def write(name, rows):
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write("\n".join(rows) + "\n")
+
+    pretrain = lines(os.path.join(pool, "pretrain.tsv"))
+    pool_texts = [t.replace("_", " ") for t in lines(os.path.join(pool, "train.text"))]
+    write("pretrain.tsv", [os.path.normpath(os.path.join(os.path.abspath(pool), pretrain[0])), *pretrain[1:]])
+    write("pretrain.text", [*pool_texts, *lines(os.path.join(labelled, "train.label"))])
+    for split in ("train", "valid", "test"):
+        manifest = lines(os.path.join(labelled, f"{split}.tsv"))
+        write(f"{split}.tsv", [os.path.join(os.path.abspath(labelled), manifest[0]), *manifest[1:]])
+        words = lines(os.path.join(labelled, f"{split}.label"))
+        write(f"{split}.label", words)
+        write(f"{split}.text", [w.replace("_", " ") for w in words])
+    write("dict.label.txt", lines(os.path.join(labelled, "dict.label.txt")))
+    return folder
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.path.join("data", "sound_events"))
@@ -104,9 +136,13 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3, help="peak lr (the demo's pretraining lr for this size)")
     parser.add_argument("--validate-every", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--zero-shot-prompt", default=None, help="task.zero_shot_prompt (default the recipe's)")
+    parser.add_argument("--spoken-words", nargs=2, metavar=("POOL", "LABELLED"), default=None,
+                        help="instead of --data: make demo's pool and labelled folders (data/demo_pool data/demo), "
+                        "the spoken words as captions")
     args = parser.parse_args()
-    data = os.path.abspath(args.data)
     os.makedirs(args.out, exist_ok=True)
+    data = os.path.abspath(spoken_word_folder(args.out, *args.spoken_words) if args.spoken_words else args.data)
     tokenizer = os.path.abspath(os.path.join(args.out, "text.spm.model"))
     if not os.path.isfile(tokenizer):
         run_logged([console_script("supmam-train-tokenizer"), data, "--splits", args.train_split, "--out", tokenizer],
