@@ -25,6 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from supmam_plugin.core.captions import read_captions  # noqa: E402
+from supmam_plugin.core.manifest import read_manifest  # noqa: E402
 from supmam_plugin.commands.demo import ON_CPU, TINY, chance_score, frames_for, is_multi_label  # noqa: E402
 from supmam_plugin.commands.fairseq_runs import (  # noqa: E402
     console_script, hydra_train_command, log_records, parse_validate_output, run_logged, training_seconds,
@@ -59,37 +61,70 @@ def score(args, data, checkpoint, split, name) -> dict:
     return parse_validate_output(output, split)
 
 
+def retrieval_chance(captions: list[tuple[str, ...]], ks=(1, 10)) -> dict:
+    """R@k (%) of a random ranking, both ways, where a hit is any caption of the clip and equal
+    strings are one caption (as core.retrieval scores them). captions: one tuple per clip."""
+    from collections import Counter
+    from math import comb
+
+    clips = len(captions)
+    unique = sorted({c for clip in captions for c in clip})
+    holders = Counter(c for clip in captions for c in set(clip))  # clips that hold each caption
+    chance = {}
+    for k in ks:
+        # audio -> text: the clip's own captions among the unique ones
+        chance[f"a2t_R{k}"] = 100.0 * sum(1 - comb(len(unique) - len(set(clip)), k) / comb(len(unique), k)
+                                          for clip in captions) / clips
+        # text -> audio: a caption's clips among all clips
+        chance[f"t2a_R{k}"] = 100.0 * sum(1 - comb(clips - holders[c], k) / comb(clips, k) for c in unique) / len(unique)
+    return chance
+
+
 def draw_similarity(args, data, checkpoint, clips=40) -> str:
-    """OUT/similarity_valid.png: cosine similarity of the first ``clips`` valid clips (rows) to their
-    own captions (columns, same order): a trained CLAP lights the diagonal and the blocks of clips
-    that share events."""
+    """OUT/similarity_valid.png: ``clips`` valid clips spread over the split (rows), ordered by
+    caption, against their distinct captions (columns, same order): the cosine similarity, and each row
+    as the softmax over captions with the learned temperature (what the loss trains). A CLAP that
+    learned lights the diagonal, and the blocks of clips that share a caption or events."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
     import torch
     from fairseq import checkpoint_utils
 
     import supmam_plugin  # noqa: F401  (registers the task and model)
+    from supmam_plugin.data.caption_dataset import CaptionDataset
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
     model = models[0].eval()
     task.load_dataset("valid")
     dataset = task.datasets["valid"]
-    batch = dataset.collater([dataset[i] for i in range(clips)])
+    spread = np.linspace(0, len(dataset) - 1, min(clips, len(dataset))).round().astype(int)
+    chosen = sorted(dict.fromkeys(spread.tolist()), key=lambda i: dataset.captions[i][0])
+    batch = dataset.collater([dataset[i] for i in chosen])
+    captions = sorted({dataset.captions[i][0] for i in chosen})  # a caption shared by clips is one column
+    tokens = CaptionDataset.pad_tokens([task.tokenizer.encode(c, task.cfg.max_text_tokens) for c in captions])
     with torch.no_grad():
         audio = model.embed_audio(batch["net_input"]["source"], batch["net_input"]["source_lengths"])
-        text = model.embed_text(batch["net_input"]["text_tokens"])
-    similarity = (audio @ text.t()).numpy()
-    figure, axis = plt.subplots(figsize=(7.5, 6.5))
-    image = axis.imshow(similarity, cmap="viridis")
-    axis.set_xlabel("caption of valid clip j")
-    axis.set_ylabel("valid clip i (held-out recordings)")
-    axis.set_title(f"CLAP after {args.updates} updates: cosine(audio i, caption j)")
-    figure.colorbar(image, ax=axis)
+        text = model.embed_text(tokens)
+        cosine = audio @ text.t()
+        softmax = torch.softmax(model.logit_scale.exp() * cosine, dim=1)
+    figure, axes = plt.subplots(1, 2, figsize=(13, 6.2))
+    for axis, matrix, title in ((axes[0], cosine, "cosine(audio i, caption j)"),
+                                (axes[1], softmax, "softmax over captions j (learned temperature)")):
+        image = axis.imshow(matrix.numpy(), cmap="viridis", aspect="auto")
+        axis.set_title(title)
+        axis.set_xlabel(f"the {len(captions)} distinct captions of these clips, in order")
+        if len(captions) <= 12:
+            axis.set_xticks(range(len(captions)), captions, rotation=30)
+        axis.set_ylabel("valid clip i (held-out recordings), ordered by caption")
+        figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.suptitle(f"CLAP after {args.updates} updates on {os.path.basename(data)}: {len(chosen)} valid clips "
+                    "spread over the split")
     path = os.path.join(args.out, "similarity_valid.png")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
 
@@ -161,14 +196,15 @@ def main() -> int:
         result["scores"][split] = {
             "trained": score(args, data, trained, split, "clap"), "random_init": score(args, data, random_twin, split,
                                                                                        "random_init"),
-            "chance": {"R1": 100.0 / clips, "R10": 1000.0 / clips,
+            "chance": {**retrieval_chance(read_captions(os.path.join(data, f"{split}.text"),
+                                                         read_manifest(os.path.join(data, f"{split}.tsv")))),
                        zero_shot: chance_score(data, multi_label)}, "clips": clips}
     result["picture"] = draw_similarity(args, data, trained)
     with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     for split, rows in result["scores"].items():
-        print(f"{split} ({rows['clips']} clips; chance R@1 {rows['chance']['R1']:.2f}, R@10 {rows['chance']['R10']:.1f},"
-              f" {zero_shot} {rows['chance'][zero_shot]:.1f}):")
+        print(f"{split} ({rows['clips']} clips):")
+        print(f"  {'chance':12s} " + "  ".join(f"{k} {v:.1f}" for k, v in rows["chance"].items()))
         for name in ("trained", "random_init"):
             print(f"  {name:12s} " + "  ".join(f"{k} {rows[name].get(k, float('nan')):.1f}" for k in (*SHOWN, zero_shot)))
     print(f"training: {result['training_seconds']:.0f} s; picture {result['picture']}")
