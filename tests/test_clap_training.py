@@ -210,7 +210,7 @@ def test_clap_checkpoints_name_the_path_to_their_teacher(trained_clap, trained_h
     vit_checkpoint, _ = trained_clap
     assert export_clap_main([vit_checkpoint, str(tmp_path / "x.pt")]) == 1
     assert f"model.teacher=clap model.teacher_checkpoint={vit_checkpoint}" in capsys.readouterr().err
-    with pytest.raises(CheckpointError, match="supmam-export-clap .* model.teacher=laion_clap"):
+    with pytest.raises(CheckpointError, match="model.teacher=clap .*supmam-export-clap .* model.teacher=laion_clap"):
         read_encoder(trained_htsat_clap)
 
 
@@ -304,3 +304,23 @@ def test_zero_shot_prompts_are_embedded_once_per_validation(trained_clap, captio
     _, after = scored()
     torch.testing.assert_close(after, model.embed_text(task.zero_shot_tokens))
     assert not torch.allclose(after, first)
+
+
+def test_the_clap_teacher_reads_an_htsat_clap_as_the_laion_clap_teacher_reads_its_export(trained_htsat_clap, tmp_path):
+    """model.teacher=clap on an HTS-AT CLAP: the same targets as model.teacher=laion_clap on its
+    export (two paths to the same weights), its own identity for target caches."""
+    from types import SimpleNamespace
+
+    from supmam_plugin.commands.export_clap import main as export_clap_main
+    from supmam_plugin.teachers import build_teacher
+    from supmam_plugin.teachers.laion_clap import ClapTeacher
+
+    export = str(tmp_path / "release.pt")
+    assert export_clap_main([trained_htsat_clap, export]) == 0
+    cfg = SimpleNamespace(teacher="clap", teacher_checkpoint=trained_htsat_clap, clap_feature="projected",
+                          teacher_interpolation="bilinear", teacher_layer=-1, clap_model="HTSAT-tiny")
+    teacher = build_teacher(cfg, grid=(64, 8))
+    waveform = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (2, 48000 * 2))).float()
+    from_export = ClapTeacher(export, model_name="HTSAT-tiny", feature="projected")
+    torch.testing.assert_close(teacher(waveform), from_export(waveform))
+    assert teacher.identity()["teacher"] == "clap" and teacher.identity()["variant"] == "HTSAT-tiny"

@@ -96,12 +96,23 @@ def read_clap_state_dict(path) -> dict:
 RELEASE_PREFIXES = ("audio_branch.", "audio_projection.")  # what a release holds of the audio side, as CLAP names it
 
 
-def release_state_of_trained_clap(path: str) -> tuple[dict, str]:
+def is_htsat_clap(state) -> bool:
+    """Whether ``state`` (a file read by read_checkpoint) is a CLAP trained here with the HTS-AT tower."""
+    if not is_fairseq_checkpoint(state):
+        return False
+    try:
+        _, model_cfg, _ = fairseq_configs(state, "", models=("clap",))
+    except CheckpointError:
+        return False
+    return model_cfg.get("audio_tower", "vit") == "htsat"
+
+
+def release_state_of_trained_clap(path: str, state=None) -> tuple[dict, str]:
     """A CLAP trained here with the HTS-AT tower (model ``clap``, ``model.audio_tower=htsat``) in LAION-CLAP's
     release layout: ({"state_dict": {"audio_branch.*", "audio_projection.*", "logit_scale_a"}}, its
     ``htsat_model``). The caption tower is not LAION's RoBERTa, so it is left out: a release's audio
-    side is what the ``laion_clap`` teacher reads."""
-    state = read_checkpoint(path)
+    side is what the ``laion_clap`` teacher reads. ``state``: the file as read_checkpoint read it, if at hand."""
+    state = read_checkpoint(path) if state is None else state
     if not is_fairseq_checkpoint(state):
         raise CheckpointError(f"{path}: not a fairseq checkpoint of model 'clap' (fairseq-hydra-train --config-dir "
                               "recipes/clap --config-name htsat makes one)")
@@ -172,6 +183,8 @@ class ClapTeacher(Teacher):
         interpolation: `F.grid_sample` mode sampling the 32 x 2 token map on `grid`.
         student_seconds: the time the student's `grid` spans (10.24 s for 1024 frames);
             None: the teacher's own span (10 s), i.e. a plain resize.
+        state: the release-layout state dict when the caller has read it already (``checkpoint``
+            then names where it came from).
 
     The module stays in eval mode and never requires grad. Its log-mel front end stays in
     float32 even after `.half()` (a float16 power spectrum overflows and log(1e-10) underflows).
@@ -187,6 +200,7 @@ class ClapTeacher(Teacher):
         grid=PATCH_GRID,
         interpolation: str = "bilinear",
         student_seconds: float | None = None,
+        state: dict | None = None,
     ):
         super().__init__(grid, student_seconds, interpolation)
         if feature not in FEATURES:
@@ -219,7 +233,7 @@ class ClapTeacher(Teacher):
                 model_name, RANDOM_TEACHER_SEED,
             )
         else:
-            self._load_checkpoint(self.checkpoint)
+            self._load_checkpoint(self.checkpoint, state)
 
         self.freeze()
 
@@ -230,8 +244,8 @@ class ClapTeacher(Teacher):
         return cls(cfg.teacher_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.teacher_interpolation,
                    student_seconds=student_seconds)
 
-    def _load_checkpoint(self, path: str):
-        state = read_clap_state_dict(path)
+    def _load_checkpoint(self, path: str, state: dict | None = None):
+        state = read_clap_state_dict(path) if state is None else state
         prefixes = tuple(f"{name}." for name, _ in self.named_children())
         given = {key: value for key, value in state.items() if key.startswith(prefixes)}
         embedding = given.get("audio_branch.patch_embed.proj.weight")

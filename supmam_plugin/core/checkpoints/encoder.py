@@ -52,9 +52,9 @@ def read_encoder(path: str, state=None) -> EncoderCheckpoint:
         return EncoderCheckpoint(weights, architecture, 16000, "audiomae")
     name, model_cfg, task_cfg = fairseq_configs(state, path)
     if name == "clap" and model_cfg.get("audio_tower") == "htsat":
-        raise CheckpointError(f"{path}: a CLAP whose audio tower is HTS-AT, not this plugin's ViT: write it in "
-                              f"LAION-CLAP's layout (supmam-export-clap {path} OUT.pt) and use model.teacher=laion_clap "
-                              f"model.teacher_checkpoint=OUT.pt model.clap_model={model_cfg.get('htsat_model')}")
+        raise CheckpointError(f"{path}: a CLAP whose audio tower is HTS-AT, not this plugin's ViT: as a teacher use "
+                              "model.teacher=clap (it reads the HTS-AT tower), or write it in LAION-CLAP's layout "
+                              f"(supmam-export-clap {path} OUT.pt) for model.teacher=laion_clap")
     weights = {k[len("encoder."):]: v for k, v in state["model"].items() if k.startswith("encoder.")}
     if "patch_embed.proj.weight" not in weights:
         raise CheckpointError(f"{path}: holds no encoder weights (no 'encoder.*' keys)")
