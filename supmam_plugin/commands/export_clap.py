@@ -6,7 +6,7 @@ layout, for ``model.teacher=laion_clap model.teacher_checkpoint=OUT.pt``.
 CHECKPOINT: a fairseq checkpoint of model ``clap`` with ``model.audio_tower=htsat``
 (``fairseq-hydra-train --config-dir .../recipes/clap --config-name htsat``). OUT.pt holds
 ``{"state_dict": {"audio_branch.*", "audio_projection.*", "logit_scale_a"}}``: tensors only (it opens
-with ``torch.load(weights_only=True)``), the keys of a released ``630k-*.pt``'s audio side. A CLAP
+with torch's weights-only loading), the keys of a released ``630k-*.pt``'s audio side. A CLAP
 with the ViT tower needs no export: ``model.teacher=clap`` reads its checkpoint.
 """
 from __future__ import annotations
