@@ -5,9 +5,11 @@ Audio tower (``model.audio_tower``): ``vit``, the plugin's ViT encoder (the ``su
 and keys), its patch outputs mean-pooled; or ``htsat``, LAION-CLAP's HTS-AT from the ``laion_clap``
 package (the paper's teacher: 48 kHz waveforms, 10 s, its own log-mel; its pooled ``embedding``),
 kept under LAION-CLAP's own names (``audio_branch``, ``audio_projection``) so that
-``supmam-export-clap`` writes a release-layout file the ``laion_clap`` teacher reads. Caption tower: sentencepiece pieces, learned positions and pre-norm transformer
-layers (``torch.nn.TransformerEncoder``, with a padding mask), mean-pooled over the caption's
-pieces. Each tower has LAION-CLAP's projection (Linear, ReLU, Linear) to ``embed_dim``; the
+``supmam-export-clap`` writes a release-layout file the ``laion_clap`` teacher reads.
+
+Caption tower: sentencepiece pieces, learned positions and pre-norm transformer layers
+(``torch.nn.TransformerEncoder``, with a padding mask), mean-pooled over the caption's pieces.
+Each tower has LAION-CLAP's projection (Linear, ReLU, Linear) to ``embed_dim``; the
 embeddings are L2-normalised; the temperature is learned (CLIP's initial 0.07).
 """
 from __future__ import annotations
@@ -86,7 +88,7 @@ class ClapModel(BaseFairseqModel):
                                  f"task.sample_rate={sample_rate}: set task.sample_rate={htsat['sample_rate']} (clips "
                                  "are resampled when read)")
             self.clip_samples = htsat["clip_samples"]
-            self.audio_branch = build_htsat({"audio_cfg": htsat})
+            self.audio_branch = build_htsat(htsat)
             self.audio_projection = projection(self.audio_branch.num_features, cfg.embed_dim)
         else:
             self.fbank_settings = FbankSettings(sample_rate=sample_rate)

@@ -28,6 +28,7 @@ class CheckpointEncoderTeacher(Teacher):
             the last block, before the final LayerNorm, which a fine-tuned classifier never
             trains: it pools before it).
         grid, student_seconds, interpolation: the student's side (:class:`Teacher`).
+        state: the file as ``read_checkpoint`` read it, when the caller has it already.
     """
 
     checkpoint_help = "a checkpoint of this plugin (.pt: pretraining or fine-tuned classifier) or an AudioMAE .pth"
@@ -35,9 +36,9 @@ class CheckpointEncoderTeacher(Teacher):
     cuda_dtype = torch.bfloat16  # a ViT's residual stream can leave float16's range
 
     def __init__(self, checkpoint: str, grid, layer: int = -1, interpolation: str = "bilinear",
-                 student_seconds: float | None = None):
+                 student_seconds: float | None = None, state=None):
         super().__init__(grid, student_seconds, interpolation)
-        found = read_encoder(checkpoint)
+        found = read_encoder(checkpoint, state)
         if self.kinds and found.kind not in self.kinds:
             raise CheckpointError(f"{checkpoint}: a checkpoint of kind {found.kind!r}, but model.teacher={self.name} reads "
                                   f"{' or '.join(self.kinds)} checkpoints ({self.checkpoint_help}); for any encoder "

@@ -143,12 +143,12 @@ def _cast_to_body_dtype(patch_embed, inputs):
     return (inputs[0].to(patch_embed.proj.weight.dtype),) + tuple(inputs[1:])
 
 
-def build_htsat(config: dict) -> nn.Module:
-    """LAION-CLAP's HTS-AT of a model config (:func:`read_clap_model_config`), without fusion, as
+def build_htsat(audio_cfg: dict) -> nn.Module:
+    """LAION-CLAP's HTS-AT of a model config's ``audio_cfg`` (:func:`read_clap_model_config`), without fusion, as
     ``CLAP.audio_branch`` is built (so its keys are a release's ``audio_branch.*``). Its front end
     (STFT, log-mel, bn0) runs in float32 whatever the body's dtype: keep it so after ``.half()`` or
     ``.to(dtype)`` with :func:`front_end_to_float32`."""
-    branch = import_htsat()(SimpleNamespace(**config["audio_cfg"]), enable_fusion=False, fusion_type="None")
+    branch = import_htsat()(SimpleNamespace(**audio_cfg), enable_fusion=False, fusion_type="None")
     branch.patch_embed.register_forward_pre_hook(_cast_to_body_dtype)
     return branch
 
@@ -215,7 +215,7 @@ class ClapTeacher(Teacher):
         self.seconds = self.clip_samples / self.sample_rate  # 10 s
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_TEACHER_SEED)
-            self.audio_branch = build_htsat(config)
+            self.audio_branch = build_htsat(config["audio_cfg"])
             self.token_width = self.audio_branch.num_features
             self.audio_projection = None
             if feature == "projected":

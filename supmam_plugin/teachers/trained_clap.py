@@ -29,7 +29,7 @@ class TrainedClapTeacher(CheckpointEncoderTeacher):
         if is_htsat_clap(state):
             return HtsatClapTeacher(cfg.teacher_checkpoint, state, cfg.clap_feature, grid, cfg.teacher_interpolation,
                                     student_seconds)
-        return super().from_config(cfg, grid, student_seconds)
+        return cls(cfg.teacher_checkpoint, grid, cfg.teacher_layer, cfg.teacher_interpolation, student_seconds, state)
 
 
 class HtsatClapTeacher(ClapTeacher):
