@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from conftest import REPO
 from supmam_plugin.commands.demo import main as demo_main
+from supmam_plugin.commands.fairseq_runs import parse_validate_output
 from supmam_plugin.core.manifest import read_class_list, read_labels, read_manifest
 from supmam_plugin.evaluation.labelled_splits import read_labelled_splits
 from supmam_plugin.evaluation.linear_probe import mfcc_baseline
@@ -175,3 +176,34 @@ def test_multi_label_demo_reports_map(events, tmp_path, capsys, monkeypatch):
     # the fine-tuning was multi-label, and chose its best checkpoint by mAP
     command = open(out / "logs" / "finetune_scratch_s1.log").readline()
     assert "task.multi_label=true" in command and "checkpoint.best_checkpoint_metric=mAP" in command
+
+
+def test_demo_trains_its_clap_teacher_on_the_pool_captions_only(events, tmp_path, capsys, monkeypatch):
+    """supmam-demo --teacher clap with no checkpoint: a CLAP is trained for the seed on the POOL's
+    captions alone (no labelled clip, label, valid or test clip), its targets feed SupMAM-CLAP, and
+    it is scored as a model of its own: zero-shot (what fairseq-validate printed) and a linear probe."""
+    monkeypatch.delenv("SUPMAM_CLAP_CHECKPOINT", raising=False)
+    out = tmp_path / "out"
+    code = demo_main(["--data", events, "--pretrain-data", events, "--out", str(out), "--methods", "supmam_clap",
+                      "--teacher", "clap", "--teacher-updates", "2", "--pretrain-updates", "2", "--finetune-updates",
+                      "2", "--validate-interval", "1", "--batch-size", "8", "--pretrain-batch-size", "8"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "SupMAM-CLAP (CLAP teacher)" in last and "the CLAP teacher (2 updates on the pool's captions): zero-shot" in last
+    result = json.load(open(out / "results.json"))
+    assert result["teacher"] == "trained here" and result["teacher_updates"] == 2
+    teacher_log = open(out / "logs" / "clap_teacher_s1.log").read()
+    command = teacher_log.splitlines()[0]
+    assert "dataset.train_subset=pool" in command and "dataset.disable_validation=true" in command
+    assert "| valid |" not in teacher_log  # it never validated, so no labelled split chose it
+    tokenizer_command = open(out / "logs" / "tokenizer.log").readline()
+    assert "--splits pool" in tokenizer_command
+    row = result["clap_teacher"]["1"]
+    validate_log = open(out / "logs" / "clap_teacher_s1_test.log").read()
+    assert row["zero_shot"] == parse_validate_output(validate_log, "test")["zero_shot_mAP"]
+    assert 0 <= row["zero_shot"] <= 100 and row["probe"]["metric"] == "mAP" and row["probe_test"] == row["probe"]["test"]
+    # its targets are what SupMAM-CLAP read: the pretraining names the teacher and its seed's cache
+    pretrain_command = open(out / "logs" / "pretrain_supmam_clap_s1.log").readline()
+    assert "model.teacher=clap" in pretrain_command
+    assert f"model.teacher_checkpoint={out / 'clap_teacher_s1' / 'checkpoint_last.pt'}" in pretrain_command
+    assert f"task.teacher_cache={out / 'teacher_cache_s1'}" in pretrain_command

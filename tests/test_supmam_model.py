@@ -202,6 +202,53 @@ def test_criterion_total_spectrogram_target_masked_only_plus_cls():
     assert log["cls_correct"] == int((out["cls_logits"].argmax(-1) == labels).sum())
 
 
+def _criterion_terms(model, sample, **criterion_cfg):
+    """(loss, log, the model's output) of one criterion call."""
+    criterion = SupmamCriterion(SupmamCriterionConfig(**criterion_cfg), task=None)
+    seen, handle = capture_output(model)
+    try:
+        loss, _, log = criterion(model, sample)
+    finally:
+        handle.remove()
+    return loss, log, {k: (v.detach() if torch.is_tensor(v) else v) for k, v in seen[0].items()}
+
+
+def test_ablations_masked_only_teacher_target_and_classification_only(clap_model, teacher_audio):
+    """The paper's ablations as options: model.target_on_visible=false drops eq. 1's visible term
+    from the teacher target (true adds it to the spectrogram's); criterion.lambda_target=0 leaves
+    the classification loss alone (Table 5's cls row). Checked against _expected_total."""
+    labels = torch.tensor([2, 0])
+    sample = {"net_input": {"fbank": random_fbank(2, seed=1), "teacher_source": teacher_audio,
+                            "clip_ids": torch.tensor([4, 9])}, "target": labels}
+    clap_model.train()
+    clap_model.set_num_updates(0)
+    clap_model.cfg.target_on_visible = False
+    try:
+        loss, log, out = _criterion_terms(clap_model, sample, lambda_cls=0.5)
+    finally:
+        clap_model.cfg.target_on_visible = None
+    assert out["loss_on_visible"] is False
+    expected, masked_sum, visible_sum, _ = _expected_total(out, labels, 0.5, on_visible=False)
+    assert loss.item() == pytest.approx(expected, rel=1e-5) and log["target_loss"] == pytest.approx(masked_sum, rel=1e-5)
+    assert visible_sum > 1e-3
+
+    model = tiny_model(num_classes=4, mask_ratio=0.4, cls_branch=True, target_on_visible=True)
+    model.train()
+    labels = torch.tensor([3, 1])
+    sample = {"net_input": {"fbank": random_fbank(2, seed=2), "clip_ids": torch.tensor([0, 1])}, "target": labels}
+    loss, log, out = _criterion_terms(model, sample, lambda_cls=0.01)
+    assert out["loss_on_visible"] is True
+    assert loss.item() == pytest.approx(_expected_total(out, labels, 0.01, on_visible=True)[0], rel=1e-5)
+
+    loss, log, out = _criterion_terms(model, sample, lambda_cls=0.01, lambda_target=0.0)
+    ce = F.cross_entropy(out["cls_logits"].double() / 10.0, labels, reduction="sum").item()
+    assert loss.item() == pytest.approx(0.01 * ce, rel=1e-5) and log["target_loss"] > 0.1  # logged, not trained
+    loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.decoder.parameters())
+    with pytest.raises(ValueError, match="nothing would be trained"):
+        SupmamCriterion(SupmamCriterionConfig(lambda_cls=0.0, lambda_target=0.0), task=None)
+
+
 # --------------------------------------------------------------------------------------------
 # 2. Patches
 # --------------------------------------------------------------------------------------------

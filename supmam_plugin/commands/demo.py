@@ -43,6 +43,7 @@ import sys
 import time
 
 from ..evaluation.results import CLAP_TARGET, METHOD_NAMES, mean_std, method_label, teacher_label
+from .clap_teacher_run import caption_split, train_clap_teacher, zero_shot_score
 from .fairseq_runs import (
     PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_per_class_ap, parse_validate_output,
     run_logged, training_seconds, validate_command,
@@ -229,6 +230,12 @@ def result_line(result: dict) -> str:
         line += "; linear probes " + ", ".join(
             f"{'random init' if n == 'scratch' else method_label(n, teacher)} {spread(summary[n]['probe_test'], unit)}"
             for n in probes)
+    teacher_rows = result.get("clap_teacher")
+    if teacher_rows:  # a CLAP teacher trained here, scored as a model of its own
+        zero_shot = mean_std(r["zero_shot"] for r in teacher_rows.values())
+        probe = mean_std(r["probe_test"] for r in teacher_rows.values())
+        line += (f"; the CLAP teacher ({result['teacher_updates']} updates on the pool's captions): zero-shot "
+                 f"{spread(zero_shot, unit)}, linear probe {spread(probe, unit)}")
     line += f"; chance {result['chance']:.1f}{unit}"
     pretrained = [summary[n]["finetuned_test"]["mean"] for n in result["methods"]]
     scratch = summary["scratch"]["finetuned_test"]["mean"]
@@ -298,76 +305,137 @@ def pretrain_overrides(method: str, args, pretrain_data: str, split: str, seed: 
     return overrides
 
 
+def finetune_overrides(args, data: str, frames: int, multi_label: bool) -> list:
+    """fairseq-hydra-train overrides of the demo's fine-tuning (recipe finetuning/esc50) at its tiny size."""
+    metric = "mAP" if multi_label else "accuracy"
+    return [f"task.data={data}", f"task.target_frames={frames}", f"task.multi_label={str(multi_label).lower()}",
+            f"checkpoint.best_checkpoint_metric={metric}",
+            f"dataset.batch_size={args.batch_size}", *TINY, *ON_CPU,
+            f"optimization.max_update={args.finetune_updates}", "optimization.max_epoch=0",
+            f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.finetune_updates // 10)}",
+            "dataset.valid_subset=valid", f"dataset.validate_interval={args.validate_interval}",
+            *SMALL_FINETUNING]
+
+
+def finetune_and_score(out: str, name: str, data: str, start_from: str, seed: int, overrides: list, metric: str,
+                       extra_splits, verbose: bool, reuse: bool) -> tuple[dict, float]:
+    """Fine-tune from ``start_from`` (a pretraining checkpoint; '' = from scratch) into OUT/name, then
+    score its best checkpoint (by valid) on test, the training clips and ``extra_splits``:
+    ({split: score, split_AP_per_class: ...}, seconds trained)."""
+    save_dir, reused, seconds = hydra_train(
+        out, name, "finetuning", "esc50",
+        [*overrides, f"common.seed={seed}", f"model.pretrained={start_from}", *([] if start_from else FROM_SCRATCH)],
+        verbose, reuse=reuse)
+    best = os.path.join(save_dir, "checkpoint_best.pt")
+    row = {}
+    for split_name in ("test", "train", *extra_splits):
+        scored = split_score(out, name, data, best, split_name, metric, verbose, reuse=reused)
+        row[split_name] = scored["score"]
+        if "AP_per_class" in scored:
+            row[f"{split_name}_AP_per_class"] = scored["AP_per_class"]
+    print(f"[demo] {name}: held-out test {metric} {row['test']:.1f} (training clips {row['train']:.1f})", flush=True)
+    return row, seconds
+
+
+def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
+                    on_cpu: list = ON_CPU) -> dict:
+    """The CLAP methods' teacher for ``seed`` and its precomputed targets of ``pretrain_data`` ``split``:
+    {"checkpoint", "cache", "reused", "seconds": {...}}. ``--teacher clap`` without ``--teacher-checkpoint``:
+    a tiny CLAP is trained first, for each seed, on the captions of the folder's unlabelled pool only
+    (clap_teacher_run says why); otherwise the given teacher serves every seed (one cache)."""
+    trained = args.teacher == "clap" and not args.teacher_checkpoint
+    seconds, reused = {}, True
+    if trained:
+        checkpoint, seconds[f"clap_teacher_s{seed}"], reused = train_clap_teacher(
+            out, pretrain_data, seed, args.teacher_updates, frames, on_cpu, verbose=args.verbose, reuse=args.reuse)
+        cache = os.path.join(out, f"teacher_cache_s{seed}")
+    else:
+        checkpoint = args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
+        checkpoint = checkpoint if checkpoint == "random" else os.path.abspath(checkpoint)
+        cache = os.path.join(out, "teacher_cache")
+    start = time.time()
+    print(f"[demo] teacher targets of {pretrain_data} {split} ({args.teacher} "
+          f"{checkpoint if checkpoint != 'random' else 'RANDOM teacher: set SUPMAM_CLAP_CHECKPOINT for a real one'})",
+          flush=True)
+    command = [console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
+               "--teacher", args.teacher, "--teacher-checkpoint", checkpoint, "--batch-size", "8", "--device", "cpu"]
+    log = log_path(out, os.path.basename(cache))
+    reused = reused and args.reuse and finished_output(command, log) is not None
+    if not reused and os.path.isdir(cache):  # made afresh: an earlier cache would be continued
+        shutil.rmtree(cache)
+    run_logged(command, log, "teacher", args.verbose, reuse=reused)
+    seconds[os.path.basename(cache)] = round(time.time() - start, 1)
+    return {"checkpoint": checkpoint, "cache": cache, "reused": reused, "seconds": seconds, "trained": trained}
+
+
+def teacher_row(out: str, data: str, teacher: dict, seed: int, multi_label: bool, verbose: bool) -> dict:
+    """A CLAP teacher trained here, scored as a model of its own on the held-out test split:
+    {"zero_shot": fairseq-validate's zero-shot score, "probe_test": a linear probe of its audio tower}."""
+    from ..evaluation.labelled_splits import read_labelled_splits
+    from ..evaluation.linear_probe import probe_checkpoint
+
+    name = f"clap_teacher_s{seed}"
+    zero_shot = zero_shot_score(out, name, data, teacher["checkpoint"], "test", multi_label, verbose=verbose,
+                                reuse=teacher["reused"])
+    splits = read_labelled_splits(data, ("train", "valid", "test"), "label")
+    probe = probe_checkpoint(teacher["checkpoint"], splits, name="CLAP teacher (linear probe)", multi_label=multi_label,
+                             log=print if verbose else _progress_only)
+    print(f"[demo] {name}: zero-shot test {zero_shot:.1f}, linear probe test {probe['test']:.1f}", flush=True)
+    return {"zero_shot": zero_shot, "probe_test": probe["test"], "probe": probe}
+
+
 def run(args) -> dict:
     data, out = os.path.abspath(args.data), os.path.abspath(args.out)
     pretrain_data = os.path.abspath(args.pretrain_data or args.data)
     split = pretraining_split(pretrain_data)
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    teacher = args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
-    if args.teacher != "laion_clap" and not args.teacher_checkpoint:
+    if args.teacher not in ("laion_clap", "clap") and not args.teacher_checkpoint:
         raise SystemExit(f"supmam-demo: --teacher {args.teacher} needs --teacher-checkpoint")
-    teacher = teacher if teacher == "random" else os.path.abspath(teacher)
-    cache = os.path.join(out, "teacher_cache")
     for extra in args.also_score:
         if not os.path.isfile(os.path.join(data, f"{extra}.tsv")) or not os.path.isfile(os.path.join(data, f"{extra}.label")):
             raise SystemExit(f"supmam-demo: --also-score {extra}: {data} has no {extra}.tsv and {extra}.label")
+    if args.teacher == "clap" and not args.teacher_checkpoint and any(m in CLAP_TARGET for m in args.methods):
+        caption_split(pretrain_data)  # refuses a folder with no captioned pool before anything runs
     multi_label = args.multi_label or is_multi_label(data)
     metric = "mAP" if multi_label else "accuracy"
     frames = args.frames or frames_for(data)
     print(f"[demo] {data}: {'multi-label: mAP' if multi_label else 'single-label: accuracy'}, {frames} fbank frames "
           "per clip", flush=True)
-    result = {"methods": list(args.methods), "seeds": list(args.seeds), "teacher": teacher,
+    trains_teacher = args.teacher == "clap" and not args.teacher_checkpoint
+    result = {"methods": list(args.methods), "seeds": list(args.seeds),
+              "teacher": "trained here" if trains_teacher else
+              (args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"),
               "metric": metric, "multi_label": multi_label, "frames": frames, "also_score": list(args.also_score),
               "teacher_name": args.teacher, "data": data,
               "pretrain_data": pretrain_data, "pretrain_split": split, "pretrain_updates": args.pretrain_updates,
               "finetune_updates": args.finetune_updates, "finetune_overrides": SMALL_FINETUNING,
               "chance": chance_score(data, multi_label), "finetuned": {}, "linear_probe": {}, "seconds": {}}
-    cache_reused = True
-    if any(m in CLAP_TARGET for m in args.methods):
-        start = time.time()
-        print(f"[demo] teacher targets of {pretrain_data} {split} ({args.teacher} "
-              f"{teacher if teacher != 'random' else 'RANDOM teacher: set SUPMAM_CLAP_CHECKPOINT for a real one'})",
-              flush=True)
-        command = [console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
-                   "--teacher", args.teacher, "--teacher-checkpoint", teacher, "--batch-size", "8", "--device", "cpu"]
-        cache_reused = args.reuse and finished_output(command, log_path(out, "teacher_cache")) is not None
-        if not cache_reused and os.path.isdir(cache):  # made afresh: an earlier cache would be continued
-            shutil.rmtree(cache)
-        run_logged(command, log_path(out, "teacher_cache"), "teacher", args.verbose, reuse=cache_reused)
-        result["seconds"]["teacher_cache"] = round(time.time() - start, 1)
-
-    finetune = [f"task.data={data}", f"task.target_frames={frames}", f"task.multi_label={str(multi_label).lower()}",
-                f"checkpoint.best_checkpoint_metric={metric}",
-                f"dataset.batch_size={args.batch_size}", *TINY, *ON_CPU,
-                f"optimization.max_update={args.finetune_updates}", "optimization.max_epoch=0",
-                f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.finetune_updates // 10)}",
-                "dataset.valid_subset=valid", f"dataset.validate_interval={args.validate_interval}",
-                *SMALL_FINETUNING]
+    if trains_teacher:
+        result["teacher_updates"] = args.teacher_updates
+    finetune = finetune_overrides(args, data, frames, multi_label)
+    teacher = None
     for seed in args.seeds:
+        if any(m in CLAP_TARGET for m in args.methods) and (teacher is None or teacher["trained"]):
+            teacher = teacher_targets(args, out, pretrain_data, split, seed, frames)
+            result["seconds"].update(teacher["seconds"])
+            if teacher["trained"]:
+                row = teacher_row(out, data, teacher, seed, multi_label, args.verbose)
+                result.setdefault("clap_teacher", {})[str(seed)] = row
         pretrained, reused = {}, {"scratch": args.reuse}
         for method in args.methods:
             name = f"pretrain_{method}_s{seed}"
+            clap = method in CLAP_TARGET
             save_dir, reused[method], result["seconds"][name] = hydra_train(
-                out, name, "pretraining", method, pretrain_overrides(method, args, pretrain_data, split, seed, teacher, cache, multi_label,
-                                   frames),
-                args.verbose, reuse=args.reuse and (cache_reused or method not in CLAP_TARGET))
+                out, name, "pretraining", method,
+                pretrain_overrides(method, args, pretrain_data, split, seed, teacher["checkpoint"] if clap else "",
+                                   teacher["cache"] if clap else "", multi_label, frames),
+                args.verbose, reuse=args.reuse and (not clap or teacher["reused"]))
             pretrained[method] = os.path.join(save_dir, "checkpoint_last.pt")
         for method, start_from in {**pretrained, "scratch": ""}.items():
             name = f"finetune_{method}_s{seed}"
-            save_dir, finetune_reused, result["seconds"][name] = hydra_train(
-                out, name, "finetuning", "esc50",
-                [*finetune, f"common.seed={seed}", f"model.pretrained={start_from}", *([] if start_from else FROM_SCRATCH)],
-                args.verbose, reuse=reused[method])
-            best = os.path.join(save_dir, "checkpoint_best.pt")
-            row = {}
-            for split_name in ("test", "train", *args.also_score):
-                scored = split_score(out, name, data, best, split_name, metric, args.verbose, reuse=finetune_reused)
-                row[split_name] = scored["score"]
-                if "AP_per_class" in scored:
-                    row[f"{split_name}_AP_per_class"] = scored["AP_per_class"]
+            row, result["seconds"][name] = finetune_and_score(out, name, data, start_from, seed, finetune, metric,
+                                                              args.also_score, args.verbose, reused[method])
             result["finetuned"].setdefault(method, {})[str(seed)] = row
-            print(f"[demo] {name}: held-out test {metric} {row['test']:.1f} (training clips {row['train']:.1f})",
-                  flush=True)
         summarise(result)
         write_results(out, result)  # kept even if what follows fails
         start = time.time()
@@ -430,7 +498,11 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher-checkpoint", default=None,
                         help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt (default: $SUPMAM_CLAP_CHECKPOINT, "
                              "else the RANDOM teacher); checkpoint_encoder (old name: supmam): a checkpoint of this plugin (e.g. a fine-tuned "
-                             "classifier) or an AudioMAE .pth; clap: a CLAP trained with this plugin (recipes/clap)")
+                             "classifier) or an AudioMAE .pth; clap: a CLAP trained with this plugin (recipes/clap); "
+                             "clap without a checkpoint: one is trained for each seed on the captions of --pretrain-data's "
+                             "unlabelled pool (its pool split, else its train split) and nothing else")
+    parser.add_argument("--teacher-updates", type=int, default=1200,
+                        help="updates of the CLAP teacher trained by --teacher clap without --teacher-checkpoint")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],
                         help="one whole pipeline (pretraining, fine-tuning, probe) per seed; mean +- std over them")
     parser.add_argument("--out", default="demo_output", help="output folder")

@@ -1,4 +1,4 @@
-"""Criterion ``supmam``: L_target + lambda_cls * L_cls (SupMAM-CLAP, Interspeech 2023, Sec. 2)."""
+"""Criterion ``supmam``: lambda_target * L_target + lambda_cls * L_cls (SupMAM-CLAP, Interspeech 2023, Sec. 2)."""
 
 import logging
 from dataclasses import dataclass, field
@@ -20,6 +20,11 @@ class SupmamCriterionConfig(FairseqDataclass):
         default=0.0,
         metadata={"help": "weight of the classification loss (paper: 0.01 for SupMAM, 1e-4 for "
                   "SupMAM-CLAP, 0 without the branch)"},
+    )
+    lambda_target: float = field(
+        default=1.0,
+        metadata={"help": "weight of the target (reconstruction) loss: 1 in every paper recipe; 0 leaves the "
+                  "classification loss alone (the paper's Table 5 'cls' row; the decoder still runs)"},
     )
     cls_temperature: float = field(
         default=10.0, metadata={"help": "tau: the branch's logits are divided by it (paper: 10)"}
@@ -81,13 +86,17 @@ class SupmamCriterion(FairseqCriterion):
     def __init__(self, cfg: SupmamCriterionConfig, task):
         super().__init__(task)
         self.lambda_cls = cfg.lambda_cls
+        self.lambda_target = cfg.lambda_target
+        if self.lambda_target == 0 and self.lambda_cls == 0:
+            raise ValueError("criterion.lambda_target=0 and criterion.lambda_cls=0: nothing would be trained; "
+                             "set one of them above 0")
         self.temperature = cfg.cls_temperature
 
     def forward(self, model, sample, reduce=True):
         out = model(**sample["net_input"])
         masked_loss, visible_loss = masked_and_visible_mse(out["prediction"], out["target"], out["mask"])
         target_loss = masked_loss + visible_loss if out["loss_on_visible"] else masked_loss
-        loss = target_loss.sum()
+        loss = self.lambda_target * target_loss.sum()
         batch_size = out["mask"].size(0)
         log = {
             "nsentences": batch_size,
@@ -112,7 +121,7 @@ class SupmamCriterion(FairseqCriterion):
             if target.dim() == 1:
                 correct = (out["cls_logits"].argmax(-1) == target) & labelled
                 log["cls_correct"] = int(correct.sum().item())
-        check_finite(target_loss + (self.lambda_cls * cls_loss if self.lambda_cls > 0 else 0.0), sample, model)
+        check_finite(self.lambda_target * target_loss + (self.lambda_cls * cls_loss if self.lambda_cls > 0 else 0.0), sample, model)
         log["loss"] = loss.item()
         return loss, batch_size, log
 

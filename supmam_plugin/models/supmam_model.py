@@ -52,6 +52,12 @@ class SupmamConfig(VitEncoderConfig, TeacherConfig):
     mask_ratio: float = field(
         default=0.8, metadata={"help": "fraction of patches masked (paper: 0.8 / 0.2 / 0.4 / 0.4)"}
     )
+    target_on_visible: Optional[bool] = field(
+        default=None,
+        metadata={"help": "add the loss on the VISIBLE patches to the loss on the masked ones: null = the "
+                  "paper's choice (yes for the teacher target, eq. 1; no for the spectrogram, AudioMAE); "
+                  "false with the teacher target is the paper's masked-only ablation"},
+    )
     norm_pix_loss: bool = field(
         default=True, metadata={"help": "spectrogram target: normalise each patch (AudioMAE's norm_pix)"}
     )
@@ -317,6 +323,7 @@ class SupmamModel(BaseFairseqModel):
             "prediction": prediction,
             "target": target,
             "mask": mask.float(),
-            "loss_on_visible": self.cfg.target == "teacher",
+            "loss_on_visible": (self.cfg.target == "teacher" if self.cfg.target_on_visible is None
+                                else bool(self.cfg.target_on_visible)),
             "cls_logits": cls_logits,
         }

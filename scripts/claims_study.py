@@ -1,0 +1,325 @@
+"""The paper's claims in miniature (issue 25): its Table 1 and ablations (Tables 2, 5, 6 and eq. 1's
+visible + masked target) on this machine's two tasks, with a CLAP teacher trained here on the
+pool's captions only, 3 seeds, every row at the demo's budget.
+
+    .venv/bin/python scripts/claims_study.py --out claims_study                # everything, 2 runs at a time
+    .venv/bin/python scripts/claims_study.py --tasks sound_events --arms table # only the table's rows
+    .venv/bin/python scripts/claims_study.py --report                          # the tables of what is done
+
+A UNIT is one row of one task and seed: ``teacher`` (the CLAP teacher trained on the pool's captions:
+zero-shot and linear probe on test), ``scratch`` (fine-tuned from a random init, and the random-init
+probe), ``mfcc`` (the baseline, once per task), or a pretraining ARM (``ARMS``: a recipe and the
+overrides that make it an ablation) pretrained, fine-tuned and probed exactly as supmam-demo does
+(its functions run every step). Each finished unit is written at once to the LEDGER
+(``results/claims_study.json``, committed), keyed by task/arm/seed with the sizes it ran at: a study
+stopped anywhere, in this session or the next, continues with the units missing (runs whose fairseq
+logs under OUT hold a finished run are reused too). ``--workers`` units run at a time, each fairseq
+process on one thread (the 2-core machine: two independent 1-thread runs).
+
+Nothing is chosen on test: fine-tuning keeps its best checkpoint by valid, probes choose C on valid,
+the teacher keeps its last checkpoint (it never sees a labelled split).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # every fairseq process (and this one) on one thread
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+from supmam_plugin.commands import demo  # noqa: E402
+from supmam_plugin.evaluation.results import CLAP_TARGET, mean_std  # noqa: E402
+
+LEDGER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "claims_study.json")
+# task: (labelled data, pretraining data)
+TASKS = {"sound_events": ("data/sound_events", "data/sound_events"), "spoken_words": ("data/demo", "data/demo_pool")}
+# task: the demo's budget there (RESULTS.md chose each on valid): pretraining, fine-tuning and CLAP
+# teacher updates, fine-tuning's validation interval in epochs
+SIZES = {"sound_events": {"pretrain_updates": 2000, "finetune_updates": 1500, "teacher_updates": 1200,
+                          "validate_interval": 4},
+         "spoken_words": {"pretrain_updates": 2000, "finetune_updates": 2400, "teacher_updates": 1200,
+                          "validate_interval": 10}}
+# arm: (recipe, extra pretraining overrides, group). The table's rows are the paper's Table 1; the
+# ablations run on the sound events only.
+ARMS = {
+    "audiomae": ("audiomae", [], "table"),
+    "mam_clap": ("mam_clap", [], "table"),                     # mask 0.2, visible + masked
+    "supmam": ("supmam", [], "table"),                         # rec + cls, lambda 0.01
+    "supmam_clap": ("supmam_clap", [], "table"),               # lambda 1e-4
+    "audiomae_teacher_compute": ("audiomae", None, "table"),   # AudioMAE given the teacher's compute too
+    "mam_clap_mask0.4": ("mam_clap", ["model.mask_ratio=0.4"], "ablation"),  # Table 2
+    "mam_clap_mask0.8": ("mam_clap", ["model.mask_ratio=0.8"], "ablation"),
+    "mam_clap_masked_only": ("mam_clap", ["model.target_on_visible=false"], "ablation"),  # eq. 1
+    "supmam_rec": ("supmam", ["criterion.lambda_cls=0", "model.cls_branch=false"], "ablation"),  # Table 5
+    "supmam_cls": ("supmam", ["criterion.lambda_target=0"], "ablation"),
+    "supmam_clap_lambda0.01": ("supmam_clap", ["criterion.lambda_cls=0.01"], "ablation"),  # Table 6
+}
+ABLATION_TASKS = ("sound_events",)
+
+
+def demo_args(sizes: dict) -> argparse.Namespace:
+    """supmam-demo's arguments at a task's sizes (SIZES)."""
+    return argparse.Namespace(pretrain_batch_size=32, pretrain_lr=1e-3, batch_size=16, teacher="clap",
+                              teacher_checkpoint=None, verbose=False, reuse=True, **sizes)
+
+
+class Ledger:
+    """results/claims_study.json: {"rows": {"task/arm/sN": row}}; a row counts only when its "sizes"
+    equal its task's SIZES (a change of budget starts those rows afresh)."""
+
+    def __init__(self, path: str):
+        self.path, self.lock = path, threading.Lock()
+        self.rows = {}
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                self.rows = json.load(f)["rows"]
+
+    def get(self, key: str):
+        row = self.rows.get(key)
+        return row if row is not None and row.get("sizes") == SIZES[key.split("/")[0]] else None
+
+    def put(self, key: str, row: dict) -> None:
+        with self.lock:
+            self.rows[key] = {**row, "sizes": SIZES[key.split("/")[0]], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(self.path + ".tmp", "w", encoding="utf-8") as f:
+                json.dump({"rows": dict(sorted(self.rows.items()))}, f, indent=1)
+                f.write("\n")
+            os.replace(self.path + ".tmp", self.path)
+
+
+class Study:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.ledger = Ledger(cfg.ledger)
+        self.teachers = {}  # (task, seed) -> teacher dict of demo.teacher_targets
+        self.teacher_locks = {}
+        self.lock = threading.Lock()
+
+    def folders(self, task):
+        data, pretrain = (os.path.abspath(p) for p in TASKS[task])
+        multi_label = demo.is_multi_label(data)
+        return data, pretrain, multi_label, demo.frames_for(data), os.path.join(os.path.abspath(self.cfg.out), task)
+
+    def teacher(self, task, seed) -> dict:
+        """The trained teacher of (task, seed) and its cache, made once (its unit, or the first arm that needs it)."""
+        with self.lock:
+            lock = self.teacher_locks.setdefault((task, seed), threading.Lock())
+        with lock:
+            if (task, seed) not in self.teachers:
+                data, pretrain, _, frames, out = self.folders(task)
+                os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+                self.teachers[(task, seed)] = demo.teacher_targets(demo_args(SIZES[task]), out, pretrain,
+                                                                   demo.pretraining_split(pretrain), seed, frames)
+            return self.teachers[(task, seed)]
+
+    def run_unit(self, task, arm, seed) -> None:
+        key = f"{task}/{arm}/s{seed}"
+        if self.ledger.get(key) is not None:
+            return
+        data, pretrain, multi_label, frames, out = self.folders(task)
+        os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+        metric = "mAP" if multi_label else "accuracy"
+        start = time.time()
+        print(f"[study] {key}: started", flush=True)
+        if arm == "mfcc":
+            row = {"baseline": demo.mfcc_row(data, multi_label, log=demo._progress_only)}
+        elif arm == "teacher":
+            teacher = self.teacher(task, seed)
+            row = {**demo.teacher_row(out, data, teacher, seed, multi_label, False), "seconds": teacher["seconds"]}
+        elif arm == "scratch":
+            row = self.finetune(task, arm, seed, "")
+            row["probe"] = self.probe(task, self.any_checkpoint(task, seed), seed, random_init=True)
+        else:
+            recipe, extra, _ = ARMS[arm]
+            updates = SIZES[task]["pretrain_updates"]
+            if extra is None:  # AudioMAE given the teacher's training time in extra updates
+                updates, extra = self.teacher_compute_updates(task, seed), []
+            args = demo_args({**SIZES[task], "pretrain_updates": updates})
+            clap = recipe in CLAP_TARGET
+            teacher = self.teacher(task, seed) if clap else None
+            split = demo.pretraining_split(pretrain)
+            overrides = demo.pretrain_overrides(recipe, args, pretrain, split, seed,
+                                                teacher["checkpoint"] if clap else "", teacher["cache"] if clap else "",
+                                                multi_label, frames) + list(extra)
+            save_dir, _, seconds = demo.hydra_train(out, f"pretrain_{arm}_s{seed}", "pretraining", recipe, overrides,
+                                                    False, reuse=True)
+            checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
+            row = self.finetune(task, arm, seed, checkpoint)
+            row["seconds"]["pretrain"] = seconds
+            row["pretrain_updates"] = updates
+            row["probe"] = self.probe(task, checkpoint, seed)
+        row["metric"] = metric
+        row["wall_seconds"] = round(time.time() - start, 1)
+        self.ledger.put(key, row)
+        print(f"[study] {key}: done in {row['wall_seconds']:.0f} s: " + summary_of(row), flush=True)
+
+    def finetune(self, task, arm, seed, checkpoint) -> dict:
+        data, _, multi_label, frames, out = self.folders(task)
+        metric = "mAP" if multi_label else "accuracy"
+        overrides = demo.finetune_overrides(demo_args(SIZES[task]), data, frames, multi_label)
+        extra = ["test_seen"] if os.path.isfile(os.path.join(data, "test_seen.tsv")) else []
+        scored, seconds = demo.finetune_and_score(out, f"finetune_{arm}_s{seed}", data, checkpoint, seed, overrides,
+                                                  metric, extra, False, True)
+        return {"finetuned": scored, "seconds": {"finetune": seconds}}
+
+    def probe(self, task, checkpoint, seed, random_init=False) -> dict:
+        from supmam_plugin.evaluation.labelled_splits import read_labelled_splits
+        from supmam_plugin.evaluation.linear_probe import probe_checkpoint
+
+        data, _, multi_label, _, _ = self.folders(task)
+        splits = read_labelled_splits(data, ("train", "valid", "test"), "label")
+        return probe_checkpoint(checkpoint, splits, random_init=random_init, seed=seed, multi_label=multi_label,
+                                log=demo._progress_only)
+
+    def any_checkpoint(self, task, seed) -> str:
+        """A checkpoint of the demo's encoder architecture for the random-init twin (no weight is used):
+        two fairseq updates of the audiomae recipe with lr 0 (one would leave the cosine schedule no period)."""
+        data, pretrain, multi_label, frames, out = self.folders(task)
+        args = argparse.Namespace(**{**vars(demo_args(SIZES[task])), "pretrain_updates": 2, "pretrain_lr": 0.0})
+        overrides = demo.pretrain_overrides("audiomae", args, pretrain, demo.pretraining_split(pretrain), seed, "", "",
+                                            multi_label, frames)
+        save_dir, _, _ = demo.hydra_train(out, f"architecture_s{seed}", "pretraining", "audiomae", overrides, False,
+                                          reuse=True)
+        return os.path.join(save_dir, "checkpoint_last.pt")
+
+    def teacher_compute_updates(self, task, seed) -> int:
+        """The pretraining updates that give AudioMAE its own budget plus the CLAP teacher's: its training
+        and the pass that computes its targets of the pretraining clips, pretrain_updates x (1 + teacher
+        seconds / AudioMAE's pretraining seconds), from the ledger's rows of this seed."""
+        teacher = self.ledger.get(f"{task}/teacher/s{seed}")
+        audiomae = self.ledger.get(f"{task}/audiomae/s{seed}")
+        teacher_seconds = sum(teacher["seconds"].values())
+        ratio = teacher_seconds / audiomae["seconds"]["pretrain"]
+        return int(round(SIZES[task]["pretrain_updates"] * (1 + ratio)))
+
+
+def summary_of(row: dict) -> str:
+    parts = []
+    if "finetuned" in row:
+        parts.append(f"fine-tuned test {row['finetuned']['test']:.1f}")
+    if "probe" in row:
+        parts.append(f"probe test {row['probe']['test']:.1f}")
+    if "zero_shot" in row:
+        parts.append(f"zero-shot test {row['zero_shot']:.1f}")
+    if "baseline" in row:
+        parts.append(f"MFCC test {row['baseline']['test']:.1f}")
+    return ", ".join(parts)
+
+
+def units(cfg) -> list[tuple[str, str, int, list]]:
+    """(task, arm, seed, the units it waits for) in the order they start: the table before the
+    ablations; per task the baseline, then seed by seed the teacher, the random init and the arms
+    (the teacher's students first, the runs without a teacher while it trains)."""
+    order = []
+    for group in ("table", "ablation"):
+        if group not in cfg.arms:
+            continue
+        for task in cfg.tasks:
+            if group == "ablation" and task not in ABLATION_TASKS:
+                continue
+            if group == "table":
+                order.append((task, "mfcc", 0, []))
+            for seed in cfg.seeds:
+                if group == "table":
+                    order += [(task, "teacher", seed, []), (task, "scratch", seed, [])]
+                arms = [a for a, (_, _, g) in ARMS.items() if g == group]
+                for arm in sorted(arms, key=lambda a: (ARMS[a][0] not in CLAP_TARGET, ARMS[a][1] is None)):
+                    recipe, extra, _ = ARMS[arm]
+                    needs = [(task, "teacher", seed)] if recipe in CLAP_TARGET else []
+                    if extra is None:
+                        needs = [(task, "teacher", seed), (task, "audiomae", seed)]
+                    order.append((task, arm, seed, needs))
+    return order
+
+
+def run(cfg) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    study = Study(cfg)
+    futures = {}
+    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
+        for task, arm, seed, needs in units(cfg):
+            waits = [futures[n] for n in needs if n in futures]
+
+            def job(task=task, arm=arm, seed=seed, waits=waits):
+                for w in waits:
+                    w.result()  # a failed dependency fails this unit too, with its error
+                study.run_unit(task, arm, seed)
+
+            futures[(task, arm, seed)] = pool.submit(job)
+        failed = 0
+        for key, future in futures.items():
+            try:
+                future.result()
+            except Exception as e:  # noqa: BLE001 - every unit is tried; the failures are listed
+                failed += 1
+                print(f"[study] {'/'.join(map(str, key))} FAILED: {e}", flush=True)
+    print(report(cfg.ledger), flush=True)
+    if failed:
+        raise SystemExit(f"claims_study: {failed} unit(s) failed (above); rerun to retry them")
+
+
+def report(ledger_path: str) -> str:
+    """Markdown tables (mean +- std over seeds, the seeds, n) of the ledger's rows."""
+    with open(ledger_path, encoding="utf-8") as f:
+        rows = json.load(f)["rows"]
+    lines = []
+    for task in TASKS:
+        mine = {k: v for k, v in rows.items() if k.startswith(task + "/")}
+        if not mine:
+            continue
+        metric = next(iter(mine.values())).get("metric", "")
+        lines += [f"\n{task} (held-out test {metric}; mean +- std over seeds, then the seeds)", "",
+                  "| row | fine-tuned | linear probe | zero-shot | n |", "|---|---|---|---|---|"]
+        arms = dict.fromkeys(k.split("/")[1] for k in mine)
+        for arm in arms:
+            seeds = {k.split("/")[2]: v for k, v in mine.items() if k.split("/")[1] == arm}
+
+            def cell(get):
+                values = [get(v) for v in seeds.values()]
+                values = [x for x in values if x is not None]
+                if not values:
+                    return ""
+                stats = mean_std(values)
+                return f"{stats['mean']:.1f} +- {stats['std']:.1f} ({', '.join(f'{x:.1f}' for x in values)})"
+
+            lines.append(f"| {arm} | {cell(lambda v: v.get('finetuned', {}).get('test'))} | "
+                         f"{cell(lambda v: (v.get('probe') or v.get('baseline') or {}).get('test'))} | "
+                         f"{cell(lambda v: v.get('zero_shot'))} | {len(seeds)} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="claims_study", help="folder of the runs (checkpoints, logs)")
+    parser.add_argument("--ledger", default=os.path.normpath(LEDGER), help="the finished units (JSON, committed)")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--arms", nargs="+", default=["table", "ablation"], choices=["table", "ablation"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--workers", type=int, default=2, help="units at a time (one thread each)")
+    parser.add_argument("--report", action="store_true", help="print the ledger's tables and stop")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 updates for every run (a check that every unit runs; give it its own --ledger and --out)")
+    cfg = parser.parse_args()
+    if cfg.quick:
+        if os.path.abspath(cfg.ledger) == os.path.abspath(LEDGER):
+            raise SystemExit("claims_study: --quick writes 2-update rows: give it a --ledger of its own")
+        for sizes in SIZES.values():
+            sizes.update(pretrain_updates=2, finetune_updates=2, teacher_updates=2, validate_interval=1)
+    if cfg.report:
+        print(report(cfg.ledger))
+        return 0
+    run(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""A demo-sized CLAP teacher trained here (``supmam-demo --teacher clap`` with no checkpoint,
+``scripts/claims_study.py``, ``scripts/clap_study.py``): the ``clap/vit`` recipe at the demo's tiny
+size, on the captions of a folder's UNLABELLED pool only, then scored zero-shot by fairseq-validate.
+
+The pool's captions are text about the pool's sounds, as LAION-CLAP's 630k captions are text about
+sounds: the paper's "AS+TA" setting in miniature. No labelled clip, label, valid or test clip
+reaches the teacher: it trains on the pool split with validation off and its last checkpoint is kept
+(nothing is chosen on a labelled split). The class names reach it only when it is scored zero-shot.
+"""
+from __future__ import annotations
+
+import os
+
+from .fairseq_runs import (
+    PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_validate_output, run_logged, training_seconds,
+)
+
+TINY_AUDIO_TOWER = ["model.encoder_layers=2", "model.encoder_embed_dim=192", "model.encoder_heads=3"]
+SMALL_CAPTION_TOWER = ["model.text_layers=2", "model.text_embed_dim=192", "model.text_heads=3", "model.embed_dim=128"]
+
+
+def caption_split(folder: str) -> str:
+    """The unlabelled pool of ``folder`` whose captions train the teacher: ``pool`` (make sound-events)
+    when it has one, else ``train`` (make demo's pool folder, data/demo_pool, holds only the pool)."""
+    for split in ("pool", "train"):
+        if os.path.isfile(os.path.join(folder, f"{split}.tsv")) and os.path.isfile(os.path.join(folder, f"{split}.text")):
+            return split
+    raise SystemExit(f"{folder}: no captioned pool to train a CLAP teacher on (pool.tsv + pool.text, or train.tsv + "
+                     "train.text); make one with `make sound-events`, or pass a trained teacher's checkpoint")
+
+
+def train_tokenizer(out: str, folder: str, split: str, verbose: bool = False, reuse: bool = False) -> str:
+    """OUT/text.spm.model: supmam-train-tokenizer on ``split``'s captions; returns its path."""
+    tokenizer = os.path.join(out, "text.spm.model")
+    run_logged([console_script("supmam-train-tokenizer"), folder, "--splits", split, "--out", tokenizer],
+               os.path.join(out, "logs", "tokenizer.log"), "tokenizer", verbose, reuse=reuse and os.path.isfile(tokenizer))
+    return tokenizer
+
+
+def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: int, on_cpu: list[str],
+                       batch_size: int = 32, lr: float = 1e-3, verbose: bool = False,
+                       reuse: bool = False) -> tuple[str, float, bool]:
+    """Train the tiny CLAP on ``folder``'s pool captions into OUT/clap_teacher_s{seed}.
+
+    Returns (checkpoint_last.pt, seconds fairseq trained, whether a finished run was reused)."""
+    split = caption_split(folder)
+    tokenizer = train_tokenizer(out, folder, split, verbose, reuse)
+    name = f"clap_teacher_s{seed}"
+    save_dir = os.path.join(out, name)
+    cmd = hydra_train_command("clap", "vit", save_dir, [
+        f"task.data={folder}", f"task.caption_tokenizer={os.path.abspath(tokenizer)}", f"task.target_frames={frames}",
+        f"dataset.train_subset={split}", "dataset.disable_validation=true", f"dataset.batch_size={batch_size}",
+        *TINY_AUDIO_TOWER, *SMALL_CAPTION_TOWER, *on_cpu, f"common.seed={seed}", "optimization.max_epoch=0",
+        f"optimization.max_update={updates}", f"optimization.lr=[{lr}]",
+        f"lr_scheduler.warmup_updates={max(1, updates // 10)}", "checkpoint.save_interval_updates=0"])
+    log = os.path.join(out, "logs", f"{name}.log")
+    reused = reuse and finished_output(cmd, log) is not None
+    print(f"[demo] {name}: CLAP teacher on {os.path.basename(folder)} {split} captions, {updates} updates"
+          + (" (reused)" if reused else f" (log {log})"), flush=True)
+    output = run_logged(cmd, log, name, verbose, reuse=reused)
+    return os.path.join(save_dir, "checkpoint_last.pt"), training_seconds(output), reused
+
+
+def zero_shot_score(out: str, name: str, data: str, checkpoint: str, subset: str, multi_label: bool,
+                    prompt: str | None = None, verbose: bool = False, reuse: bool = False) -> float:
+    """The CLAP's zero-shot score (%) on ``subset`` of ``data``: accuracy, or mAP when ``multi_label``,
+    from one prompt per class of ``data``/dict.label.txt (fairseq-validate, task clap_pretraining)."""
+    task = {"data": os.path.abspath(data), "zero_shot_labels": "label", "multi_label": multi_label}
+    if not os.path.isfile(os.path.join(data, f"{subset}.text")):  # no captions (data/demo): the words stand in
+        task["captions"] = "label"
+    if prompt is not None:
+        task["zero_shot_prompt"] = prompt
+    cmd = [console_script("fairseq-validate"), data, "--user-dir", PLUGIN_DIR, "--path", checkpoint,
+           "--task", "clap_pretraining", "--valid-subset", subset, "--batch-size", "50", "--cpu",
+           "--model-overrides", repr(task)]
+    output = run_logged(cmd, os.path.join(out, "logs", f"{name}_{subset}.log"), name, verbose, reuse=reuse)
+    scores = parse_validate_output(output, subset)
+    return scores["zero_shot_mAP" if multi_label else "zero_shot_accuracy"]
+
