@@ -1,0 +1,63 @@
+"""scripts/claims_study.py's plan (every arm is a real recipe with real options; every unit starts
+after what it reads), its ledger (a row counts only at its task's sizes) and its equal-compute arm.
+Its steps are supmam-demo's, which tests/test_demo.py and tests/test_sound_events.py run for real."""
+import argparse
+import json
+import os
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import claims_study  # noqa: E402
+from recipe_config import compose_recipe  # noqa: E402
+
+
+@pytest.mark.parametrize("arm", sorted(claims_study.ARMS))
+def test_every_arm_is_its_recipe_with_the_ablations_options_applied(arm):
+    recipe, extra, _ = claims_study.ARMS[arm]
+    plain = compose_recipe("pretraining", recipe)
+    cfg = compose_recipe("pretraining", recipe, list(extra or []))  # an unknown key would raise here
+    changed = {o.split("=")[0]: o.split("=")[1] for o in extra or []}
+    for key, value in changed.items():
+        assert str(OmegaConf.select(cfg, key)).lower() == value.lower() != str(OmegaConf.select(plain, key)).lower()
+
+
+def test_units_wait_for_what_they_read_and_ablations_run_on_the_sound_events_only():
+    plan = claims_study.units(argparse.Namespace(tasks=list(claims_study.TASKS), arms=["table", "ablation"],
+                                                 seeds=[1, 2, 3]))
+    position = {(t, a, s): i for i, (t, a, s, _) in enumerate(plan)}
+    assert len(position) == len(plan)  # no unit twice
+    for task, arm, seed, needs in plan:
+        for need in needs:
+            assert position[need] < position[(task, arm, seed)]  # submitted earlier: no worker waits on a later one
+        if arm in claims_study.ARMS and claims_study.ARMS[arm][0] in claims_study.CLAP_TARGET:
+            assert (task, "teacher", seed) in needs
+        if claims_study.ARMS.get(arm, ("", [], ""))[2] == "ablation":
+            assert task == "sound_events"
+    for task in claims_study.TASKS:
+        table = {a for t, a, s, _ in plan if t == task and s == 1}
+        assert {"teacher", "scratch", "audiomae", "mam_clap", "supmam", "supmam_clap",
+                "audiomae_teacher_compute"} <= table
+        assert sum(1 for t, a, _, _ in plan if t == task and a == "mfcc") == 1
+
+
+def test_ledger_counts_rows_at_their_tasks_sizes_and_audiomae_gets_the_teachers_compute(tmp_path):
+    path = tmp_path / "ledger.json"
+    ledger = claims_study.Ledger(str(path))
+    ledger.put("sound_events/teacher/s1", {"seconds": {"clap_teacher_s1": 300.0, "teacher_cache_s1": 100.0}})
+    ledger.put("sound_events/audiomae/s1", {"seconds": {"pretrain": 800.0, "finetune": 300.0}})
+    stale = {"seconds": {"pretrain": 1.0}, "sizes": {**claims_study.SIZES["sound_events"], "pretrain_updates": 600}}
+    rows = json.load(open(path))["rows"]
+    json.dump({"rows": {**rows, "sound_events/supmam/s1": stale}}, open(path, "w"))
+    reread = claims_study.Ledger(str(path))
+    assert reread.get("sound_events/supmam/s1") is None  # another budget: run again
+    assert reread.get("sound_events/audiomae/s1")["seconds"]["pretrain"] == 800.0
+    study = claims_study.Study.__new__(claims_study.Study)
+    study.ledger = reread
+    # 2000 updates x (1 + (300 + 100) / 800) = 3000
+    assert study.teacher_compute_updates("sound_events", 1) == 3000
