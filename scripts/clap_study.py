@@ -27,13 +27,13 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from supmam_plugin.core.captions import read_captions  # noqa: E402
 from supmam_plugin.core.manifest import read_manifest  # noqa: E402
+from supmam_plugin.commands.clap_teacher_run import SMALL_CAPTION_TOWER  # noqa: E402
 from supmam_plugin.commands.demo import ON_CPU, TINY, chance_score, frames_for, is_multi_label  # noqa: E402
 from supmam_plugin.commands.fairseq_runs import (  # noqa: E402
     console_script, hydra_train_command, log_records, parse_validate_output, run_logged, training_seconds,
     validate_command,
 )
 
-SMALL_CAPTION_TOWER = ["model.text_layers=2", "model.text_embed_dim=192", "model.text_heads=3", "model.embed_dim=128"]
 SHOWN = ("a2t_R1", "a2t_R10", "a2t_mAP10", "t2a_R1", "t2a_R10", "t2a_mAP10")
 
 

@@ -15,7 +15,6 @@ from .fairseq_runs import (
     PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_validate_output, run_logged, training_seconds,
 )
 
-TINY_AUDIO_TOWER = ["model.encoder_layers=2", "model.encoder_embed_dim=192", "model.encoder_heads=3"]
 SMALL_CAPTION_TOWER = ["model.text_layers=2", "model.text_embed_dim=192", "model.text_heads=3", "model.embed_dim=128"]
 
 
@@ -37,10 +36,11 @@ def train_tokenizer(out: str, folder: str, split: str, verbose: bool = False, re
     return tokenizer
 
 
-def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: int, on_cpu: list[str],
-                       batch_size: int = 32, lr: float = 1e-3, verbose: bool = False,
+def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: int, audio_tower: list[str],
+                       on_cpu: list[str], batch_size: int = 32, lr: float = 1e-3, verbose: bool = False,
                        reuse: bool = False) -> tuple[str, float, bool]:
-    """Train the tiny CLAP on ``folder``'s pool captions into OUT/clap_teacher_s{seed}.
+    """Train a CLAP (its audio tower: the overrides ``audio_tower``, e.g. the demo's TINY; the small
+    caption tower) on ``folder``'s pool captions into OUT/clap_teacher_s{seed}.
 
     Returns (checkpoint_last.pt, seconds fairseq trained, whether a finished run was reused)."""
     split = caption_split(folder)
@@ -50,7 +50,7 @@ def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: i
     cmd = hydra_train_command("clap", "vit", save_dir, [
         f"task.data={folder}", f"task.caption_tokenizer={os.path.abspath(tokenizer)}", f"task.target_frames={frames}",
         f"dataset.train_subset={split}", "dataset.disable_validation=true", f"dataset.batch_size={batch_size}",
-        *TINY_AUDIO_TOWER, *SMALL_CAPTION_TOWER, *on_cpu, f"common.seed={seed}", "optimization.max_epoch=0",
+        *audio_tower, *SMALL_CAPTION_TOWER, *on_cpu, f"common.seed={seed}", "optimization.max_epoch=0",
         f"optimization.max_update={updates}", f"optimization.lr=[{lr}]",
         f"lr_scheduler.warmup_updates={max(1, updates // 10)}", "checkpoint.save_interval_updates=0"])
     log = os.path.join(out, "logs", f"{name}.log")

@@ -1,16 +1,19 @@
-"""``supmam-demo`` (what ``make demo`` runs): pretraining on unlabelled audio, fine-tuning on a few
-labelled clips, and the baselines, end to end on the CPU, on the spoken-word data that ships in
-``data/demo`` (10 words, speakers held out between splits) and its unlabelled pool
-``data/demo_pool`` (``scripts/make_demo_data.py --pool-dir data/demo_pool``; ``make demo`` makes it).
+"""``supmam-demo``: pretraining on unlabelled audio, fine-tuning on a few labelled clips, and the
+baselines, end to end on the CPU. ``make demo`` runs it on the real recorded sound events of ``make
+sound-events`` with a CLAP teacher trained here (``--teacher clap``, the method: SupMAM-CLAP);
+``make demo DEMO=spoken-words`` on the spoken words of ``data/demo`` (10 words, speakers held out
+between splits) and its unlabelled pool ``data/demo_pool`` (``scripts/make_demo_data.py --pool-dir``).
 
 For each seed (``--seeds``; a seed is the whole pipeline: pretraining, fine-tuning, probe):
 
 1. pretrain a small ViT with each method of ``--methods`` (``audiomae``, ``mam_clap``, ``supmam``,
    ``supmam_clap``: the pretraining recipes) on ``--pretrain-data`` (its ``pretrain`` split when
    there is one: the pool, unlabelled, plus the labelled training clips; else its ``train`` split).
-   The CLAP methods' teacher is ``--teacher`` (``model.teacher``) with ``--teacher-checkpoint``: by
-   default LAION-CLAP, a real checkpoint when ``SUPMAM_CLAP_CHECKPOINT`` names one (HTSAT-tiny, e.g.
-   630k-audioset-best.pt), otherwise the explicitly requested RANDOM teacher (its targets mean
+   The CLAP methods' teacher is ``--teacher`` (``model.teacher``) with ``--teacher-checkpoint``;
+   ``--teacher clap`` without a checkpoint: a tiny CLAP trained first, for each seed, on the captions
+   of ``--pretrain-data``'s unlabelled pool only (``clap_teacher_run``), and scored on test as a model
+   of its own (zero-shot, linear probe); by default LAION-CLAP, a real checkpoint when
+   ``SUPMAM_CLAP_CHECKPOINT`` names one (HTSAT-tiny, e.g. 630k-audioset-best.pt), otherwise the explicitly requested RANDOM teacher (its targets mean
    nothing; it exercises the pipeline); ``--teacher supmam --teacher-checkpoint CLASSIFIER.pt``: a
    checkpoint of this plugin, e.g. a classifier fine-tuned on the labelled clips (a teacher that
    knows the task, RESULTS.md). Its targets are precomputed once;
@@ -347,7 +350,7 @@ def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, f
     seconds, reused = {}, True
     if trained:
         checkpoint, seconds[f"clap_teacher_s{seed}"], reused = train_clap_teacher(
-            out, pretrain_data, seed, args.teacher_updates, frames, on_cpu, verbose=args.verbose, reuse=args.reuse)
+            out, pretrain_data, seed, args.teacher_updates, frames, TINY, on_cpu, verbose=args.verbose, reuse=args.reuse)
         cache = os.path.join(out, f"teacher_cache_s{seed}")
     else:
         checkpoint = args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
