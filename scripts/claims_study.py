@@ -297,6 +297,60 @@ def report(ledger_path: str) -> str:
     return "\n".join(lines)
 
 
+TABLE_ROWS = ("scratch", "audiomae", "audiomae_teacher_compute", "mam_clap", "supmam", "supmam_clap", "teacher")
+ROW_LABELS = {"scratch": "from\nscratch", "audiomae": "AudioMAE", "audiomae_teacher_compute": "AudioMAE\n+teacher's\ncompute",
+              "mam_clap": "MAM-CLAP", "supmam": "SupMAM", "supmam_clap": "SupMAM-\nCLAP", "teacher": "the CLAP\nteacher"}
+
+
+def draw(ledger_path: str, out_png: str) -> str:
+    """Each table row's held-out score per seed on both tasks: fine-tuned (filled dots; the teacher:
+    zero-shot) and linear probe (hollow), the mean as a bar; the MFCC baseline, the scratch model's
+    mean and chance as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    with open(ledger_path, encoding="utf-8") as f:
+        rows = json.load(f)["rows"]
+    figure, axes = plt.subplots(1, len(TASKS), figsize=(7 * len(TASKS), 5.2))
+    for axis, task in zip(np.atleast_1d(axes), TASKS):
+        mine = {k: v for k, v in rows.items() if k.startswith(task + "/")}
+        metric = next(iter(mine.values()), {}).get("metric", "score")
+        for x, arm in enumerate(TABLE_ROWS):
+            seeds = [v for k, v in mine.items() if k.split("/")[1] == arm]
+            main_scores = [v["zero_shot"] if arm == "teacher" else v["finetuned"]["test"] for v in seeds]
+            probes = [v["probe"]["test"] for v in seeds]
+            if main_scores:
+                axis.bar(x - 0.18, np.mean(main_scores), width=0.34, color="C0", alpha=0.35)
+                axis.plot([x - 0.18] * len(main_scores), main_scores, "o", color="C0")
+            if probes:
+                axis.bar(x + 0.18, np.mean(probes), width=0.34, color="C1", alpha=0.35)
+                axis.plot([x + 0.18] * len(probes), probes, "o", mfc="none", color="C1")
+        mfcc = [v["baseline"]["test"] for k, v in mine.items() if k.split("/")[1] == "mfcc"]
+        if mfcc:
+            axis.axhline(mfcc[0], color="k", ls="--", lw=1, label=f"MFCC baseline {mfcc[0]:.1f}")
+        scratch = [v["finetuned"]["test"] for k, v in mine.items() if k.split("/")[1] == "scratch"]
+        if scratch:
+            axis.axhline(np.mean(scratch), color="C3", ls=":", lw=1, label=f"from scratch (mean) {np.mean(scratch):.1f}")
+        data = os.path.abspath(TASKS[task][0])
+        if os.path.isdir(data):
+            chance = demo.chance_score(data, demo.is_multi_label(data))
+            axis.axhline(chance, color="grey", ls="-.", lw=1, label=f"chance {chance:.1f}")
+        axis.plot([], [], "o", color="C0", label="fine-tuned (teacher: zero-shot), a dot per seed")
+        axis.plot([], [], "o", mfc="none", color="C1", label="linear probe, a dot per seed")
+        axis.set_xticks(range(len(TABLE_ROWS)), [ROW_LABELS[a] for a in TABLE_ROWS], fontsize=8)
+        axis.set_ylim(0, axis.get_ylim()[1] * 1.3)  # room for the legend above the bars
+        axis.set_ylabel(f"held-out test {metric}")
+        axis.set_title(f"{task.replace('_', ' ')}: bars = mean over seeds")
+        axis.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(out_png, dpi=100)
+    plt.close(figure)
+    return out_png
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="claims_study", help="folder of the runs (checkpoints, logs)")
@@ -306,6 +360,7 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--workers", type=int, default=2, help="units at a time (one thread each)")
     parser.add_argument("--report", action="store_true", help="print the ledger's tables and stop")
+    parser.add_argument("--picture", default=None, metavar="PNG", help="draw the table's scores per seed and stop")
     parser.add_argument("--quick", action="store_true",
                         help="2 updates for every run (a check that every unit runs; give it its own --ledger and --out)")
     cfg = parser.parse_args()
@@ -314,8 +369,10 @@ def main() -> int:
             raise SystemExit("claims_study: --quick writes 2-update rows: give it a --ledger of its own")
         for sizes in SIZES.values():
             sizes.update(pretrain_updates=2, finetune_updates=2, teacher_updates=2, validate_interval=1)
-    if cfg.report:
+    if cfg.report or cfg.picture:
         print(report(cfg.ledger))
+        if cfg.picture:
+            print(f"picture: {draw(cfg.ledger, cfg.picture)}")
         return 0
     run(cfg)
     return 0
