@@ -36,7 +36,7 @@ test: install sound-sources
 # zero-shot score (docs/demo.md). Sizes cut to fit 20 minutes on 2 cores; the study at the full budget
 # is scripts/claims_study.py (RESULTS.md). DEMO=spoken-words: the spoken-word demo (espeak-ng) instead.
 DEMO ?= sound-events
-DEMO_SIZES := --teacher-updates 600 --pretrain-updates 1000 --finetune-updates 1000 --validate-interval 4
+DEMO_SIZES := --teacher-updates 500 --pretrain-updates 1000 --finetune-updates 1000 --validate-interval 4
 ifeq ($(DEMO),spoken-words)
 demo: install $(POOL)/pretrain.tsv
 	$(VENV)/bin/supmam-demo --pretrain-data $(POOL) --out demo_output
