@@ -267,6 +267,55 @@ def run(cfg) -> None:
         raise SystemExit(f"claims_study: {failed} unit(s) failed (above); rerun to retry them")
 
 
+# The paper's claims as (better arm, worse arm, where the paper says so), each tested on each task
+# the two arms ran on: the fine-tuned held-out score (the paper's Table 1 measure) and the probe.
+CLAIMS = (
+    ("mam_clap", "audiomae", "Table 1"), ("supmam", "audiomae", "Table 1"),
+    ("supmam_clap", "audiomae", "Table 1"), ("supmam_clap", "mam_clap", "Table 1"),
+    ("supmam_clap", "supmam", "Table 1"), ("supmam_clap", "audiomae_teacher_compute", "equal compute"),
+    ("audiomae", "scratch", "pretraining pays"),
+    ("mam_clap", "mam_clap_mask0.4", "Table 2"), ("mam_clap", "mam_clap_mask0.8", "Table 2"),
+    ("mam_clap", "mam_clap_masked_only", "eq. 1"),
+    ("supmam", "supmam_rec", "Table 5"), ("supmam", "supmam_cls", "Table 5"),
+    ("supmam_clap", "supmam_clap_lambda0.01", "Table 6"),
+)
+
+
+def welch(better: list, worse: list) -> dict:
+    """Mean difference, Welch's t and its two-sided p (scipy) of two lists of per-seed scores, and
+    the verdict: "holds" (better is higher, p < 0.05), "does not hold here" (it is lower, p < 0.05),
+    "within the spread" (p >= 0.05) or "pending" (fewer than 2 seeds on a side)."""
+    from scipy.stats import ttest_ind
+
+    difference = float(sum(better) / len(better) - sum(worse) / len(worse)) if better and worse else float("nan")
+    if min(len(better), len(worse)) < 2:
+        return {"difference": difference, "t": float("nan"), "p": float("nan"), "verdict": "pending"}
+    test = ttest_ind(better, worse, equal_var=False)
+    t, p = float(test.statistic), float(test.pvalue)
+    verdict = "within the spread" if not p < 0.05 else ("holds" if t > 0 else "does not hold here")
+    return {"difference": difference, "t": t, "p": p, "verdict": verdict}
+
+
+def verdicts(rows: dict) -> list[dict]:
+    """One verdict per claim, task and measure ("finetuned" test, "probe" test) of the ledger's rows."""
+    found = []
+    for task in TASKS:
+        def scores(arm, measure):
+            mine = [v for k, v in rows.items() if k.startswith(f"{task}/{arm}/s")]
+            return [v[measure]["test"] for v in mine if measure in v]
+
+        for better, worse, where in CLAIMS:
+            ablation = "ablation" in (ARMS.get(better, ("", [], ""))[2], ARMS.get(worse, ("", [], ""))[2])
+            if ablation and task not in ABLATION_TASKS:
+                continue
+            for measure in ("finetuned", "probe"):
+                a, b = scores(better, measure), scores(worse, measure)
+                if a or b:
+                    found.append({"task": task, "claim": f"{better} > {worse}", "paper": where, "measure": measure,
+                                  "n": (len(a), len(b)), **welch(a, b)})
+    return found
+
+
 def report(ledger_path: str) -> str:
     """Markdown tables (mean +- std over seeds, the seeds, n) of the ledger's rows."""
     with open(ledger_path, encoding="utf-8") as f:
@@ -294,6 +343,12 @@ def report(ledger_path: str) -> str:
             lines.append(f"| {arm} | {cell(lambda v: v.get('finetuned', {}).get('test'))} | "
                          f"{cell(lambda v: (v.get('probe') or v.get('baseline') or {}).get('test'))} | "
                          f"{cell(lambda v: v.get('zero_shot'))} | {len(seeds)} |")
+    lines += ["", "claims (Welch t over seeds; verdict at p < 0.05, two-sided)", "",
+              "| task | claim | paper | measure | difference | Welch t | p | n | verdict |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for v in verdicts(rows):
+        lines.append(f"| {v['task']} | {v['claim']} | {v['paper']} | {v['measure']} | {v['difference']:+.1f} | "
+                     f"{v['t']:.2f} | {v['p']:.3f} | {v['n'][0]} vs {v['n'][1]} | {v['verdict']} |")
     return "\n".join(lines)
 
 

@@ -61,3 +61,28 @@ def test_ledger_counts_rows_at_their_tasks_sizes_and_audiomae_gets_the_teachers_
     study.ledger = reread
     # 2000 updates x (1 + (300 + 100) / 800) = 3000
     assert study.teacher_compute_updates("sound_events", 1) == 3000
+
+
+def test_welch_verdicts_match_a_hand_computed_t_and_say_pending_below_two_seeds():
+    # means 2 and 5, sample variances 1 and 1: t = -3 / sqrt(1/3 + 1/3) = -3.674, 4 degrees of freedom
+    lower = claims_study.welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert lower["difference"] == pytest.approx(-3.0)
+    assert lower["t"] == pytest.approx(-3.0 / (2 / 3) ** 0.5)
+    assert lower["p"] < 0.05 and lower["verdict"] == "does not hold here"
+    assert claims_study.welch([4.0, 5.0, 6.0], [1.0, 2.0, 3.0])["verdict"] == "holds"
+    # t = -1 / sqrt(2/2 + 2/2) = -0.707: inside the spread
+    spread = claims_study.welch([1.0, 3.0], [2.0, 4.0])
+    assert spread["t"] == pytest.approx(-0.5 ** 0.5) and spread["verdict"] == "within the spread"
+    assert claims_study.welch([1.0], [2.0, 3.0])["verdict"] == "pending"
+
+
+def test_verdicts_read_each_claims_rows_and_leave_ablations_to_their_task():
+    rows = {f"sound_events/{arm}/s{s}": {"finetuned": {"test": base + s}, "probe": {"test": 30.0 + s}}
+            for arm, base in (("mam_clap", 40.0), ("audiomae", 30.0), ("mam_clap_mask0.8", 39.0)) for s in (1, 2, 3)}
+    rows.update({f"spoken_words/{arm}/s1": {"finetuned": {"test": 70.0}} for arm in ("mam_clap", "mam_clap_mask0.8")})
+    found = {(v["task"], v["claim"], v["measure"]): v for v in claims_study.verdicts(rows)}
+    assert found[("sound_events", "mam_clap > audiomae", "finetuned")]["verdict"] == "holds"
+    assert found[("sound_events", "mam_clap > audiomae", "finetuned")]["difference"] == pytest.approx(10.0)
+    assert found[("sound_events", "mam_clap > audiomae", "probe")]["verdict"] == "within the spread"  # equal
+    assert found[("sound_events", "mam_clap > mam_clap_mask0.8", "finetuned")]["n"] == (3, 3)
+    assert not any(task == "spoken_words" and "mask0.8" in claim for task, claim, _ in found)
