@@ -236,7 +236,8 @@ def units(cfg) -> list[tuple[str, str, int, list]]:
                     if extra is None:
                         needs = [(task, "teacher", seed), (task, "audiomae", seed)]
                     order.append((task, arm, seed, needs))
-    return order
+    only = getattr(cfg, "only", None)
+    return [u for u in order if not only or u[1] in only]  # a unit waits only on units that run too
 
 
 def run(cfg) -> None:
@@ -413,6 +414,8 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--arms", nargs="+", default=["table", "ablation"], choices=["table", "ablation"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--only", nargs="+", default=None, metavar="ARM",
+                        help="only these rows (mfcc, teacher, scratch or an arm of ARMS), e.g. to order a short session")
     parser.add_argument("--workers", type=int, default=2, help="units at a time (one thread each)")
     parser.add_argument("--report", action="store_true", help="print the ledger's tables and stop")
     parser.add_argument("--picture", default=None, metavar="PNG", help="draw the table's scores per seed and stop")

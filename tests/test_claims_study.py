@@ -86,3 +86,12 @@ def test_verdicts_read_each_claims_rows_and_leave_ablations_to_their_task():
     assert found[("sound_events", "mam_clap > audiomae", "probe")]["verdict"] == "within the spread"  # equal
     assert found[("sound_events", "mam_clap > mam_clap_mask0.8", "finetuned")]["n"] == (3, 3)
     assert not any(task == "spoken_words" and "mask0.8" in claim for task, claim, _ in found)
+
+
+def test_only_keeps_the_named_rows_in_their_order():
+    cfg = argparse.Namespace(tasks=list(claims_study.TASKS), arms=["table", "ablation"], seeds=[1, 2],
+                             only=["supmam_rec", "supmam_cls"])
+    plan = claims_study.units(cfg)
+    full = claims_study.units(argparse.Namespace(**{**vars(cfg), "only": None}))
+    assert [u[:3] for u in plan] == [u[:3] for u in full if u[1] in ("supmam_rec", "supmam_cls")]
+    assert {(t, s) for t, _, s, _ in plan} == {("sound_events", 1), ("sound_events", 2)}
