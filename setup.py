@@ -19,6 +19,7 @@ setup(
             "supmam-manifest-esc50=manifests.esc50:main",
             "supmam-manifest-speechcommands=manifests.speech_commands:main",
             "supmam-validate-manifest=supmam_plugin.commands.validate_manifest:main",
+            "supmam-pack-manifest=supmam_plugin.commands.pack_manifest:main",
             "supmam-precompute-teacher=supmam_plugin.commands.precompute_teacher:main",
             "supmam-convert-audiomae=supmam_plugin.commands.convert_audiomae:main",
             "supmam-extract-embeddings=supmam_plugin.commands.extract_embeddings:main",

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from ..core.file_hash import file_sha256
+from ..core.packed_audio import clip_list_sha256
 from ..data.teacher_cache import Shard, cache_paths, finish, open_for_writing, record
 from ..core.checkpoints.legacy import TEACHER_ALIASES
 from ..teachers.teacher import TEACHERS
@@ -54,7 +54,7 @@ def precompute(data, split, out_dir, teacher_cfg, batch_size=16, num_workers=0, 
         map_shape = tuple(teacher.token_map(torch.zeros(1, teacher.num_samples, device=device)).shape[1:])
     manifest = dataset.manifest
     meta = {**teacher.identity(), "checkpoint": teacher.checkpoint, "manifest": manifest.path,
-            "manifest_sha256": file_sha256(manifest.path), "seconds": teacher.num_samples / teacher.sample_rate,
+            "manifest_sha256": clip_list_sha256(manifest.path), "seconds": teacher.num_samples / teacher.sample_rate,
             "sample_rate": teacher.sample_rate, "layout": "(clip, channel, frequency rows, time steps)"}
     maps, done = open_for_writing(out_dir, split, len(dataset), map_shape, meta, shard)
     mine = shard.clips(len(dataset))

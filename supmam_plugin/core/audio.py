@@ -1,11 +1,15 @@
-"""Reading audio clips: soundfile, mono down-mix, soxr resampling, checks that name the file.
+"""Reading audio clips: soundfile, mono down-mix, soxr resampling, checks that name the file. A clip
+is a file or a member of a packed shard (``shard.zip:OFFSET:LENGTH``, ``core.packed_audio``).
 (soundfile and soxr are imported when first used: the portable runtime needs neither for 16 kHz
 arrays.)"""
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
+
+from .packed_audio import PackedAudioError, packed_shard_exists, parse_packed, read_packed
 
 
 class AudioFileError(RuntimeError):
@@ -16,22 +20,55 @@ def _context(path: str, where: str | None) -> str:
     return f"{where}: {path}" if where else path
 
 
-def audio_info(path: str, where: str | None = None) -> "soundfile._SoundFileInfo":
-    """soundfile's header info, or an AudioFileError naming the file."""
+def audio_exists(path: str) -> bool:
+    """Whether a clip's file (or, for a packed ``shard.zip:OFFSET:LENGTH`` entry, its shard) exists."""
+    return packed_shard_exists(path) if parse_packed(path) else os.path.isfile(path)
+
+
+def _audio_bytes_or_path(path: str, where: str | None):
+    """What soundfile opens: the path of a file, or a packed entry's bytes (a BytesIO)."""
+    if parse_packed(path):
+        try:
+            return io.BytesIO(read_packed(path, where or path))
+        except PackedAudioError as e:
+            raise AudioFileError(str(e)) from None
     if not os.path.isfile(path):
         raise AudioFileError(
             f"{_context(path, where)}: audio file not found; fix the manifest's root line or "
             "the path, or remove the line"
         )
+    return path
+
+
+def _unreadable(path: str, where: str | None, source, error: Exception) -> AudioFileError:
+    what = "the packed bytes are not audio" if isinstance(source, io.BytesIO) else "the file is corrupt"
+    return AudioFileError(
+        f"{_context(path, where)}: cannot read audio ({error}); {what} or not in a format libsndfile "
+        "reads (wav, flac, ogg, mp3): re-encode it (and pack again) or remove the line"
+    )
+
+
+def open_audio(path: str, where: str | None = None) -> "soundfile.SoundFile":
+    """A clip opened once for reading (``.samplerate``, ``.frames``, ``.seek``, ``.read``): a file, or a
+    member of a packed shard (``core.packed_audio``), or an AudioFileError naming it."""
     import soundfile as sf
 
+    source = _audio_bytes_or_path(path, where)
     try:
-        return sf.info(path)
+        return sf.SoundFile(source)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError for bad files
-        raise AudioFileError(
-            f"{_context(path, where)}: cannot read audio ({e}); the file is corrupt or not in a "
-            "format libsndfile reads (wav, flac, ogg, mp3): re-encode it or remove the line"
-        ) from None
+        raise _unreadable(path, where, source, e) from None
+
+
+def audio_info(path: str, where: str | None = None) -> "soundfile._SoundFileInfo":
+    """soundfile's header info (``.frames``, ``.samplerate``, ...), or an AudioFileError naming the file."""
+    import soundfile as sf
+
+    source = _audio_bytes_or_path(path, where)
+    try:
+        return sf.info(source)
+    except Exception as e:
+        raise _unreadable(path, where, source, e) from None
 
 
 def read_mono(
@@ -44,23 +81,24 @@ def read_mono(
 
     Returns (samples (N,), sample_rate). Channels are averaged. Non-finite samples are an error.
     """
-    import soundfile as sf
+    with open_audio(path, where) as audio:
+        return read_open_mono(audio, start_seconds, num_seconds, _context(path, where))
 
-    sample_rate = audio_info(path, where).samplerate
+
+def read_open_mono(audio: "soundfile.SoundFile", start_seconds: float, num_seconds: float | None,
+                   label: str) -> tuple[np.ndarray, int]:
+    """``read_mono`` of a clip already opened with ``open_audio`` (``label`` names it in errors)."""
+    sample_rate = audio.samplerate
     start = int(round(start_seconds * sample_rate))
-    stop = None if num_seconds is None else start + int(np.ceil(num_seconds * sample_rate))
+    frames = -1 if num_seconds is None else int(np.ceil(num_seconds * sample_rate))
     try:
-        samples, sample_rate = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
+        audio.seek(min(start, audio.frames))
+        samples = audio.read(frames, dtype="float32", always_2d=True)
     except Exception as e:
-        raise AudioFileError(
-            f"{_context(path, where)}: cannot decode audio ({e}); re-encode the file or remove the line"
-        ) from None
+        raise AudioFileError(f"{label}: cannot decode audio ({e}); re-encode the file or remove the line") from None
     samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if not np.isfinite(samples).all():
-        raise AudioFileError(
-            f"{_context(path, where)}: contains NaN or infinite samples; re-encode the file or "
-            "remove the line"
-        )
+        raise AudioFileError(f"{label}: contains NaN or infinite samples; re-encode the file or remove the line")
     return np.ascontiguousarray(samples, dtype=np.float32), sample_rate
 
 

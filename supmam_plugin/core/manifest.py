@@ -165,12 +165,15 @@ def write_manifest(
     entries: Iterable[tuple[str, int]],
     labels: Iterable[Sequence[str]] | None = None,
     label_ext: str = "label",
+    absolute_root: bool = True,
 ) -> str:
-    """Write ``{split}.tsv`` (and ``{split}.{label_ext}`` when labels are given); returns the tsv path."""
+    """Write ``{split}.tsv`` (and ``{split}.{label_ext}`` when labels are given); returns the tsv path.
+    The root line is made absolute unless ``absolute_root`` is false (a root relative to the manifest's
+    folder, e.g. ``.``, lets the folder move as a whole)."""
     os.makedirs(out_dir, exist_ok=True)
     tsv = os.path.join(out_dir, f"{split}.tsv")
     with open(tsv, "w", encoding="utf-8") as f:
-        f.write(os.path.abspath(root) + "\n")
+        f.write((os.path.abspath(root) if absolute_root else root) + "\n")
         for relative_path, num_samples in entries:
             f.write(f"{relative_path}\t{int(num_samples)}\n")
     if labels is not None:

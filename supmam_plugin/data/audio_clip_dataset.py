@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from ..core.audio import AudioFileError, audio_info, read_mono, resample
+from ..core.audio import AudioFileError, open_audio, read_open_mono, resample
 from ..core.fbank import FbankSettings, batch_fbank, require_one_frame
 from ..core.manifest import Manifest
 
@@ -162,9 +162,9 @@ class AudioClipDataset(FairseqDataset):
 
     def _read_item(self, index: int) -> dict:
         path, where = self.manifest.audio_path(index), self.manifest.where(index)
-        info = audio_info(path, where)
-        start = self._crop_start_seconds(index, info.frames / info.samplerate)
-        native, native_rate = read_mono(path, start, self.clip_seconds, where=where)  # the crop only
+        with open_audio(path, where) as audio:  # opened once: a file, or its bytes in a packed shard
+            start = self._crop_start_seconds(index, audio.frames / audio.samplerate)
+            native, native_rate = read_open_mono(audio, start, self.clip_seconds, f"{where}: {path}")  # the crop only
         source = resample(native, native_rate, self.sample_rate)[: self.clip_samples]
         require_one_frame(len(source), self.fbank_settings, f"{where}: {path}", "remove the line")
         item = {"id": index, "source": torch.from_numpy(source), "start_seconds": start}

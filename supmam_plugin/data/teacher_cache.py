@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.checkpoints.legacy import TEACHER_ALIASES
-from ..core.file_hash import file_sha256
+from ..core.packed_audio import clip_list_sha256
 from ..core.manifest import Manifest, ManifestError
 
 IDENTITY_KEYS = ("teacher", "variant", "checkpoint_sha256")  # what made the maps (Teacher.identity)
@@ -200,7 +200,7 @@ def open_for_reading(cache_dir: str, split: str, manifest: Manifest) -> tuple[np
             f"{array_path}: holds {maps.shape[0]} clips but {manifest.path} lists {len(manifest)}; "
             "the manifest changed since the cache was made: make the cache again"
         )
-    if "manifest_sha256" in meta and meta["manifest_sha256"] != file_sha256(manifest.path):
+    if "manifest_sha256" in meta and meta["manifest_sha256"] != clip_list_sha256(manifest.path):
         raise TeacherCacheError(
             f"{array_path}: was made for another version of {manifest.path} (its SHA-256 differs); "
             "make the cache again"

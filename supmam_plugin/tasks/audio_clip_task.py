@@ -9,7 +9,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask
 
-from ..core.audio import audio_info
+from ..core.audio import audio_exists, audio_info
 from ..data.audio_clip_dataset import AudioClipDataset, UnreadableClips
 from ..data.class_balanced_weights import class_balanced_weights
 from ..core.fbank import FbankSettings
@@ -121,7 +121,7 @@ class AudioClipTask(FairseqTask):
         manifest_path = os.path.join(self.cfg.data, f"{split}.tsv")
         manifest = read_manifest(manifest_path, min_samples=FbankSettings().window_size)
         if self.cfg.check_files:
-            missing = [i for i in range(len(manifest)) if not os.path.isfile(manifest.audio_path(i))]
+            missing = [i for i in range(len(manifest)) if not audio_exists(manifest.audio_path(i))]
             if missing:
                 first = missing[0]
                 raise ManifestError(
