@@ -70,7 +70,8 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, temperature:
 class SupmamCriterion(FairseqCriterion):
     """Spectrogram target: MSE on masked patches. CLAP target: MSE on visible plus MSE on masked
     patches. Plus ``lambda_cls`` x classification loss of the visible-token branch.
-    Losses are summed over clips; sample_size is the number of clips.
+    Losses are summed over masked samples; sample_size is their number (the clips times
+    ``model.clone_batch``), nsentences the number of clips.
 
     Semi-supervised (``task.allow_unlabeled=true``): every clip adds its target loss, only the
     labelled clips add a classification loss, so the loss per clip is
@@ -97,9 +98,9 @@ class SupmamCriterion(FairseqCriterion):
         masked_loss, visible_loss = masked_and_visible_mse(out["prediction"], out["target"], out["mask"])
         target_loss = masked_loss + visible_loss if out["loss_on_visible"] else masked_loss
         loss = self.lambda_target * target_loss.sum()
-        batch_size = out["mask"].size(0)
+        batch_size = out["mask"].size(0)  # masked samples: clips x model.clone_batch
         log = {
-            "nsentences": batch_size,
+            "nsentences": batch_size // out.get("copies", 1),
             "sample_size": batch_size,
             "ntokens": sample.get("ntokens", batch_size),
             "target_loss": target_loss.sum().item(),
@@ -112,7 +113,7 @@ class SupmamCriterion(FairseqCriterion):
                                  "set model.cls_branch=true")
             if "target" not in sample:
                 raise ValueError("criterion.lambda_cls > 0 needs labels: set task.labels (e.g. 'label')")
-            target = sample["target"]
+            target = sample["target"].repeat_interleave(out.get("copies", 1), dim=0)  # a row per masked sample
             cls_loss = classification_loss(out["cls_logits"], target, self.temperature)  # (B,), 0 if unlabelled
             labelled = labelled_clips(target)
             loss = loss + self.lambda_cls * cls_loss.sum()

@@ -80,6 +80,13 @@ class SupmamConfig(VitEncoderConfig, TeacherConfig):
                   "needs task.labels"},
     )
     cls_hidden_dim: int = field(default=768, metadata={"help": "hidden width of the branch's 2-layer MLP"})
+    clone_batch: int = field(
+        default=1,
+        metadata={"help": "masks per clip in training (EAT's and data2vec 2.0's clone_batch): each clip is read, "
+                  "turned into fbank, embedded and given its targets once, then masked K times independently, so "
+                  "a batch of B clips trains on B*K masked samples (lower dataset.batch_size by K to keep the "
+                  "compute of a step); validation masks once"},
+    )
     seed: int = field(default=1, metadata={"help": "seed of the masks (the recipes set ${common.seed})"})
 
 
@@ -122,12 +129,14 @@ class ClassificationBranch(nn.Module):
 
 @register_model("supmam", dataclass=SupmamConfig)
 class SupmamModel(BaseFairseqModel):
-    """Masked audio model. forward(...) returns a dict:
-    prediction (B, L, D_target), target (B, L, D_target), mask (B, L) 1 = masked,
-    loss_on_visible (bool), cls_logits (B, C) or None."""
+    """Masked audio model. forward(...) returns a dict (B' = B * copies: ``clone_batch`` masks per
+    clip in training, rows clip-major): prediction (B', L, D_target), target (B', L, D_target),
+    mask (B', L) 1 = masked, copies (int), loss_on_visible (bool), cls_logits (B', C) or None."""
 
     def __init__(self, cfg: SupmamConfig, num_classes: int = 0, sample_rate: int = 16000):
         super().__init__()
+        if cfg.clone_batch < 1:
+            raise ValueError(f"model.clone_batch={cfg.clone_batch}: give the number of masks per clip, 1 or more")
         self.cfg = cfg
         self.fbank_settings = FbankSettings(sample_rate=sample_rate)
         self.encoder = VitEncoder(cfg)
@@ -254,13 +263,17 @@ class SupmamModel(BaseFairseqModel):
         return model_input_fbank(source, source_lengths, fbank, frames, self.fbank_settings)
 
     def mask_for(self, clip_ids: Optional[torch.Tensor], batch_size: int, device,
-                 mask_noise: Optional[torch.Tensor] = None) -> tuple:
-        """Random masking (visible_index, mask, restore_index) that depends only on (seed, update,
-        clip id): a clip gets the same mask whatever the batch split (1 or N processes).
+                 mask_noise: Optional[torch.Tensor] = None, copies: int = 1) -> tuple:
+        """Random masking (visible_index, mask, restore_index) of ``batch_size`` clips, each masked
+        ``copies`` times (rows clip-major: clip 0's copies first), that depends only on (seed, update,
+        clip id, copy): a clip gets the same masks whatever the batch split (1 or N processes).
         Without clip ids, torch's RNG (seeded by fairseq at every update). With ``mask_noise``
-        (B, L), that noise: the ``int(L * (1 - mask_ratio))`` patches with the smallest noise stay
+        (B * copies, L), that noise: the ``int(L * (1 - mask_ratio))`` patches with the smallest noise stay
         visible, exactly as AudioMAE's ``random_masking`` does with its ``torch.rand`` noise."""
         num_patches = self.encoder.num_patches
+        if copies > 1 and clip_ids is not None:  # key (clip, copy) as clip * copies + copy: distinct in a batch
+            clip_ids = clip_ids.repeat_interleave(copies) * copies + torch.arange(copies).repeat(batch_size).to(clip_ids)
+        batch_size *= copies
         if mask_noise is not None:
             if tuple(mask_noise.shape) != (batch_size, num_patches):
                 raise ValueError(f"mask_noise must be (B, L) = ({batch_size}, {num_patches}), "
@@ -307,11 +320,12 @@ class SupmamModel(BaseFairseqModel):
         visible; e.g. to replay AudioMAE's own masking)."""
         fbank = self.input_fbank(source, source_lengths, fbank)  # (B, 1024, 128) float32
         batch_size = fbank.size(0)
-        tokens = self.encoder.embed_patches(fbank)  # (B, L, D) with positions
-        visible_index, mask, restore_index = self.mask_for(clip_ids, batch_size, fbank.device, mask_noise)
-        visible = self.encoder.encode(tokens, visible_index)  # (B, K, D), visible patches only
-        decoded = self.decoder(visible, restore_index)  # (B, L, decoder width)
-        prediction = self.head(decoded)  # (B, L, D_target)
+        copies = self.cfg.clone_batch if self.training else 1
+        tokens = self.encoder.embed_patches(fbank).repeat_interleave(copies, dim=0)  # (B*copies, L, D) with positions
+        visible_index, mask, restore_index = self.mask_for(clip_ids, batch_size, fbank.device, mask_noise, copies)
+        visible = self.encoder.encode(tokens, visible_index)  # (B*copies, K, D), visible patches only
+        decoded = self.decoder(visible, restore_index)  # (B*copies, L, decoder width)
+        prediction = self.head(decoded)  # (B*copies, L, D_target)
         if self.cfg.target == "teacher":
             target = self.teacher_targets(teacher_source, teacher_source_lengths, teacher_token_map)
         else:  # float32, from the float32 fbank, whatever the model's precision
@@ -321,7 +335,8 @@ class SupmamModel(BaseFairseqModel):
         cls_logits = self.cls_branch(visible.mean(dim=1)) if self.cls_branch is not None else None
         return {
             "prediction": prediction,
-            "target": target,
+            "target": target.repeat_interleave(copies, dim=0),  # (B*copies, L, D_target): once per clip
+            "copies": copies,
             "mask": mask.float(),
             "loss_on_visible": (self.cfg.target == "teacher" if self.cfg.target_on_visible is None
                                 else bool(self.cfg.target_on_visible)),
