@@ -42,3 +42,27 @@ def test_recipe_trains_saves_and_resumes(recipe, tone_dataset, tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-4000:]
     assert "Loaded checkpoint" in resumed.stdout and "@ 2 updates" in resumed.stdout
     assert [r["num_updates"] for r in train_log_records(resumed.stdout)] == ["3"]
+
+
+def test_probe_while_pretraining_equals_supmam_linear_probe(tmp_path):
+    """task.probe_data: each validation logs the linear probe of the current encoder (C chosen on the
+    probe folder's valid split), picks checkpoint_best by it, and scores what supmam-linear-probe
+    scores on the saved checkpoint."""
+    import json
+
+    from conftest import make_split_folder
+
+    data = make_split_folder(tmp_path / "data", per_class={"train": 6, "valid": 4, "test": 2})
+    out = hydra_train("audiomae", data, tmp_path / "run", max_update=3, extra=[
+        "dataset.disable_validation=false", "dataset.valid_subset=valid", f"task.probe_data={data}",
+        "task.probe_max_clips=0", "checkpoint.best_checkpoint_metric=probe_accuracy",
+        "checkpoint.maximize_best_checkpoint_metric=true"])
+    assert out.returncode == 0, out.stdout[-4000:]
+    valid = train_log_records(out.stdout, "valid")
+    assert len(valid) == 1 and "valid_probe_accuracy" in valid[0]
+    assert f"checkpoint_best.pt (epoch 1 @ 3 updates, score {float(valid[0]['valid_probe_accuracy'])})" in out.stdout
+    probe = run_cli(["supmam-linear-probe", data, str(tmp_path / "run" / "checkpoint_best.pt"), "--no-random-twins",
+                     "--out", str(tmp_path / "probe.json")])
+    assert probe.returncode == 0, probe.stdout[-3000:]
+    row = json.load(open(tmp_path / "probe.json"))["results"][0]
+    assert float(valid[0]["valid_probe_accuracy"]) == pytest.approx(row["valid"], abs=0.006)

@@ -33,6 +33,15 @@ class LabelledSplit:
         """'manifest.tsv:line' of each clip, for error messages."""
         return [self.manifest.where(i) for i in range(len(self.manifest))]
 
+    def spread(self, count: int) -> "LabelledSplit":
+        """At most ``count`` clips, evenly spaced over the manifest (a sorted manifest keeps its
+        variety), in manifest order; the split itself when it is no larger."""
+        if count <= 0 or count >= len(self):
+            return self
+        keep = np.unique(np.linspace(0, len(self) - 1, count).round().astype(int))
+        manifest = Manifest(self.manifest.path, self.manifest.root, tuple(self.manifest.entries[i] for i in keep))
+        return LabelledSplit(self.name, manifest, tuple(self.labels[i] for i in keep), self.classes, self.label_path)
+
     def targets(self, multi_label: bool) -> np.ndarray:
         """(N,) int class indices, or (N, C) 0/1 int matrix when ``multi_label``. A clip with
         several labels is an error for single-label targets (the message names its line)."""

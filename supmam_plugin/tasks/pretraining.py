@@ -1,10 +1,14 @@
 """Task ``supmam_pretraining``: clips for masked audio modelling, labels optional; with a teacher
 target, each batch also carries what the model's teacher needs (its audio or its cached maps)."""
 
+import copy
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
+from fairseq.logging import metrics
 from fairseq.tasks import register_task
 
 from ..data.teacher_cache import check_teacher, open_for_reading
@@ -32,6 +36,20 @@ class SupmamPretrainingConfig(AudioClipTaskConfig):
                   "supmam-precompute-teacher); then no teacher audio is loaded or run, and clips are "
                   "cropped from their start (where the maps were computed)"},
     )
+    probe_data: Optional[str] = field(
+        default=None,
+        metadata={"help": "a labelled manifest folder (train and valid splits, dict.{probe_labels}.txt): at each "
+                  "validation the current encoder embeds its clips, a logistic regression is fit on train with C "
+                  "chosen on valid (as supmam-linear-probe), and its valid score is logged as probe_accuracy (or "
+                  "probe_map with probe_multi_label), which checkpoint.best_checkpoint_metric may pick; null: off"},
+    )
+    probe_labels: str = field(default="label", metadata={"help": "label extension of task.probe_data"})
+    probe_multi_label: bool = field(
+        default=False, metadata={"help": "probe_data is multi-label (AudioSet-style): one-vs-rest, scored by mAP"})
+    probe_max_clips: int = field(
+        default=1000, metadata={"help": "at most this many clips of each probe split, evenly spaced over its "
+                                "manifest (bounds the probe's cost per validation); 0: all"})
+    probe_batch_size: int = field(default=16, metadata={"help": "clips embedded at a time by the probe"})
 
 
 @register_task("supmam_pretraining", dataclass=SupmamPretrainingConfig)
@@ -42,6 +60,8 @@ class SupmamPretrainingTask(AudioClipTask):
 
     cfg: SupmamPretrainingConfig
     teacher = None  # the model's teacher, once build_model has run
+    probe_splits = None  # task.probe_data's train and valid splits, read at the first validation
+    probe_score = None  # the linear probe of the current validation: (metric name, score), logged with it
 
     @property
     def allow_unlabeled(self) -> bool:
@@ -74,3 +94,42 @@ class SupmamPretrainingTask(AudioClipTask):
             wrapped = TeacherInputDataset(dataset, self.teacher.sample_rate, self.teacher.num_samples)
         self.datasets[split] = wrapped
         return wrapped
+
+    def begin_valid_epoch(self, epoch, model):
+        """With ``task.probe_data``: probe a copy of the current encoder (the training model is left as it
+        is) before the validation batches run; ``reduce_metrics`` logs the score with them."""
+        super().begin_valid_epoch(epoch, model)
+        if self.cfg.probe_data:
+            self.probe_score = self.probe_encoder(model)
+
+    def probe_encoder(self, model) -> tuple[str, float]:
+        from ..evaluation.labelled_splits import read_labelled_splits
+        from ..evaluation.linear_probe import probe_encoder
+        from ..inference.encoder import AudioEncoder
+
+        if self.probe_splits is None:
+            splits = read_labelled_splits(self.cfg.probe_data, ("train", "valid"), self.cfg.probe_labels)
+            self.probe_splits = {name: split.spread(self.cfg.probe_max_clips) for name, split in splits.items()}
+            for split in self.probe_splits.values():
+                split.targets(self.cfg.probe_multi_label)  # a clip with several labels needs probe_multi_label
+        start = time.time()
+        device = next(model.parameters()).device
+        encoder = AudioEncoder(copy.deepcopy(model.encoder), device=device, sample_rate=self.cfg.sample_rate,
+                               source=f"the encoder at update {getattr(model, 'num_updates', 0)}")
+        with torch.no_grad():
+            row = probe_encoder(encoder, self.probe_splits, "probe", multi_label=self.cfg.probe_multi_label,
+                                batch_size=self.cfg.probe_batch_size)
+        name = "probe_map" if self.cfg.probe_multi_label else "probe_accuracy"
+        logger.info(f"{name} {row['valid']:.2f} on {self.cfg.probe_data} valid (C {row['C']:g}, clips "
+                    f"{row['clips']}, {time.time() - start:.1f} s)")
+        return name, row["valid"]
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        self.probe_score = None  # a validation's probe belongs to that validation's metrics only
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if self.probe_score is not None:
+            name, score = self.probe_score
+            metrics.log_scalar(name, score, round=2)
