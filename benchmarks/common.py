@@ -88,6 +88,11 @@ def add_common_args(parser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
 
 
+def add_peak_size_arg(parser) -> None:
+    parser.add_argument("--peak-size", type=int, default=2048,
+                        help="side of the square matmul for the peak (small: a quick run, a rougher peak)")
+
+
 def setup(args) -> torch.device:
     if args.threads:
         torch.set_num_threads(args.threads)

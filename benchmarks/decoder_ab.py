@@ -28,9 +28,17 @@ import torch.nn as nn  # noqa: E402
 from pretraining_step import cached_token_map, make_optimizer, make_sample  # noqa: E402
 
 
+# The helpers an old window_decoder.py imports relatively (``from .masking import ...``) have since
+# moved to core/; their functions are unchanged, so the old names point at the new modules.
+MOVED_HELPERS = {"masking": "supmam_plugin.core.masking", "positions": "supmam_plugin.core.positions",
+                 "vit_encoder": "supmam_plugin.core.vit"}
+
+
 def old_decoder_class(old_repo: str):
     """``WindowDecoder`` of ``old_repo``'s window_decoder.py, its relative imports resolved against
-    the current package (masking, positions, vit_encoder: unchanged helpers)."""
+    the current package (masking, positions, vit_encoder: unchanged helpers, now in core/)."""
+    for old_name, new_name in MOVED_HELPERS.items():
+        sys.modules.setdefault(f"supmam_plugin.models.{old_name}", importlib.import_module(new_name))
     path = os.path.join(old_repo, "supmam_plugin", "models", "window_decoder.py")
     spec = importlib.util.spec_from_file_location("supmam_plugin.models._old_window_decoder", path)
     module = importlib.util.module_from_spec(spec)
@@ -57,7 +65,7 @@ def build_pair(variant: str, size: str, num_classes: int, old_decoder, device, a
     for m, criterion, c, _ in (before, after):
         m.to(device).train()
         if c.target == "teacher":
-            m.teacher_targets(teacher_token_map=torch.zeros(1, m.teacher.token_width, 2, 32, device=device))
+            m.teacher.follow(device)  # as the model does on first use, so the cached maps come from there
         pair.append((m, criterion, c))
     return pair
 

@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--sizes", nargs="+", default=["vitb", "tiny"], choices=list(common.SIZES))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0, help="time spent per size and path (at least 3 reps)")
+    common.add_peak_size_arg(parser)
     args = parser.parse_args()
     device = common.setup(args)
     torch.manual_seed(0)
@@ -72,7 +73,7 @@ def main():
             times, peaks = [], []
             deadline = time.perf_counter() + args.seconds
             while len(times) < 3 or (time.perf_counter() < deadline and len(times) < 100):
-                peaks.append(common.matmul_peak(device, reps=2, dtype=common.peak_dtype(args.dtype)))
+                peaks.append(common.matmul_peak(device, args.peak_size, reps=2, dtype=common.peak_dtype(args.dtype)))
                 times.append(common.timed(fn, device))
             best, median = min(times), statistics.median(times)
             peak = max(peaks)

@@ -112,17 +112,17 @@ def build_configs(size, args, device):
     for variant in args.variants:
         base, criterion, cfg, lambda_cls = common.build_variant(variant, size, args.num_classes)
         base.to(device).train()
-        if cfg.target == "clap":
+        if cfg.target == "teacher":
             # the model moves its (out-of-tree) teacher to the input's device on first use (and halves
             # it on a GPU): do that now, so that cached maps and FLOP counts come from there
-            base.teacher_targets(teacher_token_map=torch.zeros(1, base.teacher.token_width, 2, 32, device=device))
+            base.teacher.follow(device)
         token_map = None
         for opt_index, opt_name in enumerate(args.optimizers):
             # one model (and optimizer state) per optimizer implementation
             model = base if opt_index == 0 else copy.deepcopy(base)
             optimizer = make_optimizer(opt_name, model)
             suffix = "" if opt_name == "torch" else f" [{opt_name}]"
-            if cfg.target == "clap":
+            if cfg.target == "teacher":
                 modes = ["cached", "online"] if args.teacher == "both" else [args.teacher]
                 if token_map is None and "cached" in modes:
                     token_map = cached_token_map(model, args.batch)
@@ -147,7 +147,7 @@ def count_flops(config: Config, args, device, teacher_flops_cache: dict) -> dict
     target_dim = model.head[0].out_features
     teacher_forward = 0.0
     if config.teacher_mode == "online":
-        key = (config.size, cfg.clap_model)
+        key = (config.size, cfg.teacher)
         if key not in teacher_flops_cache:
             teacher_flops_cache[key] = flops.teacher_forward_flops(model.teacher, config.sample["net_input"]["teacher_source"])
         teacher_forward = teacher_flops_cache[key]
@@ -361,7 +361,7 @@ def main():
                         help="steps of a configuration in a row in each round; only the last is timed (the first "
                              "ones re-warm its memory after the other models ran); 1 = strict alternation")
     parser.add_argument("--num-classes", type=int, default=527, help="classes of the cls branch (AudioSet: 527)")
-    parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul for the peak")
+    common.add_peak_size_arg(parser)
     parser.add_argument("--peak-reps", type=int, default=3, help="matmul repetitions per peak measurement")
     parser.add_argument("--no-memory", action="store_true", help="CPU: skip the per-config memory subprocesses")
     parser.add_argument("--json", default="", help="also write all figures to this JSON file")

@@ -3,7 +3,7 @@ optimizer (default: ViT-B supmam_clap with a cached teacher map, B=2).
 
 Stage times come from timers around the model's own modules (forward hooks; full backward
 hooks for the per-module backward), without touching the model's code: fbank is timed by
-wrapping ``batch_fbank`` where supmam_model calls it, the teacher by wrapping the model's
+wrapping ``model_input_fbank`` where supmam_model calls it, the teacher by wrapping the model's
 ``teacher_targets``. A torch.profiler pass then lists the aten operators by self time and
 groups them (matmul, attention, elementwise/norm, copies/gathers, optimizer).
 
@@ -113,6 +113,7 @@ def main():
     parser.add_argument("--num-classes", type=int, default=527)
     parser.add_argument("--top", type=int, default=20, help="operators listed from the profiler")
     parser.add_argument("--no-profiler", action="store_true", help="skip the torch.profiler pass")
+    common.add_peak_size_arg(parser)
     args = parser.parse_args()
     if not args.batch:
         args.batch = 32 if args.device.startswith("cuda") else 2
@@ -145,8 +146,8 @@ def main():
 
     # ---- stage timers
     timer = StageTimer(device)
-    original_fbank = supmam_model.batch_fbank
-    supmam_model.batch_fbank = timer.wrap(original_fbank, "fwd fbank")
+    original_fbank = supmam_model.model_input_fbank
+    supmam_model.model_input_fbank = timer.wrap(original_fbank, "fwd fbank")
     model.teacher_targets = timer.wrap(model.teacher_targets, "fwd teacher targets")
     timer.add_module(model.encoder.patch_embed, "patch_embed", backward=False)
     for block in model.encoder.blocks:
@@ -184,7 +185,7 @@ def main():
         record["step"] = t4 - t0
         for k, v in record.items():
             totals[k].append(v)
-    supmam_model.batch_fbank = original_fbank
+    supmam_model.model_input_fbank = original_fbank
 
     med = {k: statistics.median(v) for k, v in totals.items()}
     step_time = med["step"]
@@ -212,7 +213,7 @@ def main():
     # FLOP-weighted view: which stage runs far below the matmul rate
     target_dim = model.head[0].out_features
     parts = flops.step_flops(cfg, args.batch, sample["net_input"]["source"].size(1), args.num_classes, target_dim)
-    peak = common.matmul_peak(device, dtype=common.peak_dtype(args.dtype))
+    peak = common.matmul_peak(device, args.peak_size, dtype=common.peak_dtype(args.dtype))
     enc_f = sum(parts[k][0] for k in ("encoder linear", "encoder attention"))
     dec_f = sum(parts[k][0] for k in ("decoder linear", "decoder attention", "decoder embed"))
     enc_b = sum(parts[k][1] for k in ("encoder linear", "encoder attention"))

@@ -1,0 +1,135 @@
+"""Every script in benchmarks/ runs at its smallest size and prints its figures.
+
+The benchmarks are not imported by the package, so nothing else notices when a change in the
+package (a renamed batch key, a moved helper) breaks one of them: these tests run each script as a
+user does (``python benchmarks/<name>.py`` from the repository root, one thread) and look for a
+number in each row of what it prints. Tiny model, batch 1, one timed round: the figures themselves
+mean nothing here, only that they are produced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUMBER = r"\d+(?:\.\d+)?"
+# decoder_ab.py compares the current decoder with an older commit's (its documented example)
+OLD_DECODER_COMMIT = "458ab0c"
+OLD_DECODER_FILE = "supmam_plugin/models/window_decoder.py"
+
+# (script, arguments, patterns that must each match a line of its output). "{tmp}" is the test's
+# temporary folder and "{old_repo}" a checkout of OLD_DECODER_COMMIT's decoder.
+CASES = [
+    pytest.param(
+        "pretraining_step.py",
+        ["--variants", "supmam", "supmam_clap", "--teacher", "both", "--sizes", "tiny", "--batch", "1",
+         "--steps", "1", "--warmup", "0", "--steps-per-visit", "1", "--peak-size", "128", "--no-memory",
+         "--json", "{tmp}/pretraining_step.json"],
+        [rf"^supmam +{NUMBER} +{NUMBER} +{NUMBER}", rf"^supmam_clap \(cached\) +{NUMBER} +{NUMBER} +{NUMBER}",
+         rf"^supmam_clap \(online\) +{NUMBER} +{NUMBER} +{NUMBER}", r"teacher share supmam_clap: online/cached"],
+        id="pretraining_step"),
+    pytest.param(
+        "step_profile.py",
+        ["--variant", "supmam", "--size", "tiny", "--batch", "1", "--steps", "1", "--warmup", "0", "--top", "3",
+         "--peak-size", "128"],
+        [rf"^  fbank +{NUMBER} +{NUMBER}%", rf"^  encoder blocks +{NUMBER}", rf"^  optimizer.step \(AdamW\) +{NUMBER}",
+         rf"^  encoder forward +{NUMBER} GFLOP", r"^torch.profiler, forward \+ backward",
+         rf"^  torch AdamW fused=True +{NUMBER} s"],
+        id="step_profile"),
+    pytest.param(
+        "decoder_ab.py",
+        ["--old-repo", "{old_repo}", "--variants", "supmam", "--size", "tiny", "--batch", "1", "--rounds", "1",
+         "--warmup", "0", "--steps-per-visit", "1"],
+        [r"supmam before: .* SwinTransformerBlock", r"supmam after: .* AudioMAESwinBlock",
+         rf"^supmam +before median {NUMBER} s .* after/before: paired median {NUMBER}"],
+        id="decoder_ab"),
+    pytest.param(
+        "precision.py",
+        ["--variant", "supmam", "--sizes", "tiny", "--batch", "1", "--rounds", "1", "--modes", "fp32", "bf16"],
+        [rf"^fp32 +{NUMBER} +{NUMBER} +1\.00x +{NUMBER}", rf"^bf16 +{NUMBER} +{NUMBER} +{NUMBER}x +{NUMBER}"],
+        id="precision"),
+    pytest.param(
+        "clap_step.py",
+        ["--sizes", "tiny", "--batch", "1", "--rounds", "1"],
+        [rf"^\| supmam \| {NUMBER} \| {NUMBER} \|", rf"^\| clap, ViT tower \(tiny\) \| {NUMBER} \|",
+         rf"^\| clap, HTS-AT tower \(HTSAT-tiny\) \| {NUMBER} \|"],
+        id="clap_step"),
+    pytest.param(
+        "inference.py",
+        ["--sizes", "tiny", "--batch", "1", "--seconds", "0.05", "--peak-size", "128"],
+        [rf"^  tiny +encoder +{NUMBER} +{NUMBER} +{NUMBER}", rf"^  tiny +embed +{NUMBER} +{NUMBER} +{NUMBER}"],
+        id="inference"),
+    pytest.param(
+        "fbank.py",
+        ["--batch-sizes", "1", "--chunks", "--seconds", "0.05", "--clips", "2", "--loader-batch", "2",
+         "--workers", "0", "--repeats", "1", "--tmpdir", "{tmp}"],
+        [rf"^ +1 +- +{NUMBER} +{NUMBER} +{NUMBER}", rf"^  WAV 16 kHz +0 +{NUMBER} .* clip_ids,source,source_lengths$",
+         # the task's batch names the teacher's audio as the model reads it
+         rf"^  FLAC 48 kHz \+ teacher audio 48 kHz +0 +{NUMBER} .*,teacher_source,teacher_source_lengths$"],
+        id="fbank"),
+    pytest.param(
+        "precompute_teacher.py",
+        ["--clips", "1", "--batches", "1"],
+        [rf"^\| 1 \| 1 \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$", rf"rerun over the finished cache .*: {NUMBER} s"],
+        id="precompute_teacher"),
+    pytest.param(
+        "reading.py",
+        ["--files", "2", "--workers", "1", "--reads", "1", "--long-seconds", "20"],
+        [rf"^\| 1 \| {NUMBER} \| {NUMBER} \|$", rf"^\| 10 s \| {NUMBER} \| {NUMBER} \|$",
+         rf"^\| 20 s \| {NUMBER} \| {NUMBER} \|$"],
+        id="reading"),
+    pytest.param(
+        "packed_reading.py",
+        ["--data", "data/demo", "--split", "train", "--clips", "4", "--shard-size", "2", "--rounds", "1"],
+        [r"^4 clips of data/demo/train.tsv; loose 4 files .* packed 2 shards",
+         rf"^cold bytes only: loose {NUMBER} clips/s, packed {NUMBER} clips/s",
+         rf"^cold dataset items .*: loose {NUMBER} clips/s, packed {NUMBER} clips/s"],
+        id="packed_reading"),
+]
+
+
+def old_decoder_checkout(root) -> str:
+    """A folder laid out as a checkout, holding OLD_DECODER_COMMIT's decoder (all decoder_ab.py reads)."""
+    shown = subprocess.run(["git", "show", f"{OLD_DECODER_COMMIT}:{OLD_DECODER_FILE}"], cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if shown.returncode != 0:
+        pytest.skip(f"needs the repository's git history (commit {OLD_DECODER_COMMIT})")
+    path = os.path.join(root, "old", OLD_DECODER_FILE)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write(shown.stdout)
+    return os.path.join(root, "old")
+
+
+@pytest.mark.parametrize("script, args, patterns", CASES)
+def test_benchmark_runs_and_prints_its_figures(script, args, patterns, tmp_path):
+    places = {"tmp": str(tmp_path)}
+    if "{old_repo}" in args:
+        places["old_repo"] = old_decoder_checkout(tmp_path)
+    args = [a.format(**places) for a in args]
+    # one thread, as the suite runs; TMPDIR keeps the scripts' scratch audio in the test's folder
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", TMPDIR=str(tmp_path))
+    run = subprocess.run([sys.executable, os.path.join("benchmarks", script), *args], cwd=REPO,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert run.returncode == 0, f"{script} exited {run.returncode}:\n{run.stderr[-3000:]}"
+    for pattern in patterns:
+        assert re.search(pattern, run.stdout, re.MULTILINE), f"{script} did not print {pattern!r}:\n{run.stdout}"
+    if script == "pretraining_step.py":  # the JSON it writes holds the same figures
+        with open(tmp_path / "pretraining_step.json") as f:
+            configs = json.load(f)["sizes"]["tiny"]["configs"]
+        assert set(configs) == {"supmam", "supmam_clap (cached)", "supmam_clap (online)"}
+        assert all(c["clips_per_s"] > 0 for c in configs.values())
+        # the online step also runs the teacher, and its FLOPs are counted
+        assert configs["supmam_clap (online)"]["step_gflop"] > configs["supmam_clap (cached)"]["step_gflop"]
+
+
+def test_every_benchmark_script_has_a_case():
+    """A new script in benchmarks/ gets its case above (the helpers are not scripts)."""
+    helpers = {"common.py", "flops.py", "recipe_config.py"}
+    scripts = {name for name in os.listdir(os.path.join(REPO, "benchmarks")) if name.endswith(".py")} - helpers
+    assert scripts == {case.values[0] for case in CASES}
