@@ -46,7 +46,7 @@ SIZES = {"sound_events": {"pretrain_updates": 2000, "finetune_updates": 1500, "t
          "spoken_words": {"pretrain_updates": 2000, "finetune_updates": 2400, "teacher_updates": 1200,
                           "validate_interval": 10}}
 # arm: (recipe, extra pretraining overrides, group). The table's rows are the paper's Table 1; the
-# ablations run on the sound events only.
+# other groups (the ablations, clone_batch) run on the sound events only.
 ARMS = {
     "audiomae": ("audiomae", [], "table"),
     "mam_clap": ("mam_clap", [], "table"),                     # mask 0.2, visible + masked
@@ -59,8 +59,11 @@ ARMS = {
     "supmam_rec": ("supmam", ["criterion.lambda_cls=0", "model.cls_branch=false"], "ablation"),  # Table 5
     "supmam_cls": ("supmam", ["criterion.lambda_target=0"], "ablation"),
     "supmam_clap_lambda0.01": ("supmam_clap", ["criterion.lambda_cls=0.01"], "ablation"),  # Table 6
+    # issue 26: 4 masks per clip at equal compute (8 clips x 4 masks = the 32 masked samples of a step)
+    "supmam_clap_clone4": ("supmam_clap", ["model.clone_batch=4", "dataset.batch_size=8"], "clone_batch"),
 }
 ABLATION_TASKS = ("sound_events",)
+GROUPS = ("table", "ablation", "clone_batch")
 
 
 def demo_args(sizes: dict) -> argparse.Namespace:
@@ -147,7 +150,9 @@ class Study:
             split = demo.pretraining_split(pretrain)
             overrides = demo.pretrain_overrides(recipe, args, pretrain, split, seed,
                                                 teacher["checkpoint"] if clap else "", teacher["cache"] if clap else "",
-                                                multi_label, frames) + list(extra)
+                                                multi_label, frames)
+            replaced = {e.split("=")[0] for e in extra}  # the arm's value of a key the demo sets wins
+            overrides = [o for o in overrides if o.split("=")[0] not in replaced] + list(extra)
             save_dir, _, seconds = demo.hydra_train(out, f"pretrain_{arm}_s{seed}", "pretraining", recipe, overrides,
                                                     False, reuse=True)
             checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
@@ -218,11 +223,11 @@ def units(cfg) -> list[tuple[str, str, int, list]]:
     ablations; per task the baseline, then seed by seed the teacher, the random init and the arms
     (the teacher's students first, the runs without a teacher while it trains)."""
     order = []
-    for group in ("table", "ablation"):
+    for group in GROUPS:
         if group not in cfg.arms:
             continue
         for task in cfg.tasks:
-            if group == "ablation" and task not in ABLATION_TASKS:
+            if group != "table" and task not in ABLATION_TASKS:
                 continue
             if group == "table":
                 order.append((task, "mfcc", 0, []))
@@ -279,6 +284,7 @@ CLAIMS = (
     ("mam_clap", "mam_clap_masked_only", "eq. 1"),
     ("supmam", "supmam_rec", "Table 5"), ("supmam", "supmam_cls", "Table 5"),
     ("supmam_clap", "supmam_clap_lambda0.01", "Table 6"),
+    ("supmam_clap_clone4", "supmam_clap", "clone_batch at equal compute"),
 )
 
 
@@ -306,8 +312,8 @@ def verdicts(rows: dict) -> list[dict]:
             return [v[measure]["test"] for v in mine if measure in v]
 
         for better, worse, where in CLAIMS:
-            ablation = "ablation" in (ARMS.get(better, ("", [], ""))[2], ARMS.get(worse, ("", [], ""))[2])
-            if ablation and task not in ABLATION_TASKS:
+            groups = {ARMS.get(better, ("", [], "table"))[2], ARMS.get(worse, ("", [], "table"))[2]}
+            if groups != {"table"} and task not in ABLATION_TASKS:
                 continue
             for measure in ("finetuned", "probe"):
                 a, b = scores(better, measure), scores(worse, measure)
@@ -412,7 +418,8 @@ def main() -> int:
     parser.add_argument("--out", default="claims_study", help="folder of the runs (checkpoints, logs)")
     parser.add_argument("--ledger", default=os.path.normpath(LEDGER), help="the finished units (JSON, committed)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--arms", nargs="+", default=["table", "ablation"], choices=["table", "ablation"])
+    parser.add_argument("--arms", nargs="+", default=["table", "ablation"], choices=list(GROUPS),
+                        help="groups of rows; clone_batch (issue 26) runs only when named")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--only", nargs="+", default=None, metavar="ARM",
                         help="only these rows (mfcc, teacher, scratch or an arm of ARMS), e.g. to order a short session")
