@@ -1,0 +1,89 @@
+"""Several masks per clip (``model.clone_batch=K``) at equal compute: masked samples per second of
+whole training steps with M masked samples a step, made of M / K clips masked K times, against K = 1
+(M clips masked once), for SupMAM-CLAP with the teacher online (HTS-AT runs on each clip of the
+step) and with its cached map, and for AudioMAE (no teacher).
+
+A step here is what one rank does per update minus the file reading: fbank of the clips' waveforms
+(in the model, as ``task.fbank_in_dataloader=false``), the teacher (online) or its map's resize
+(cached), encoder, decoder, head, loss, backward, AdamW. Reading fewer clips per step also saves
+the data loader's work (``benchmarks/reading.py``, ``packed_reading.py``), not counted here.
+
+    python benchmarks/clone_batch.py                      # CPU: tiny model, M = 16
+    python benchmarks/clone_batch.py --size vitb --masked 8 --clones 1 2 4 8
+    python benchmarks/clone_batch.py --device cuda --size vitb --masked 256 --dtype bf16
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (puts the repository on sys.path)
+
+import torch  # noqa: E402
+
+from pretraining_step import make_sample  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_common_args(parser)
+    parser.add_argument("--size", default="tiny", choices=list(common.SIZES))
+    parser.add_argument("--masked", type=int, default=16, help="masked samples per step (clips x K)")
+    parser.add_argument("--clones", type=int, nargs="+", default=[1, 2, 4, 8], help="values of K")
+    parser.add_argument("--rounds", type=int, default=4, help="timed rounds (each K stepped in turn)")
+    args = parser.parse_args(argv)
+    device = common.setup(args)
+    print(common.machine_summary(device))
+    runs = []  # (label, K, model, criterion, optimizer, sample)
+    for variant, modes in (("supmam_clap", ("online", "cached")), ("audiomae", (None,))):
+        for mode in modes:
+            for k in args.clones:
+                if args.masked % k:
+                    continue
+                clips = args.masked // k
+                torch.manual_seed(0)
+                model, criterion, cfg, _ = common.build_variant(variant, args.size, overrides={"clone_batch": k})
+                model.to(device).train()
+                token_map = None
+                if cfg.target == "teacher":
+                    model.teacher.follow(device)
+                    if mode == "cached":
+                        with torch.no_grad():
+                            audio = common.synthetic_batch(clips, common.CLIP_SECONDS, common.TEACHER_RATE).to(device)
+                            token_map = model.teacher.token_map(audio).to(torch.float16)
+                sample = make_sample(clips, 527, device, with_teacher_audio=(mode == "online"), token_map=token_map)
+                optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.05)
+                label = variant + (f" ({mode})" if mode else "")
+                runs.append((label, k, clips, model, criterion, optimizer, sample))
+
+    def step(model, criterion, optimizer, sample):
+        with common.autocast(device, args.dtype):
+            loss, _, _ = criterion(model, sample)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    times = {id(run): [] for run in runs}
+    for round_ in range(args.rounds + 1):  # round 0 warms up
+        for run in runs:
+            seconds = common.timed(lambda: step(*run[3:]), device)
+            if round_:
+                times[id(run)].append(seconds)
+    print(f"\n{args.size}, {args.masked} masked samples a step, {args.dtype}; best of {args.rounds} rounds "
+          "(every K stepped in turn)\n")
+    print("| variant | K | clips a step | step (s) | masked samples/s | vs K=1 |")
+    print("|---|---|---|---|---|---|")
+    base = {}
+    for label, k, clips, *_ in runs:
+        best = min(times[id(next(r for r in runs if r[0] == label and r[1] == k))])
+        rate = args.masked / best
+        base.setdefault(label, rate if k == 1 else None)
+        ratio = f"{rate / base[label]:.2f}x" if base[label] else ""
+        print(f"| {label} | {k} | {clips} | {best:.3f} | {rate:.1f} | {ratio} |")
+    print(f"\ncommand: benchmarks/clone_batch.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+
+
+if __name__ == "__main__":
+    main()
