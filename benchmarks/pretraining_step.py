@@ -84,13 +84,15 @@ def train_step(config: Config, device, dtype: str):
         loss, sample_size, _ = config.criterion(config.model, config.sample)
     loss.backward()
     config.optimizer.step()
-    config.optimizer.zero_grad(set_to_none=True)
+    config.optimizer.zero_grad()  # torch: set_to_none by default; fairseq: takes no argument
 
 
 OPTIMIZERS = {
     "torch": "torch.optim.AdamW (default implementation)",
     "torch-fused": "torch.optim.AdamW(fused=True)",
-    "fairseq": "fairseq's optimizer=adam (the recipes' optimizer; decoupled weight decay)",
+    "fairseq": "fairseq's optimizer=adam (decoupled weight decay)",
+    "supmam_adamw": "the recipes' optimizer (fairseq's adam with AudioMAE's decay groups), torch_fused=false",
+    "supmam_adamw-fused": "the same with optimizer.torch_fused=true (torch.optim.AdamW(fused=True), the same groups)",
 }
 
 
@@ -104,6 +106,16 @@ def make_optimizer(name: str, model):
         from fairseq.optim.adam import Adam
 
         return Adam(params, lr=2e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.05)
+    if name in ("supmam_adamw", "supmam_adamw-fused"):  # the recipes' optimizer, AudioMAE's decay groups
+        from fairseq.optim import build_optimizer
+        from omegaconf import OmegaConf
+
+        import supmam_plugin  # noqa: F401 (registers it)
+
+        cfg = OmegaConf.create({"_name": "supmam_adamw", "lr": [2e-4], "adam_betas": "(0.9,0.95)", "adam_eps": 1e-8,
+                                "weight_decay": 0.05, "decay_tokens": True, "use_old_adam": False,
+                                "fp16_adam_stats": False, "tpu": False, "torch_fused": name.endswith("-fused")})
+        return build_optimizer(cfg, params)
     raise ValueError(name)
 
 
@@ -165,7 +177,7 @@ def count_flops(config: Config, args, device, teacher_flops_cache: dict) -> dict
     with counter_bwd:
         loss.backward()
     counted_backward = float(counter_bwd.get_total_flops())
-    config.optimizer.zero_grad(set_to_none=True)
+    config.optimizer.zero_grad()  # torch: set_to_none by default; fairseq: takes no argument
     plain = flops.flop_counter(with_cpu_sdpa=False)
     with plain:
         with torch.no_grad(), common.autocast(device, args.dtype):

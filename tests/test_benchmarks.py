@@ -90,6 +90,13 @@ CASES = [
          rf"^cold bytes only: loose {NUMBER} clips/s, packed {NUMBER} clips/s",
          rf"^cold dataset items .*: loose {NUMBER} clips/s, packed {NUMBER} clips/s"],
         id="packed_reading"),
+    pytest.param(
+        "clone_batch.py",
+        ["--masked", "2", "--clones", "1", "2", "--rounds", "1"],
+        [rf"^\| supmam_clap \(online\) \| 2 \| 1 \| {NUMBER} \| {NUMBER} \| {NUMBER}x \|$",
+         rf"^\| supmam_clap \(cached\) \| 2 \| 1 \| {NUMBER} \| {NUMBER} \| {NUMBER}x \|$",
+         rf"^\| audiomae \| 2 \| 1 \| {NUMBER} \| {NUMBER} \| {NUMBER}x \|$"],
+        id="clone_batch"),
 ]
 
 

@@ -81,3 +81,47 @@ def test_groups_survive_fairseqs_bf16_optimizer():
     assert decays == [0.0, DECAY]
     one_d = sum(p.numel() for p in params if p.dim() == 1)
     assert sum(p.numel() for g in groups if g["weight_decay"] == 0.0 for p in g["params"]) == one_d
+
+
+def test_torch_fused_takes_the_same_steps_as_fairseqs_adam():
+    """optimizer.torch_fused=true (torch.optim.AdamW(fused=True)): the same groups and, over a few
+    steps with the same gradients, the same parameters as fairseq's Adam. They differ only in where
+    eps enters (torch adds it to sqrt(v_hat), fairseq to sqrt(v)), negligible for gradients of
+    order 1; the gradients are drawn, not back-propagated, so that both see exactly the same ones."""
+    models = [tiny_model(), tiny_model()]
+    optimizers = []
+    for model, fused in zip(models, (False, True)):
+        cfg = optimizer_config(True)
+        cfg.torch_fused = fused
+        cfg.adam_eps = 1e-12  # with 1e-8, elements with |g| near 1e-6 move 3e-5 apart (eps's place)
+        optimizers.append(build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad]))
+    assert isinstance(optimizers[1].optimizer, torch.optim.AdamW) and optimizers[1].optimizer.defaults["fused"]
+    assert [g["weight_decay"] for g in optimizers[1].optimizer.param_groups] == [DECAY, 0.0]
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=generator) for p in models[0].parameters()]
+        for model, optimizer in zip(models, optimizers):
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g.clone()
+            optimizer.step()
+            optimizer.zero_grad()
+    for (name, a), b, start in zip(models[0].named_parameters(), models[1].parameters(), tiny_model().parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+        assert (a - start).abs().max() > LR, name  # three steps of about lr each
+
+
+@pytest.mark.parametrize("saved_fused", [False, True])
+def test_a_run_saved_with_one_implementation_resumes_with_the_other(saved_fused):
+    model = tiny_model()
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved_cfg, resumed_cfg = optimizer_config(True), optimizer_config(True)
+    saved_cfg.torch_fused, resumed_cfg.torch_fused = saved_fused, not saved_fused
+    saved = build_optimizer(saved_cfg, params)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    saved.step()
+    resumed = build_optimizer(resumed_cfg, params)
+    resumed.load_state_dict(saved.state_dict())
+    before = params[1].detach().clone()
+    resumed.step()  # the second step: bias corrections of step 2 from the loaded state
+    assert not torch.equal(params[1], before) and float(resumed.optimizer.state[params[1]]["step"]) == 2

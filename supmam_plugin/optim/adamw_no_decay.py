@@ -6,7 +6,8 @@ weights of LayerNorm and BatchNorm) gets no weight decay; the others, the [CLS] 
 (shaped (1, 1, D)) included, get ``weight_decay``. Fixed sin-cos tables are buffers and never
 reach the optimizer. fairseq's ``adam`` decays every parameter, and its composite optimizer's
 ``weight_decay_scale`` override never takes effect (fairseq 0.12.3 checks a key that is never
-there), so we write this one rule here. The rule needs no parameter names, so it also holds for
+there), so we write this one rule here. ``optimizer.torch_fused=true`` steps with
+``torch.optim.AdamW(fused=True)`` over the same groups (BENCHMARKS.md: the step's share of the optimizer). The rule needs no parameter names, so it also holds for
 the fp32 master copies of fairseq's bf16/fp16 optimizer, as long as they are not flattened into
 one vector (``common.fp16_no_flatten_grads=true``, set in the recipes).
 """
@@ -28,6 +29,13 @@ class SupmamAdamWConfig(FairseqAdamConfig):
         default=True,
         metadata={"help": "decay the learned tokens ([CLS], mask) as AudioMAE's pretraining does (timm's "
                   "add_weight_decay skips only 1-D parameters); false also leaves them undecayed"},
+    )
+    torch_fused: bool = field(
+        default=False,
+        metadata={"help": "step with torch.optim.AdamW(fused=True) (AudioMAE's own optimizer, one fused kernel "
+                  "over all parameters on the CPU and GPUs) instead of fairseq's per-parameter Adam; same "
+                  "groups, same update but for where eps enters (torch: sqrt(v_hat) + eps); a run saved with "
+                  "either resumes with the other"},
     )
 
 
@@ -66,4 +74,16 @@ class SupmamAdamW(FairseqAdam):
     biases and norm weights. Every ``optimizer.*`` option of ``adam`` works the same."""
 
     def __init__(self, cfg: SupmamAdamWConfig, params):
-        super().__init__(cfg, weight_decay_groups(list(params), cfg.weight_decay, cfg.decay_tokens))
+        groups = weight_decay_groups(list(params), cfg.weight_decay, cfg.decay_tokens)
+        super().__init__(cfg, groups)
+        if cfg.torch_fused:
+            self._optimizer = torch.optim.AdamW(groups, **self.optimizer_config, fused=True)
+
+    def load_state_dict(self, state_dict, optimizer_overrides=None):
+        """Resume from either implementation: torch's fused AdamW keeps ``step`` as a float32 tensor,
+        fairseq's Adam as an int (it also counts with a tensor)."""
+        if self.cfg.torch_fused:
+            for state in state_dict.get("state", {}).values():
+                if "step" in state and not torch.is_tensor(state["step"]):
+                    state["step"] = torch.tensor(float(state["step"]))
+        super().load_state_dict(state_dict, optimizer_overrides)
