@@ -68,3 +68,18 @@ def test_frame_count_and_too_short_input():
     assert kaldi_fbank(torch.zeros(s.num_samples_for(1024))).shape == (1024, 128)
     with pytest.raises(ValueError, match="shorter than one frame"):
         kaldi_fbank(torch.zeros(399))
+
+
+def test_cpu_chunks_give_the_whole_batchs_fbank():
+    """On the CPU batch_fbank computes CPU_CHUNK clips at a time (faster: BENCHMARKS.md); the output is
+    the whole batch's, padding and lengths included."""
+    import torch
+
+    from supmam_plugin.core.fbank import batch_fbank
+
+    waves = torch.randn(5, 16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    lengths = torch.tensor([16000, 12000, 8000, 16000, 4000])
+    whole = batch_fbank(waves, lengths, target_frames=128, cpu_chunk=0)
+    for chunk in (1, 2, 4):
+        torch.testing.assert_close(batch_fbank(waves, lengths, target_frames=128, cpu_chunk=chunk), whole,
+                                   rtol=1e-5, atol=1e-5)

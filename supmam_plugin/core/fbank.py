@@ -103,16 +103,27 @@ def _hann_cpu(window_size: int) -> torch.Tensor:
     return torch.hann_window(window_size, periodic=False, dtype=torch.float64).float()
 
 
-def kaldi_fbank(waveforms: torch.Tensor, settings: FbankSettings = FbankSettings()) -> torch.Tensor:
+# On the CPU a whole batch's frames, spectra and powers (about 12 MB a 10 s clip) fall out of the
+# caches: batch 32 ran 3-4.5x slower per clip than clip by clip (BENCHMARKS.md, section 4), so the
+# CPU computes one clip at a time (the same output). GPUs take the batch at once.
+CPU_CHUNK = 1
+
+
+def kaldi_fbank(waveforms: torch.Tensor, settings: FbankSettings = FbankSettings(),
+                cpu_chunk: int = CPU_CHUNK) -> torch.Tensor:
     """Log mel energies of each waveform, as Kaldi computes them (no dither, no energy).
 
     waveforms: (B, N) or (N,) float samples in [-1, 1] at ``settings.sample_rate``.
     Returns (B, F, num_mel_bins) (or (F, num_mel_bins)), F = 1 + (N - window) // shift.
+    ``cpu_chunk``: clips computed at a time on the CPU (0: the whole batch).
     """
     squeeze = waveforms.dim() == 1
     if squeeze:
         waveforms = waveforms.unsqueeze(0)
     require_one_frame(waveforms.size(-1), settings, "kaldi_fbank")
+    if waveforms.device.type == "cpu" and 0 < cpu_chunk < waveforms.size(0):
+        parts = [kaldi_fbank(waveforms[i:i + cpu_chunk], settings, 0) for i in range(0, waveforms.size(0), cpu_chunk)]
+        return torch.cat(parts)
     device = waveforms.device
     frames = waveforms.float().unfold(-1, settings.window_size, settings.window_shift)  # (B, F, W)
     if settings.remove_dc_offset:
@@ -151,14 +162,15 @@ def batch_fbank(
     settings: FbankSettings = FbankSettings(),
     mean: float = AUDIOSET_MEAN,
     std: float = AUDIOSET_STD,
+    cpu_chunk: int = CPU_CHUNK,
 ) -> torch.Tensor:
     """Model input from a padded batch: fbank, frames past each clip's end zeroed (as if each
     clip were padded alone, AudioMAE-style), padded/cropped to ``target_frames``, normalised.
 
     waveforms: (B, N) zero-padded; lengths: (B,) valid samples per clip (None: all N).
-    Returns (B, target_frames, num_mel_bins).
+    Returns (B, target_frames, num_mel_bins). ``cpu_chunk``: see :func:`kaldi_fbank`.
     """
-    fbank = kaldi_fbank(waveforms, settings)  # (B, F, M)
+    fbank = kaldi_fbank(waveforms, settings, cpu_chunk)  # (B, F, M)
     if lengths is not None:
         # A frame needs all its window inside the clip: frames = 1 + (len - window) // shift.
         valid = torch.div(lengths - settings.window_size, settings.window_shift, rounding_mode="floor") + 1
