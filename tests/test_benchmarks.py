@@ -97,6 +97,12 @@ CASES = [
          rf"^\| supmam_clap \(cached\) \| 2 \| 1 \| {NUMBER} \| {NUMBER} \| {NUMBER}x \|$",
          rf"^\| audiomae \| 2 \| 1 \| {NUMBER} \| {NUMBER} \| {NUMBER}x \|$"],
         id="clone_batch"),
+    pytest.param(
+        "gemm_shapes.py",
+        ["--batch", "1", "--reps", "1", "--peak-size", "256"],
+        [rf"^\| encoder, mask 0.8 \(audiomae\) \| all \| \| \| \| \| \*\*{NUMBER}%\*\* \|$",
+         rf"^\| decoder, 512 patches \(every variant\) \| fc2 \| 512 x 2048 x 512 \| {NUMBER}% \| {NUMBER}% \| {NUMBER}% \| \|$"],
+        id="gemm_shapes"),
 ]
 
 
