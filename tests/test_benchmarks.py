@@ -103,6 +103,12 @@ CASES = [
         [rf"^\| encoder, mask 0.8 \(audiomae\) \| all \| \| \| \| \| \*\*{NUMBER}%\*\* \|$",
          rf"^\| decoder, 512 patches \(every variant\) \| fc2 \| 512 x 2048 x 512 \| {NUMBER}% \| {NUMBER}% \| {NUMBER}% \| \|$"],
         id="gemm_shapes"),
+    pytest.param(
+        "cached_teacher_memory.py",
+        ["--size", "tiny", "--batch", "1"],
+        [rf"^\| built whole \(before\) \| {NUMBER} \| 31,325,143 \| True \|$",
+         rf"^\| teacher_cached \(after\) \| {NUMBER} \| 0 \| False \|$", rf"^saved: {NUMBER} MB peak RSS"],
+        id="cached_teacher_memory"),
 ]
 
 

@@ -250,3 +250,33 @@ def test_time_is_aligned_in_seconds(tokens_teacher, student_seconds, grid):
     torch.testing.assert_close(sampled, expected.unsqueeze(1).expand(grid), atol=1e-4, rtol=0)
     if student_seconds < 10:
         assert sampled.max() < 4.0  # 1.28 s of audio only reaches the teacher's first steps
+
+
+def test_a_teacher_for_cached_maps_builds_no_htsat_until_asked(tmp_path, waveform):
+    """build_now=False (a model pretraining from task.teacher_cache): no HTS-AT, the projection loaded
+    alone from the release, the same targets from a map; HTS-AT is built, with the release's weights,
+    at the first token_map."""
+    clip = waveform[:1]
+    teacher = perturbed(ClapTeacher("random", feature="projected"))
+    path = tmp_path / "630k-like.pt"
+    torch.save(teacher_state_dict_for_release(teacher), path)
+    lazy = ClapTeacher(str(path), feature="projected", build_now=False)
+    assert lazy.audio_branch is None and sum(p.numel() for p in lazy.parameters()) == 768 * 512 + 512 + 512 * 512 + 512
+    token_map = teacher.token_map(clip)
+    assert torch.equal(lazy.targets_from_token_map(token_map), teacher.targets_from_token_map(token_map))
+    assert lazy.follow(torch.device("cpu")) is lazy  # nothing to move yet
+    assert torch.equal(lazy.token_map(clip), token_map) and lazy.audio_branch is not None
+
+
+def test_a_model_pretraining_from_a_cache_has_no_htsat():
+    from omegaconf import OmegaConf
+
+    from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
+
+    cfg = OmegaConf.structured(SupmamConfig(encoder_layers=1, encoder_embed_dim=64, encoder_heads=2, decoder_embed_dim=32,
+                                            decoder_heads=2, target="teacher", teacher_checkpoint="random"))
+    cached, online = SupmamModel(cfg, teacher_cached=True), SupmamModel(cfg)
+    assert cached.teacher.audio_branch is None and online.teacher.audio_branch is not None
+    token_map = torch.randn(2, 768, 2, 32)
+    assert torch.equal(cached.teacher_targets(teacher_token_map=token_map),
+                       online.teacher_targets(teacher_token_map=token_map))

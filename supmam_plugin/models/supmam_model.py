@@ -133,7 +133,7 @@ class SupmamModel(BaseFairseqModel):
     clip in training, rows clip-major): prediction (B', L, D_target), target (B', L, D_target),
     mask (B', L) 1 = masked, copies (int), loss_on_visible (bool), cls_logits (B', C) or None."""
 
-    def __init__(self, cfg: SupmamConfig, num_classes: int = 0, sample_rate: int = 16000):
+    def __init__(self, cfg: SupmamConfig, num_classes: int = 0, sample_rate: int = 16000, teacher_cached: bool = False):
         super().__init__()
         if cfg.clone_batch < 1:
             raise ValueError(f"model.clone_batch={cfg.clone_batch}: give the number of masks per clip, 1 or more")
@@ -157,7 +157,8 @@ class SupmamModel(BaseFairseqModel):
         self._teacher: list[Teacher] = []
         if cfg.target == "teacher":
             student_seconds = cfg.input_frames * self.fbank_settings.frame_shift_ms / 1000
-            self._teacher.append(build_teacher(cfg, grid, student_seconds))
+            # teacher_cached (task.teacher_cache): the maps come from the cache, the teacher's network may stay unbuilt
+            self._teacher.append(build_teacher(cfg, grid, student_seconds, cached=teacher_cached))
             target_dim = self._teacher[0].output_dim
             # the paper's h(.) for teacher (CLAP) features: a fully-connected layer followed by layer normalisation
             self.head = nn.Sequential(nn.Linear(cfg.decoder_embed_dim, target_dim), nn.LayerNorm(target_dim, eps=1e-6))
@@ -246,7 +247,8 @@ class SupmamModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: SupmamConfig, task):
-        return cls(cfg, num_classes=getattr(task, "num_classes", 0), sample_rate=task.cfg.sample_rate)
+        return cls(cfg, num_classes=getattr(task, "num_classes", 0), sample_rate=task.cfg.sample_rate,
+                   teacher_cached=bool(getattr(task.cfg, "teacher_cache", None)))
 
     @property
     def teacher(self) -> Optional[Teacher]:

@@ -12,15 +12,16 @@ from .laion_clap import ClapTeacher
 from .teacher import TEACHERS, Teacher, register_teacher, teacher_class
 
 
-def build_teacher(cfg, grid, student_seconds: float | None = None) -> Teacher:
+def build_teacher(cfg, grid, student_seconds: float | None = None, cached: bool = False) -> Teacher:
     """The teacher ``cfg.teacher`` names (cfg: a :class:`TeacherConfig`, e.g. the model's), for a
-    student with patch ``grid`` (time, freq) spanning ``student_seconds``."""
+    student with patch ``grid`` (time, freq) spanning ``student_seconds``; ``cached``: its maps come
+    from a target cache (``task.teacher_cache``), so what only computes them may be left unbuilt."""
     if not cfg.teacher_checkpoint:
         raise ValueError(
             f"model.target=teacher needs the teacher's weights: set model.teacher_checkpoint (teacher "
             f"{cfg.teacher}: {teacher_class(cfg.teacher).checkpoint_help}); README: Teachers"
         )
-    return teacher_class(cfg.teacher).from_config(cfg, grid, student_seconds)
+    return teacher_class(cfg.teacher).from_config(cfg, grid, student_seconds, cached=cached)
 
 
 __all__ = ["TEACHERS", "Teacher", "TeacherConfig", "ClapTeacher", "CheckpointEncoderTeacher", "build_teacher",

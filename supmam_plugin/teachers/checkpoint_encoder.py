@@ -58,9 +58,10 @@ class CheckpointEncoderTeacher(Teacher):
         self.freeze()
 
     @classmethod
-    def from_config(cls, cfg, grid, student_seconds: float | None = None) -> "CheckpointEncoderTeacher":
+    def from_config(cls, cfg, grid, student_seconds: float | None = None, cached: bool = False) -> "CheckpointEncoderTeacher":
         """The teacher of a model config (``model.teacher_checkpoint``, ``teacher_layer``,
-        ``teacher_interpolation``)."""
+        ``teacher_interpolation``); built whole even when ``cached`` (its maps are normalised with its
+        own weights)."""
         return cls(cfg.teacher_checkpoint, grid, cfg.teacher_layer, cfg.teacher_interpolation, student_seconds)
 
     @property

@@ -34,6 +34,8 @@ PATCH_GRID = (64, 8)  # (time, freq) patches of a 1024 x 128 fbank in 16 x 16 pa
 FEATURES = ("tokens", "projected")
 # HTS-AT's first-stage width, as laion-clap's create_htsat_model sets it, per model name.
 HTSAT_NAME_BY_EMBED_DIM = {96: "HTSAT-tiny", 128: "HTSAT-base", 256: "HTSAT-large"}
+# channels of HTS-AT's last-stage map (embed_dim x 8, its num_features), known before building it
+HTSAT_TOKEN_WIDTH = {name: 8 * dim for dim, name in HTSAT_NAME_BY_EMBED_DIM.items()}
 
 
 def _laion_clap_dir() -> Path:
@@ -201,6 +203,7 @@ class ClapTeacher(Teacher):
         interpolation: str = "bilinear",
         student_seconds: float | None = None,
         state: dict | None = None,
+        build_now: bool = True,
     ):
         super().__init__(grid, student_seconds, interpolation)
         if feature not in FEATURES:
@@ -213,40 +216,61 @@ class ClapTeacher(Teacher):
         self.clip_samples = config["audio_cfg"]["clip_samples"]
         self.sample_rate = config["audio_cfg"]["sample_rate"]  # 48 kHz, read from the file (not up-sampled)
         self.seconds = self.clip_samples / self.sample_rate  # 10 s
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_TEACHER_SEED)
-            self.audio_branch = build_htsat(config["audio_cfg"])
-            self.token_width = self.audio_branch.num_features
-            self.audio_projection = None
-            if feature == "projected":
-                self.audio_projection = nn.Sequential(
-                    nn.Linear(self.token_width, CLAP_JOINT_DIM),
-                    nn.ReLU(),
-                    nn.Linear(CLAP_JOINT_DIM, CLAP_JOINT_DIM),
-                )
+        self.audio_cfg = config["audio_cfg"]
+        if model_name not in HTSAT_TOKEN_WIDTH:
+            raise ValueError(f"clap_model {model_name!r}: choose one of {sorted(HTSAT_TOKEN_WIDTH)}")
+        self.token_width = HTSAT_TOKEN_WIDTH[model_name]
         self.output_dim = CLAP_JOINT_DIM if feature == "projected" else self.token_width
-
+        self.audio_branch = None  # HTS-AT: built now, or (build_now=False) at the first token_map
+        self.audio_projection = None
+        if feature == "projected":
+            with torch.random.fork_rng(devices=[]):  # the random teacher's projection: its own seed
+                torch.manual_seed(RANDOM_TEACHER_SEED + 1)
+                self.audio_projection = nn.Sequential(
+                    nn.Linear(self.token_width, CLAP_JOINT_DIM), nn.ReLU(), nn.Linear(CLAP_JOINT_DIM, CLAP_JOINT_DIM))
         if self.checkpoint == "random":
             logger.warning(
                 "ClapTeacher uses a RANDOMLY INITIALISED %s (seed %d): its targets are meaningless "
                 "for real runs; give the path of a released LAION-CLAP checkpoint instead",
                 model_name, RANDOM_TEACHER_SEED,
             )
-        else:
-            self._load_checkpoint(self.checkpoint, state)
-
+        self._state = state
+        if build_now:
+            self.build_audio_branch()
+        elif self.audio_projection is not None and self.checkpoint != "random":
+            self._load_checkpoint(self.checkpoint, state, parts=("audio_projection",))
         self.freeze()
 
-    @classmethod
-    def from_config(cls, cfg, grid, student_seconds: float | None = None) -> "ClapTeacher":
-        """The teacher of a model config (``model.teacher_checkpoint``, ``clap_model``, ``clap_feature``,
-        ``teacher_interpolation``)."""
-        return cls(cfg.teacher_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.teacher_interpolation,
-                   student_seconds=student_seconds)
+    def build_audio_branch(self) -> None:
+        """HTS-AT with the checkpoint's weights (seeded random for "random"), where the teacher is
+        (:meth:`follow`). A model whose targets come from a cache never calls it: it needs only
+        ``targets_from_token_map`` (and the projection), not HTS-AT's 31 M weights nor laion-clap."""
+        if self.audio_branch is not None:
+            return
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_TEACHER_SEED)
+            self.audio_branch = build_htsat(self.audio_cfg)
+        if self.audio_branch.num_features != self.token_width:
+            raise ValueError(f"HTS-AT {self.model_name} has {self.audio_branch.num_features} channels, "
+                             f"HTSAT_TOKEN_WIDTH says {self.token_width}")
+        if self.checkpoint != "random":
+            self._load_checkpoint(self.checkpoint, self._state)
+        self._state = None  # the weights are in the module now
+        self.freeze()
+        if self.followed is not None:
+            self.follow(self.followed, force=True)
 
-    def _load_checkpoint(self, path: str, state: dict | None = None):
+    @classmethod
+    def from_config(cls, cfg, grid, student_seconds: float | None = None, cached: bool = False) -> "ClapTeacher":
+        """The teacher of a model config (``model.teacher_checkpoint``, ``clap_model``, ``clap_feature``,
+        ``teacher_interpolation``); ``cached``: its maps come from a cache, HTS-AT is built only if asked."""
+        return cls(cfg.teacher_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.teacher_interpolation,
+                   student_seconds=student_seconds, build_now=not cached)
+
+    def _load_checkpoint(self, path: str, state: dict | None = None, parts: tuple | None = None):
+        """Load the release's keys of ``parts`` (default: every child module) strictly."""
         state = read_clap_state_dict(path) if state is None else state
-        prefixes = tuple(f"{name}." for name, _ in self.named_children())
+        prefixes = tuple(f"{name}." for name in (parts or [name for name, _ in self.named_children()]))
         given = {key: value for key, value in state.items() if key.startswith(prefixes)}
         embedding = given.get("audio_branch.patch_embed.proj.weight")
         guess = None if embedding is None else HTSAT_NAME_BY_EMBED_DIM.get(embedding.shape[0])
@@ -260,7 +284,8 @@ class ClapTeacher(Teacher):
         # `.half()`, `.to(dtype)` (and fairseq's --fp16, which halves the whole model) come here:
         # the STFT / log-mel / bn0 front end stays float32, where float16 gives -inf on silence.
         super()._apply(fn, recurse)
-        front_end_to_float32(self.audio_branch)
+        if self.audio_branch is not None:
+            front_end_to_float32(self.audio_branch)
         return self
 
     @torch.no_grad()
@@ -274,6 +299,7 @@ class ClapTeacher(Teacher):
         """
         if waveform_48k.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
+        self.build_audio_branch()
         device = self.audio_branch.bn0.weight.device
         clips = htsat_input(waveform_48k.to(device), self.clip_samples)
         hook = self.audio_branch.tscam_conv.register_forward_pre_hook(_stop_at_token_map)

@@ -57,6 +57,7 @@ class Teacher(nn.Module):
     name: str = ""
     checkpoint_help: str = ""  # what model.teacher_checkpoint must be, for error messages
     cuda_dtype: torch.dtype = torch.float16  # the weights' precision on a GPU (float32 on the CPU)
+    followed: torch.device | None = None  # the device of the last follow (a part built later goes there)
 
     def __init__(self, grid: tuple, student_seconds: float | None = None, interpolation: str = "bilinear"):
         super().__init__()
@@ -104,13 +105,15 @@ class Teacher(nn.Module):
         """(B, S) waveform at ``sample_rate`` -> (B, T * F, output_dim) float32 targets, no grad."""
         return self.targets_from_token_map(self.token_map(waveform, lengths))
 
-    def follow(self, device: torch.device) -> "Teacher":
-        """Move to ``device`` when not there yet: float32 on the CPU, ``cuda_dtype`` on a GPU. The
-        student's precision (fairseq's bf16 / fp16) never reaches the teacher: it is kept out of the
-        student's module tree."""
-        if next(self.parameters()).device != device:
-            self.to(device)
-            if device.type == "cuda":
+    def follow(self, device: torch.device, force: bool = False) -> "Teacher":
+        """Move to ``device`` when not there yet (``force``: even so): float32 on the CPU, ``cuda_dtype``
+        on a GPU. The student's precision (fairseq's bf16 / fp16) never reaches the teacher: it is kept
+        out of the student's module tree."""
+        self.followed = torch.device(device)
+        first = next(self.parameters(), None)  # None: nothing built yet (a cached teacher's maps need no weights)
+        if first is not None and (force or first.device != self.followed):
+            self.to(self.followed)
+            if self.followed.type == "cuda":
                 self.to(self.cuda_dtype)
         return self
 
@@ -136,7 +139,9 @@ TEACHERS: dict[str, type] = {}  # registered name -> Teacher subclass
 
 def register_teacher(name: str):
     """Class decorator: register a :class:`Teacher` subclass under ``name`` (``model.teacher=name``).
-    The class builds itself from the model config with ``from_config(cfg, grid, student_seconds)``."""
+    The class builds itself from the model config with ``from_config(cfg, grid, student_seconds, cached)``
+    (``cached``: its maps will come from a target cache, so it may leave out what only ``token_map``
+    needs)."""
 
     def register(cls):
         if name in TEACHERS:

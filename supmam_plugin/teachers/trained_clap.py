@@ -23,12 +23,13 @@ class TrainedClapTeacher(CheckpointEncoderTeacher):
     kinds = ("clap",)
 
     @classmethod
-    def from_config(cls, cfg, grid, student_seconds: float | None = None):
-        """The ViT-tower teacher, or :class:`HtsatClapTeacher` for a CLAP with the HTS-AT tower."""
+    def from_config(cls, cfg, grid, student_seconds: float | None = None, cached: bool = False):
+        """The ViT-tower teacher, or :class:`HtsatClapTeacher` for a CLAP with the HTS-AT tower (its
+        HTS-AT built only if asked when ``cached``)."""
         state = read_checkpoint(cfg.teacher_checkpoint)
         if is_htsat_clap(state):
             return HtsatClapTeacher(cfg.teacher_checkpoint, state, cfg.clap_feature, grid, cfg.teacher_interpolation,
-                                    student_seconds)
+                                    student_seconds, build_now=not cached)
         return cls(cfg.teacher_checkpoint, grid, cfg.teacher_layer, cfg.teacher_interpolation, student_seconds, state)
 
 
@@ -40,10 +41,10 @@ class HtsatClapTeacher(ClapTeacher):
     checkpoint_help = TrainedClapTeacher.checkpoint_help
 
     def __init__(self, checkpoint: str, state, feature: str, grid, interpolation: str = "bilinear",
-                 student_seconds: float | None = None):
+                 student_seconds: float | None = None, build_now: bool = True):
         release, htsat_model = release_state_of_trained_clap(checkpoint, state)
         super().__init__(checkpoint, htsat_model, feature, grid, interpolation, student_seconds,
-                         state=release["state_dict"])
+                         state=release["state_dict"], build_now=build_now)
 
     def identity(self) -> dict:
         from ..core.file_hash import file_sha256
