@@ -67,4 +67,11 @@ def test_two_cpu_processes_match_one(tmp_path):
     weights_one = torch.load(single_dir / "checkpoint_last.pt", weights_only=False)["model"]
     weights_two = torch.load(ddp_dir / "checkpoint_last.pt", weights_only=False)["model"]
     for name, value in weights_one.items():
-        torch.testing.assert_close(weights_two[name], value, rtol=TOLERANCE, atol=1e-6, msg=name)
+        other = weights_two[name]
+        if name.startswith("encoder.") and name.endswith("attn.qkv.bias"):  # dot-product attention
+            # The keys' bias adds q.b to every score of a row: softmax ignores it, so its gradient is 0
+            # exactly and only rounding noise in floats, which Adam scales to steps of up to lr (torch's
+            # AdamW, with eps added after the bias correction, more than fairseq's adam): leave it out.
+            third = len(value) // 3
+            value, other = torch.cat([value[:third], value[2 * third:]]), torch.cat([other[:third], other[2 * third:]])
+        torch.testing.assert_close(other, value, rtol=TOLERANCE, atol=1e-6, msg=name)
