@@ -59,11 +59,7 @@ def main(argv=None) -> None:
                 runs.append((label, k, clips, model, criterion, optimizer, sample))
 
     def step(model, criterion, optimizer, sample):
-        with common.autocast(device, args.dtype):
-            loss, _, _ = criterion(model, sample)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        common.training_step(model, criterion, optimizer, sample, device, args.dtype)
 
     times = {id(run): [] for run in runs}
     for round_ in range(args.rounds + 1):  # round 0 warms up
@@ -76,8 +72,9 @@ def main(argv=None) -> None:
     print("| variant | K | clips a step | step (s) | masked samples/s | vs K=1 |")
     print("|---|---|---|---|---|---|")
     base = {}
-    for label, k, clips, *_ in runs:
-        best = min(times[id(next(r for r in runs if r[0] == label and r[1] == k))])
+    for run in runs:
+        label, k, clips = run[:3]
+        best = min(times[id(run)])
         rate = args.masked / best
         base.setdefault(label, rate if k == 1 else None)
         ratio = f"{rate / base[label]:.2f}x" if base[label] else ""

@@ -282,5 +282,14 @@ def build_variant(variant: str, size: str, num_classes: int = 527, overrides: di
     return model, criterion, cfg, float(criterion_settings.get("lambda_cls", 0.0))
 
 
+def training_step(model, criterion, optimizer, sample, device: torch.device, dtype: str) -> None:
+    """One whole step: criterion forward (under ``autocast`` for bf16), backward, optimizer step, zero_grad."""
+    with autocast(device, dtype):
+        loss, _, _ = criterion(model, sample)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def count_parameters(module) -> int:
     return sum(p.numel() for p in module.parameters())

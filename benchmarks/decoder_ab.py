@@ -114,11 +114,7 @@ def main():
                   f"{len(model.decoder.blocks)}, cls_token {cfg.cls_token}")
 
     def step(model, criterion, optimizer, sample):
-        with common.autocast(device, args.dtype):
-            loss, _, _ = criterion(model, sample)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        common.training_step(model, criterion, optimizer, sample, device, args.dtype)
 
     times = {name: [] for name, *_ in configs}
     start = time.time()

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ..core.audio import AudioFileError, audio_info, read_mono
+from ..core.audio import AudioFileError, open_audio, read_open_mono
 from ..core.manifest import ManifestError, read_class_list, read_manifest
 
 FRAME_SECONDS = 0.025
@@ -108,15 +108,15 @@ def check_audio(manifest, index: int) -> list[str]:
     """Problems of one manifest entry's audio file."""
     path, where = manifest.audio_path(index), manifest.where(index)
     try:
-        info = audio_info(path, where)
-        listed = manifest.entries[index].num_samples
-        problems = []
-        if info.frames != listed:
-            problems.append(f"{where}: {path} has {info.frames} samples, the manifest says {listed}")
-        if info.frames < FRAME_SECONDS * info.samplerate:
-            problems.append(f"{where}: {path} is shorter than one 25 ms fbank frame")
-            return problems
-        read_mono(path, where=where)  # decodes all of it; raises on NaN/inf
+        with open_audio(path, where) as info:  # opened once (a packed entry's bytes read once)
+            listed = manifest.entries[index].num_samples
+            problems = []
+            if info.frames != listed:
+                problems.append(f"{where}: {path} has {info.frames} samples, the manifest says {listed}")
+            if info.frames < FRAME_SECONDS * info.samplerate:
+                problems.append(f"{where}: {path} is shorter than one 25 ms fbank frame")
+                return problems
+            read_open_mono(info, 0.0, None, f"{where}: {path}")  # decodes all of it; raises on NaN/inf
         return problems
     except AudioFileError as e:
         return [str(e)]
