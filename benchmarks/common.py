@@ -86,6 +86,9 @@ def add_common_args(parser) -> None:
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
                         help="bf16: torch.autocast(bfloat16) around forward and loss")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--host-memory", default="keep", choices=["keep", "glibc"],
+                        help="keep: freed host memory kept for reuse, as the tasks do (task.keep_freed_memory); "
+                             "glibc: the C allocator's defaults")
 
 
 def add_peak_size_arg(parser) -> None:
@@ -94,6 +97,10 @@ def add_peak_size_arg(parser) -> None:
 
 
 def setup(args) -> torch.device:
+    if getattr(args, "host_memory", "glibc") == "keep":
+        from supmam_plugin.core.host_memory import keep_freed_memory
+
+        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -137,6 +144,27 @@ def matmul_peak(device: torch.device, size: int = 2048, reps: int = 5, dtype=tor
     torch.mm(a, b, out=out)
     best = min(timed(lambda: torch.mm(a, b, out=out), device) for _ in range(reps))
     return 2.0 * size ** 3 / best / 1e9
+
+
+def matmul_sustained(device: torch.device, size: int = 2048, seconds: float = 3.0, dtype=torch.float32) -> float:
+    """Sustained matmul rate in GFLOP/s: (size x size) @ (size x size) products back to back for
+    ``seconds``, total FLOPs / total time. A training step keeps the cores busy for seconds; a CPU
+    (boost clocks) or a shared host gives a short burst more than that, so ``matmul_peak`` over-
+    states what a multi-second step can reach. Compare a step with this, measured beside it."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
+    torch.mm(a, b, out=out)
+    sync(device)
+    count, start = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b, out=out)
+        count += 1
+        if count % 4 == 0 or device.type != "cuda":
+            sync(device)
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return 2.0 * size ** 3 * count / elapsed / 1e9
 
 
 def summary(times: list[float]) -> dict:

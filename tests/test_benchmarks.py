@@ -28,11 +28,17 @@ CASES = [
     pytest.param(
         "pretraining_step.py",
         ["--variants", "supmam", "supmam_clap", "--teacher", "both", "--sizes", "tiny", "--batch", "1",
-         "--steps", "1", "--warmup", "0", "--steps-per-visit", "1", "--peak-size", "128", "--no-memory",
-         "--json", "{tmp}/pretraining_step.json"],
+         "--steps", "1", "--warmup", "0", "--steps-per-visit", "1", "--peak-size", "128", "--peak-seconds", "0.2",
+         "--no-memory", "--json", "{tmp}/pretraining_step.json"],
         [rf"^supmam +{NUMBER} +{NUMBER} +{NUMBER}", rf"^supmam_clap \(cached\) +{NUMBER} +{NUMBER} +{NUMBER}",
          rf"^supmam_clap \(online\) +{NUMBER} +{NUMBER} +{NUMBER}", r"teacher share supmam_clap: online/cached"],
         id="pretraining_step"),
+    pytest.param(
+        "host_memory.py",
+        ["--variants", "supmam", "--size", "tiny", "--batch", "1", "--rounds", "1", "--warmup", "1", "--steps", "1"],
+        [rf"^  supmam round 1/1 glibc: step {NUMBER} s", rf"^  supmam round 1/1 keep : step {NUMBER} s",
+         rf"^supmam +{NUMBER} +{NUMBER} +{NUMBER}x"],
+        id="host_memory"),
     pytest.param(
         "step_profile.py",
         ["--variant", "supmam", "--size", "tiny", "--batch", "1", "--steps", "1", "--warmup", "0", "--top", "3",
@@ -143,6 +149,8 @@ def test_benchmark_runs_and_prints_its_figures(script, args, patterns, tmp_path)
             configs = json.load(f)["sizes"]["tiny"]["configs"]
         assert set(configs) == {"supmam", "supmam_clap (cached)", "supmam_clap (online)"}
         assert all(c["clips_per_s"] > 0 for c in configs.values())
+        # utilisation against the sustained matmul rate measured in the same round
+        assert all(c["util_median_per_round_sustained"] > 0 for c in configs.values())
         # the online step also runs the teacher, and its FLOPs are counted
         assert configs["supmam_clap (online)"]["step_gflop"] > configs["supmam_clap (cached)"]["step_gflop"]
 

@@ -10,6 +10,7 @@ from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask
 
 from ..core.audio import audio_exists, audio_info
+from ..core.host_memory import keep_freed_memory
 from ..data.audio_clip_dataset import AudioClipDataset, UnreadableClips
 from ..data.class_balanced_weights import class_balanced_weights
 from ..core.fbank import FbankSettings
@@ -80,6 +81,12 @@ class AudioClipTaskConfig(FairseqDataclass):
         metadata={"help": "with weighted_sampling: clips drawn per epoch (AudioMAE AS-2M: 200000); "
                   "0 = the training split's size"},
     )
+    keep_freed_memory: bool = field(
+        default=True,
+        metadata={"help": "glibc: keep freed host memory (blocks up to 32 MiB) for reuse instead of unmapping and "
+                  "re-faulting it every step; a ViT-B CPU step 6-10% faster, the resident size stays at its peak "
+                  "(core/host_memory.py). Set once per process, at task setup"},
+    )
 
 
 class AudioClipTask(FairseqTask):
@@ -93,6 +100,8 @@ class AudioClipTask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg: AudioClipTaskConfig, **kwargs):
+        if cfg.keep_freed_memory:
+            keep_freed_memory()
         if not os.path.isdir(cfg.data):
             raise ManifestError(f"task.data={cfg.data!r} is not a folder; point it at your manifests")
         if cfg.epoch_length < 0:
