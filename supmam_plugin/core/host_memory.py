@@ -4,9 +4,10 @@ PyTorch has no caching allocator for CPU tensors: every activation and gradient 
 fresh ``malloc`` and ``free``. glibc serves large blocks with ``mmap`` (above a threshold it moves
 between 128 KiB and 32 MiB) and hands the top of its heap back to the kernel once more than the
 trim threshold is free, so each step maps, faults in (zero-fills) and unmaps its buffers again,
-and the reused pages are cold. Keeping freed memory for reuse made a ViT-B CPU training step
-6-10% faster here (BENCHMARKS.md, "Freed memory kept"). The price: the resident size stays at its
-peak instead of shrinking between steps.
+and the reused pages are cold. Keeping freed memory for reuse takes a ViT-B CPU training step from
+30-45 thousand page faults to none and makes it about 2% faster (0.98x, benchmarks/host_memory.py,
+BENCHMARKS.md section 12), at the same peak RSS. The price: the resident size no longer shrinks
+between steps.
 
 There is no Python API for this, hence ``mallopt`` through ctypes; ``GLIBC_TUNABLES`` would do the
 same but only when set before the process starts. PyTorch's CPU tuning guide suggests jemalloc
