@@ -134,14 +134,20 @@ def peak_dtype(dtype: str) -> torch.dtype:
     return torch.bfloat16 if dtype == "bf16" else torch.float32
 
 
-def matmul_peak(device: torch.device, size: int = 2048, reps: int = 5, dtype=torch.float32) -> float:
-    """Practical matmul peak in GFLOP/s: the best of ``reps`` (size x size) @ (size x size) products
-    (one untimed first), in ``dtype`` (``peak_dtype(--dtype)``: fp32, or bf16 for bf16 runs). On
-    the GPU fp32 runs with TF32 allowed, as the training step does."""
+def square_operands(device: torch.device, size: int, dtype) -> tuple:
+    """(a, b, out) for ``torch.mm(a, b, out=out)``, (size x size) each, after one untimed product."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     out = torch.empty(size, size, device=device, dtype=dtype)
     torch.mm(a, b, out=out)
+    return a, b, out
+
+
+def matmul_peak(device: torch.device, size: int = 2048, reps: int = 5, dtype=torch.float32) -> float:
+    """Practical matmul peak in GFLOP/s: the best of ``reps`` (size x size) @ (size x size) products
+    (one untimed first), in ``dtype`` (``peak_dtype(--dtype)``: fp32, or bf16 for bf16 runs). On
+    the GPU fp32 runs with TF32 allowed, as the training step does."""
+    a, b, out = square_operands(device, size, dtype)
     best = min(timed(lambda: torch.mm(a, b, out=out), device) for _ in range(reps))
     return 2.0 * size ** 3 / best / 1e9
 
@@ -151,10 +157,7 @@ def matmul_sustained(device: torch.device, size: int = 2048, seconds: float = 3.
     ``seconds``, total FLOPs / total time. A training step keeps the cores busy for seconds; a CPU
     (boost clocks) or a shared host gives a short burst more than that, so ``matmul_peak`` over-
     states what a multi-second step can reach. Compare a step with this, measured beside it."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    out = torch.empty(size, size, device=device, dtype=dtype)
-    torch.mm(a, b, out=out)
+    a, b, out = square_operands(device, size, dtype)
     sync(device)
     count, start = 0, time.perf_counter()
     while True:
@@ -240,10 +243,12 @@ def tensor_bytes(tensors) -> int:
 
 
 def training_state_bytes(model, optimizer) -> int:
-    """Bytes of parameters, their gradients and the optimizer's state tensors."""
+    """Bytes of parameters, their gradients and the optimizer's state tensors (a torch optimizer,
+    or a fairseq one: its torch optimizer's state)."""
     params = [p for p in model.parameters()]
     grads = [p.grad for p in params if p.grad is not None]
-    states = [v for s in optimizer.state.values() for v in s.values()]
+    torch_optimizer = getattr(optimizer, "optimizer", optimizer)  # fairseq's FairseqOptimizer wraps one
+    states = [v for s in torch_optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
     return tensor_bytes(params) + tensor_bytes(grads) + tensor_bytes(states)
 
 

@@ -30,16 +30,12 @@ def one_process(args) -> dict:
 
     import torch
 
-    from pretraining_step import Config, cached_token_map, make_optimizer, make_sample, train_step
+    from pretraining_step import single_config, train_step
 
     device = common.setup(args)  # applies --host-memory
     torch.manual_seed(0)
-    model, criterion, cfg, _ = common.build_variant(args.variant, args.size, 527)
-    model.train()
-    token_map = cached_token_map(model, args.batch) if cfg.target == "teacher" else None
-    sample = make_sample(args.batch, 527, device, with_teacher_audio=False, token_map=token_map)
-    config = Config(args.variant, args.size, "cached" if token_map is not None else None, model, criterion, cfg,
-                    make_optimizer("supmam_adamw-fused", model), sample)
+    mode = "cached" if common.recipe(args.variant)[0].get("target") == "teacher" else "none"
+    config = single_config(args.variant, args.size, mode, args.batch, 527, "supmam_adamw-fused", device)
     for _ in range(args.warmup):
         train_step(config, device, "fp32")
     times, faults = [], []

@@ -17,8 +17,8 @@ round) and the sustained rate (products back to back for --peak-seconds, measure
 just after each timed visit: a step keeps the cores busy for seconds, and boost clocks and a
 shared host make the burst higher and drift). Utilisation is reported three ways: best step /
 best burst, the median over rounds of (step GFLOP/s / that round's burst) and of (step GFLOP/s /
-the mean of the sustained rates around that step). The optimizer is the recipes' (supmam_adamw, torch_fused=true) unless
---optimizers says otherwise.
+the mean of the sustained rates around that step). The optimizer is the recipes' (supmam_adamw,
+torch_fused=true) unless --optimizers says otherwise.
 
     python benchmarks/pretraining_step.py                         # CPU: B=2, vitb and tiny
     python benchmarks/pretraining_step.py --sizes tiny --steps 10
@@ -192,24 +192,31 @@ def count_flops(config: Config, args, device, teacher_flops_cache: dict) -> dict
             "counted_by_op_forward": by_op_forward}
 
 
+def single_config(variant: str, size: str, mode: str, batch: int, num_classes: int, optimizer_name: str,
+                  device) -> Config:
+    """One configuration on its own (for a fresh process): mode "cached" / "online" (CLAP targets)
+    or "none"."""
+    model, criterion, cfg, _ = common.build_variant(variant, size, num_classes)
+    model.to(device).train()
+    token_map = cached_token_map(model, batch) if mode == "cached" else None
+    sample = make_sample(batch, num_classes, device, with_teacher_audio=(mode == "online"), token_map=token_map)
+    return Config(variant, size, mode if mode != "none" else None, model, criterion, cfg,
+                  make_optimizer(optimizer_name, model), sample)
+
+
 def memory_probe(args) -> None:
     """--probe-memory VARIANT:SIZE:MODE: a fresh process builds the config, takes 2 steps and
     prints its peak RSS (CPU) as JSON on the last line."""
     device = common.setup(args)
     variant, size, mode = args.probe_memory.split(":")
-    model, criterion, cfg, _ = common.build_variant(variant, size, args.num_classes)
-    model.to(device).train()
-    optimizer = make_optimizer(args.optimizers[0], model)
-    token_map = cached_token_map(model, args.batch) if mode == "cached" else None
-    sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=(mode == "online"), token_map=token_map)
-    config = Config(variant, size, mode if mode != "none" else None, model, criterion, cfg, optimizer, sample)
+    config = single_config(variant, size, mode, args.batch, args.num_classes, args.optimizers[0], device)
     rss_before = common.rss_bytes()
     common.reset_peak_rss()
     for _ in range(2):
         train_step(config, device, args.dtype)
     peak = common.peak_rss_bytes()
     print(json.dumps({"rss_before_steps": rss_before, "peak_rss": peak,
-                      "state_bytes": common.training_state_bytes(model, optimizer)}))
+                      "state_bytes": common.training_state_bytes(config.model, config.optimizer)}))
 
 
 def probe_memory_in_subprocess(config: Config, args) -> dict | None:

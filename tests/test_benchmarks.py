@@ -33,6 +33,11 @@ CASES = [
         [rf"^supmam +{NUMBER} +{NUMBER} +{NUMBER}", rf"^supmam_clap \(cached\) +{NUMBER} +{NUMBER} +{NUMBER}",
          rf"^supmam_clap \(online\) +{NUMBER} +{NUMBER} +{NUMBER}", r"teacher share supmam_clap: online/cached"],
         id="pretraining_step"),
+    pytest.param(  # the per-config memory probe (a fresh process; the recipes' fairseq optimizer)
+        "pretraining_step.py",
+        ["--probe-memory", "supmam_clap:tiny:cached", "--batch", "1", "--device", "cpu"],
+        [r'"peak_rss": [1-9]\d*, "state_bytes": [1-9]\d*\}$'],
+        id="pretraining_step_memory_probe"),
     pytest.param(
         "host_memory.py",
         ["--variants", "supmam", "--size", "tiny", "--batch", "1", "--rounds", "1", "--warmup", "1", "--steps", "1"],
@@ -144,7 +149,7 @@ def test_benchmark_runs_and_prints_its_figures(script, args, patterns, tmp_path)
     assert run.returncode == 0, f"{script} exited {run.returncode}:\n{run.stderr[-3000:]}"
     for pattern in patterns:
         assert re.search(pattern, run.stdout, re.MULTILINE), f"{script} did not print {pattern!r}:\n{run.stdout}"
-    if script == "pretraining_step.py":  # the JSON it writes holds the same figures
+    if "--json" in args:  # pretraining_step.py: the JSON it writes holds the same figures
         with open(tmp_path / "pretraining_step.json") as f:
             configs = json.load(f)["sizes"]["tiny"]["configs"]
         assert set(configs) == {"supmam", "supmam_clap (cached)", "supmam_clap (online)"}

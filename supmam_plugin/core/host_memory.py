@@ -22,7 +22,7 @@ import platform
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["keep_freed_memory", "MMAP_THRESHOLD_MAX"]
+__all__ = ["keep_freed_memory"]
 
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -32,16 +32,14 @@ NEVER_TRIM = 2 ** 31 - 1  # mallopt takes an int
 
 
 def _glibc():
-    """The C library when it is glibc (mallopt and malloc_trim exist), else None."""
+    """The C library when it is glibc (it has mallopt), else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
         return None
-    if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
-        return None
-    return libc
+    return libc if hasattr(libc, "mallopt") else None
 
 
 def keep_freed_memory() -> bool:
