@@ -32,6 +32,7 @@ run() {
 run pretraining_step benchmarks/pretraining_step.py --json "$OUT/pretraining_step.json" "$@"
 run step_profile_supmam_clap benchmarks/step_profile.py --variant supmam_clap "$@"
 run step_profile_audiomae benchmarks/step_profile.py --variant audiomae "$@"
+run compiled_blocks_audiomae benchmarks/compiled_blocks.py --variant audiomae "$@"
 run fbank benchmarks/fbank.py "$@"
 run inference benchmarks/inference.py "$@"
 run precompute_teacher benchmarks/precompute_teacher.py "$@"

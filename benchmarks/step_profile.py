@@ -5,7 +5,10 @@ Stage times come from timers around the model's own modules (forward hooks; full
 hooks for the per-module backward), without touching the model's code: fbank is timed by
 wrapping ``model_input_fbank`` where supmam_model calls it, the teacher by wrapping the model's
 ``teacher_targets``. A torch.profiler pass then lists the aten operators by self time and
-groups them (matmul, attention, elementwise/norm, copies/gathers, optimizer).
+groups them (matmul, attention, elementwise/norm, copies/gathers, optimizer), and lists the
+matrix products by shape with the rate each reached inside the step against the sustained matmul
+rate: their FLOP-weighted rate is the step's ceiling (what it would reach if everything that is
+not a matmul cost nothing).
 
     python benchmarks/step_profile.py
     python benchmarks/step_profile.py --variant audiomae --size vitb --steps 3
@@ -27,7 +30,7 @@ from common import VARIANTS  # noqa: E402
 import torch  # noqa: E402
 
 import flops  # noqa: E402
-from pretraining_step import cached_token_map, make_sample  # noqa: E402
+from pretraining_step import cached_token_map, make_optimizer, make_sample  # noqa: E402
 
 
 class StageTimer:
@@ -101,6 +104,47 @@ def op_group(name: str) -> str:
     return "other"
 
 
+def matmul_flops(name: str, shapes: list) -> tuple | None:
+    """(operand shapes, FLOPs) of an aten mm / addmm / bmm event from its recorded input shapes,
+    or None for another operator (addmm's first input is the bias)."""
+    if name == "aten::addmm":
+        shapes = shapes[1:]
+    elif name not in ("aten::mm", "aten::bmm"):
+        return None
+    a, b = shapes[0], shapes[1]
+    if len(a) == 3:  # bmm: (n, i, k) @ (n, k, j)
+        return (tuple(a), tuple(b)), 2 * a[0] * a[1] * a[2] * b[2]
+    return (tuple(a), tuple(b)), 2 * a[0] * a[1] * b[1]
+
+
+def matmul_shapes(events, self_time, sustained: float, top: int) -> None:
+    """Print the step's matrix products by (operator, shapes): calls, seconds, GFLOP, and the rate
+    reached inside the step as % of the sustained rate; then the ceiling of the whole step."""
+    table = defaultdict(lambda: [0, 0.0, 0.0])  # (op, shapes) -> calls, seconds, FLOPs
+    for e in events:
+        found = matmul_flops(e.name, e.input_shapes)
+        if found is not None:
+            row = table[(e.name[6:], *found[0])]
+            row[0] += 1
+            row[1] += self_time(e) / 1e6
+            row[2] += found[1]
+    seconds = sum(r[1] for r in table.values())
+    total = sum(r[2] for r in table.values())
+    if not seconds:
+        return
+    print(f"\nmatrix products inside the step, by shape (sustained matmul rate around it {sustained:.1f} GFLOP/s); "
+          f"top {top} by time:")
+    print(f"  {'op':6s} {'A':>18s} {'B':>18s} {'calls':>6s} {'s':>7s} {'GFLOP':>8s} {'GFLOP/s':>8s} {'% sust':>7s}")
+    for (op, a, b), (calls, t, f) in sorted(table.items(), key=lambda kv: -kv[1][1])[:top]:
+        rate = f / t / 1e9 if t else 0.0
+        print(f"  {op:6s} {str(a):>18s} {str(b):>18s} {calls:6d} {t:7.3f} {f / 1e9:8.2f} {rate:8.1f} "
+              f"{100 * rate / sustained:6.1f}%")
+    rate = total / seconds / 1e9
+    print(f"  ceiling: all matrix products {total / 1e9:.1f} GFLOP in {seconds:.3f} s = {rate:.1f} GFLOP/s = "
+          f"{100 * rate / sustained:.1f}% of the sustained rate: the step cannot exceed this while its matmuls "
+          f"run as they do")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_common_args(parser)
@@ -126,7 +170,7 @@ def main():
 
     model, criterion, cfg, _ = common.build_variant(args.variant, args.size, args.num_classes)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4, betas=(0.9, 0.95), weight_decay=0.05)
+    optimizer = make_optimizer("supmam_adamw-fused", model)  # the recipes' (fused AdamW, AudioMAE's decay groups)
     clap = cfg.target == "teacher"
     token_map = cached_token_map(model, args.batch) if clap and args.teacher == "cached" else None
     sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=clap and args.teacher == "online",
@@ -139,7 +183,7 @@ def main():
             loss, _, _ = criterion(model, sample)
         loss.backward()
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
 
     for _ in range(args.warmup):
         step()
@@ -174,7 +218,7 @@ def main():
         optimizer.step()
         common.sync(device)
         t3 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         common.sync(device)
         t4 = time.perf_counter()
         record = dict(timer.totals)
@@ -201,7 +245,7 @@ def main():
             rows.append(("backward: " + k[4:], med[k]))
     rows.append(("backward: rest (patch_embed, loss, gathers, grad accumulation)",
                  med["backward"] - sum(med.get(k, 0.0) for k in backward_parts)))
-    rows.append(("optimizer.step (AdamW)", med["optimizer.step"]))
+    rows.append(("optimizer.step (the recipes' supmam_adamw, fused)", med["optimizer.step"]))
     rows.append(("zero_grad", med["zero_grad"]))
     print(f"\nstage times, median of {args.steps} steps (step {step_time:.3f} s):")
     print(f"  {'stage':62s} {'seconds':>8s} {'share':>7s}")
@@ -250,15 +294,20 @@ def main():
         for g, t in sorted(groups.items(), key=lambda kv: -kv[1]):
             print(f"    {g:32s} {t / 1e6:8.3f} s {100 * t / total:6.1f}%")
 
-    with profile(activities=activities) as prof:
+    def sustained_rate():
+        return common.matmul_sustained(device, args.peak_size, seconds=1.5, dtype=common.peak_dtype(args.dtype))
+
+    sustained_before = sustained_rate()
+    with profile(activities=activities, record_shapes=True) as prof:
         with common.autocast(device, args.dtype):
             loss, _, _ = criterion(model, sample)
         loss.backward()
     report(prof.key_averages(), "forward + backward")
+    matmul_shapes(prof.events(), self_time, (sustained_before + sustained_rate()) / 2, args.top)
     with profile(activities=activities) as prof:
         optimizer.step()
-    report(prof.key_averages(), "optimizer.step (torch AdamW, default implementation)")
-    optimizer.zero_grad(set_to_none=True)
+    report(prof.key_averages(), "optimizer.step (the recipes' supmam_adamw, fused)")
+    optimizer.zero_grad()
 
     # optimizer implementations on the same model's parameters (AdamW, same hyper-parameters)
     print("\noptimizer.step alone, median of 5 (same parameters and gradients):")
@@ -289,7 +338,7 @@ def main():
         print(f"  {'fairseq optimizer=adam (the recipes; fairseq.optim.adam.Adam)':48s} {statistics.median(times[1:]):.3f} s")
     except Exception as e:
         print(f"  fairseq adam: unavailable ({type(e).__name__}: {e})")
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad()
 
 
 if __name__ == "__main__":

@@ -48,10 +48,18 @@ CASES = [
         "step_profile.py",
         ["--variant", "supmam", "--size", "tiny", "--batch", "1", "--steps", "1", "--warmup", "0", "--top", "3",
          "--peak-size", "128"],
-        [rf"^  fbank +{NUMBER} +{NUMBER}%", rf"^  encoder blocks +{NUMBER}", rf"^  optimizer.step \(AdamW\) +{NUMBER}",
+        [rf"^  fbank +{NUMBER} +{NUMBER}%", rf"^  encoder blocks +{NUMBER}", rf"^  optimizer.step \(the recipes' supmam_adamw, fused\) +{NUMBER}",
          rf"^  encoder forward +{NUMBER} GFLOP", r"^torch.profiler, forward \+ backward",
-         rf"^  torch AdamW fused=True +{NUMBER} s"],
+         rf"^  torch AdamW fused=True +{NUMBER} s", rf"^  (addmm|mm) +\(\d+, \d+\) +\(\d+, \d+\) +\d+ +{NUMBER} +{NUMBER} +{NUMBER} +{NUMBER}%",
+         rf"^  ceiling: all matrix products {NUMBER} GFLOP in {NUMBER} s = {NUMBER} GFLOP/s = {NUMBER}% of the sustained"],
         id="step_profile"),
+    pytest.param(
+        "compiled_blocks.py",  # aot_eager: no C++ compiler needed on the test machine
+        ["--variant", "supmam", "--size", "tiny", "--batch", "1", "--rounds", "1", "--warmup", "0",
+         "--backend", "aot_eager"],
+        [r"^supmam tiny, batch 1, fp32: 3 both block\(s\) compiled \(aot_eager\)",
+         rf"^eager median {NUMBER} s, compiled median {NUMBER} s; compiled/eager: paired median {NUMBER}x"],
+        id="compiled_blocks"),
     pytest.param(
         "decoder_ab.py",
         ["--old-repo", "{old_repo}", "--variants", "supmam", "--size", "tiny", "--batch", "1", "--rounds", "1",
@@ -158,6 +166,35 @@ def test_benchmark_runs_and_prints_its_figures(script, args, patterns, tmp_path)
         assert all(c["util_median_per_round_sustained"] > 0 for c in configs.values())
         # the online step also runs the teacher, and its FLOPs are counted
         assert configs["supmam_clap (online)"]["step_gflop"] > configs["supmam_clap (cached)"]["step_gflop"]
+
+
+def test_step_profile_counts_matmul_flops_as_torch_does():
+    """The FLOPs step_profile gives each profiled mm / addmm / bmm (from the recorded shapes) sum to
+    torch's own FlopCounterMode count of the same products."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import step_profile
+
+    linear, a, b = torch.nn.Linear(24, 40), torch.randn(7, 24), torch.randn(3, 24, 5)
+
+    def products():
+        linear(a)  # addmm (7, 24) @ (24, 40)
+        a @ a.t()  # mm (7, 24) @ (24, 7)
+        torch.bmm(a.expand(3, 7, 24), b)  # bmm (3, 7, 24) @ (3, 24, 5)
+        a.relu()
+
+    with FlopCounterMode(display=False) as count:  # apart: the mode's dispatch would show in the profile
+        products()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        products()
+    found = [step_profile.matmul_flops(e.name, e.input_shapes) for e in prof.events()]
+    found = [f for f in found if f is not None]
+    assert sorted(shapes for shapes, _ in found) == sorted([((7, 24), (24, 40)), ((7, 24), (24, 7)),
+                                                           ((3, 7, 24), (3, 24, 5))])
+    assert sum(flop for _, flop in found) == count.get_total_flops() == 2 * (7 * 24 * 40 + 7 * 24 * 7 + 3 * 7 * 24 * 5)
 
 
 def test_every_benchmark_script_has_a_case():
