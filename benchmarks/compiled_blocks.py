@@ -5,7 +5,8 @@ so checkpoints would not change). Inductor fuses the LayerNorms, GELUs, residual
 attention's elementwise work around the matrix products; the products themselves stay library
 calls. The two models step in turn, alternating which goes first, and the paired ratio
 (compiled / eager) of each round is reported with its median, beside the compile time (first
-compiled step minus an eager step).
+compiled step minus an eager step; inductor keeps compiled graphs in its on-disk cache, so a second
+run on the same machine shows much less).
 
     python benchmarks/compiled_blocks.py --variant audiomae --size vitb --threads 2 --rounds 8
     python benchmarks/compiled_blocks.py --variant supmam_clap --blocks decoder --device cuda --dtype bf16 --batch 32
