@@ -55,9 +55,8 @@ def main(argv=None) -> None:
     device = common.setup(args)
     print(common.machine_summary(device))
     print(f"command: {' '.join(sys.argv)}")
-    mode = "cached" if common.recipe(args.variant)[0].get("target") == "teacher" else "none"
     torch.manual_seed(0)
-    configs = {name: single_config(args.variant, args.size, mode, args.batch, 527, "supmam_adamw-fused", device)
+    configs = {name: single_config(args.variant, args.size, "cached", args.batch, 527, "supmam_adamw-fused", device)
                for name in ("eager", "compiled")}
     configs["compiled"].model.load_state_dict(configs["eager"].model.state_dict())
     count = compile_blocks(configs["compiled"].model, args.blocks, args.backend)

@@ -192,16 +192,16 @@ def count_flops(config: Config, args, device, teacher_flops_cache: dict) -> dict
             "counted_by_op_forward": by_op_forward}
 
 
-def single_config(variant: str, size: str, mode: str, batch: int, num_classes: int, optimizer_name: str,
+def single_config(variant: str, size: str, teacher: str, batch: int, num_classes: int, optimizer_name: str,
                   device) -> Config:
-    """One configuration on its own (for a fresh process): mode "cached" / "online" (CLAP targets)
-    or "none"."""
+    """One configuration on its own (a fresh process, a profile): ``teacher`` "cached" / "online" is
+    where a variant with CLAP targets gets them (its ``teacher_mode``); other variants ignore it."""
     model, criterion, cfg, _ = common.build_variant(variant, size, num_classes)
     model.to(device).train()
+    mode = teacher if cfg.target == "teacher" else None
     token_map = cached_token_map(model, batch) if mode == "cached" else None
     sample = make_sample(batch, num_classes, device, with_teacher_audio=(mode == "online"), token_map=token_map)
-    return Config(variant, size, mode if mode != "none" else None, model, criterion, cfg,
-                  make_optimizer(optimizer_name, model), sample)
+    return Config(variant, size, mode, model, criterion, cfg, make_optimizer(optimizer_name, model), sample)
 
 
 def memory_probe(args) -> None:

@@ -30,7 +30,7 @@ from common import VARIANTS  # noqa: E402
 import torch  # noqa: E402
 
 import flops  # noqa: E402
-from pretraining_step import cached_token_map, make_optimizer, make_sample  # noqa: E402
+from pretraining_step import single_config  # noqa: E402
 
 
 class StageTimer:
@@ -168,14 +168,12 @@ def main():
 
     from supmam_plugin.models import supmam_model
 
-    model, criterion, cfg, _ = common.build_variant(args.variant, args.size, args.num_classes)
-    model.to(device).train()
-    optimizer = make_optimizer("supmam_adamw-fused", model)  # the recipes' (fused AdamW, AudioMAE's decay groups)
-    clap = cfg.target == "teacher"
-    token_map = cached_token_map(model, args.batch) if clap and args.teacher == "cached" else None
-    sample = make_sample(args.batch, args.num_classes, device, with_teacher_audio=clap and args.teacher == "online",
-                         token_map=token_map)
-    name = f"{args.variant}" + (f" ({args.teacher})" if clap else "")
+    # the recipes' optimizer: fused AdamW with AudioMAE's decay groups
+    config = single_config(args.variant, args.size, args.teacher, args.batch, args.num_classes,
+                           "supmam_adamw-fused", device)
+    model, criterion, cfg, optimizer, sample = (config.model, config.criterion, config.cfg, config.optimizer,
+                                                config.sample)
+    name = args.variant + (f" ({config.teacher_mode})" if config.teacher_mode else "")
     print(f"{name}, size {args.size}, batch {args.batch}, {args.dtype}")
 
     def step():
