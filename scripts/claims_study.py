@@ -63,7 +63,33 @@ ARMS = {
     "supmam_clap_clone4": ("supmam_clap", ["model.clone_batch=4", "dataset.batch_size=8"], "clone_batch"),
 }
 ABLATION_TASKS = ("sound_events",)
-GROUPS = ("table", "ablation", "clone_batch")
+GROUPS = ("table", "ablation", "clone_batch", "teacher_strength")
+
+# issue 38: the teacher-strength curve (sound events). Teacher: (kind, what it is). Its MAM-CLAP student
+# is arm "mam_clap@NAME" at the table's budget; "pool_captions" is the table's own teacher (rows
+# "teacher" and "mam_clap"). Labels the teachers see: "classifier_train" the 1,000 training clips'
+# (BEATs' teacher fine-tuned on AS-20K); the "*pool*" classifiers and CLAPs every pretraining clip's
+# (the labelled pool, pretrain_labelled: the paper's AS-2M setting). LAION-CLAP's own audio tower was
+# HTS-AT pretrained on ImageNet, trained on AudioSet's labels, then trained contrastively on captions
+# that include AudioSet's label keywords: here "clap_from_classifier_pool_mae" (AudioMAE's pretraining
+# on the pool in ImageNet's place).
+TEACHERS = {
+    "random": ("encoder", "a random-init encoder (BEATs' random-projection tokenizer)"),
+    "classifier_train": ("encoder", "a classifier trained from scratch on the 1,000 labelled training clips"),
+    "pool_captions": ("clap", "the table's CLAP: pool captions only, 1,200 updates"),
+    "classifier_pool": ("encoder", "a classifier trained from scratch on the labelled pool"),
+    "clap_from_classifier_pool": ("clap", "a CLAP whose audio tower starts from classifier_pool, trained on event "
+                                  "+ keyword captions of the labelled pool"),
+    "classifier_pool_mae": ("encoder", "a classifier fine-tuned on the labelled pool from the AudioMAE row's encoder"),
+    "clap_from_classifier_pool_mae": ("clap", "LAION-CLAP's recipe: a CLAP whose audio tower starts from "
+                                      "classifier_pool_mae, trained on event + keyword captions of the labelled pool"),
+    "pool_captions_4x": ("clap", "the table's CLAP trained 4x longer (4,800 updates)"),
+}
+STRENGTH_TASKS = ("sound_events",)
+LABELLED_POOL = "pretrain_labelled"  # make_sound_events.py's labelled-pool split
+# the supervised stage on the labelled pool: the study's fine-tuning recipe at twice its updates (11,000
+# clips), validated every epoch (688 updates) and kept best on valid
+CLASSIFIER_POOL_UPDATES = {"sound_events": 3000}
 
 
 def demo_args(sizes: dict) -> argparse.Namespace:
@@ -122,6 +148,68 @@ class Study:
                                                                    demo.pretraining_split(pretrain), seed, frames)
             return self.teachers[(task, seed)]
 
+    def strength_teacher(self, task, name, seed) -> dict:
+        """Teacher ``name`` of TEACHERS for (task, seed): {"teacher": model.teacher, "checkpoint",
+        "seconds"}, made once (a finished run of the same command is reused)."""
+        data, pretrain, multi_label, frames, out = self.folders(task)
+        sizes = SIZES[task]
+        if name == "random":
+            return {"teacher": "checkpoint_encoder", "checkpoint": self.any_checkpoint(task, seed), "seconds": {}}
+        if name == "classifier_train":  # the scratch row's classifier
+            self.finetune(task, "scratch", seed, "")
+            return {"teacher": "checkpoint_encoder", "seconds": {},
+                    "checkpoint": os.path.join(out, f"finetune_scratch_s{seed}", "checkpoint_best.pt")}
+        if name in ("classifier_pool", "classifier_pool_mae"):
+            updates = CLASSIFIER_POOL_UPDATES[task]
+            extra = [f"dataset.train_subset={LABELLED_POOL}", f"optimization.max_update={updates}",
+                     f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, updates // 10)}",
+                     "dataset.validate_interval=1"]
+            start_from = self.pretrain(task, "audiomae", seed)[0] if name == "classifier_pool_mae" else ""
+            row = self.finetune(task, name, seed, start_from, extra=extra)
+            return {"teacher": "checkpoint_encoder", "seconds": row["seconds"],
+                    "checkpoint": os.path.join(out, f"finetune_{name}_s{seed}", "checkpoint_best.pt")}
+        updates, split, extra = sizes["teacher_updates"], None, []
+        if name == "pool_captions_4x":
+            updates *= 4
+        elif name.startswith("clap_from_"):
+            start_from = self.strength_teacher(task, name[len("clap_from_"):], seed)["checkpoint"]
+            split, extra = LABELLED_POOL, [f"model.audio_init={start_from}", "task.label_captions=label"]
+        elif name != "pool_captions":
+            raise KeyError(name)
+        checkpoint, seconds, _ = demo.train_clap_teacher(
+            out, pretrain, seed, updates, frames, demo.TINY, demo.ON_CPU, split=split, extra=extra,
+            name=f"clap_teacher_s{seed}" if name == "pool_captions" else f"clap_{name}_s{seed}", reuse=True)
+        return {"teacher": "clap", "checkpoint": checkpoint, "seconds": {"teacher": seconds}}
+
+    def strength_teacher_row(self, task, name, seed) -> dict:
+        """What teacher ``name`` knows, scored on test: its linear probe; zero-shot (a CLAP); fine-tuned
+        test score (a classifier)."""
+        data, _, multi_label, _, out = self.folders(task)
+        teacher = self.strength_teacher(task, name, seed)
+        row = {"teacher": teacher["teacher"], "checkpoint": teacher["checkpoint"], "seconds": teacher["seconds"],
+               "probe": self.probe(task, teacher["checkpoint"], seed)}
+        if teacher["teacher"] == "clap":
+            row["zero_shot"] = demo.zero_shot_score(out, f"clap_{name}_s{seed}", data, teacher["checkpoint"], "test",
+                                                    multi_label, reuse=True)
+        elif name.startswith("classifier"):
+            row["finetuned"] = demo.split_score(out, f"finetune_{name}_s{seed}", data, teacher["checkpoint"], "test",
+                                                "mAP" if multi_label else "accuracy", False, reuse=True)["score"]
+            row["finetuned"] = {"test": row["finetuned"]}
+        return row
+
+    def strength_targets(self, task, name, seed) -> dict:
+        """Teacher ``name``'s targets of the pretraining clips: {"teacher", "checkpoint", "cache"}."""
+        from supmam_plugin.commands.fairseq_runs import console_script, run_logged
+
+        data, pretrain, _, _, out = self.folders(task)
+        teacher = self.strength_teacher(task, name, seed)
+        split = demo.pretraining_split(pretrain)
+        cache = os.path.join(out, f"teacher_cache_{name}_s{seed}")
+        command = [console_script("supmam-precompute-teacher"), pretrain, split, "--out-dir", cache, "--teacher",
+                   teacher["teacher"], "--teacher-checkpoint", teacher["checkpoint"], "--batch-size", "8", "--device", "cpu"]
+        run_logged(command, demo.log_path(out, os.path.basename(cache)), f"targets {name}", False, reuse=True)
+        return {**teacher, "cache": cache}
+
     def run_unit(self, task, arm, seed) -> None:
         key = f"{task}/{arm}/s{seed}"
         if self.ledger.get(key) is not None:
@@ -131,7 +219,21 @@ class Study:
         metric = "mAP" if multi_label else "accuracy"
         start = time.time()
         print(f"[study] {key}: started", flush=True)
-        if arm == "mfcc":
+        if arm.startswith("teacher@"):
+            row = self.strength_teacher_row(task, arm.split("@")[1], seed)
+        elif arm.startswith("mam_clap@"):
+            teacher = self.strength_targets(task, arm.split("@")[1], seed)
+            args = demo_args(SIZES[task])
+            args.teacher = teacher["teacher"]
+            overrides = demo.pretrain_overrides("mam_clap", args, pretrain, demo.pretraining_split(pretrain), seed,
+                                                teacher["checkpoint"], teacher["cache"], multi_label, frames)
+            save_dir, _, seconds = demo.hydra_train(out, f"pretrain_{arm.replace('@', '_')}_s{seed}", "pretraining",
+                                                    "mam_clap", overrides, False, reuse=True)
+            checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
+            row = self.finetune(task, arm.replace("@", "_"), seed, checkpoint)
+            row["seconds"]["pretrain"] = seconds
+            row["probe"] = self.probe(task, checkpoint, seed)
+        elif arm == "mfcc":
             row = {"baseline": demo.mfcc_row(data, multi_label, log=demo._progress_only)}
         elif arm == "teacher":
             teacher = self.teacher(task, seed)
@@ -140,22 +242,7 @@ class Study:
             row = self.finetune(task, arm, seed, "")
             row["probe"] = self.probe(task, self.any_checkpoint(task, seed), seed, random_init=True)
         else:
-            recipe, extra, _ = ARMS[arm]
-            updates = SIZES[task]["pretrain_updates"]
-            if extra is None:  # AudioMAE given the teacher's training time in extra updates
-                updates, extra = self.teacher_compute_updates(task, seed), []
-            args = demo_args({**SIZES[task], "pretrain_updates": updates})
-            clap = recipe in CLAP_TARGET
-            teacher = self.teacher(task, seed) if clap else None
-            split = demo.pretraining_split(pretrain)
-            overrides = demo.pretrain_overrides(recipe, args, pretrain, split, seed,
-                                                teacher["checkpoint"] if clap else "", teacher["cache"] if clap else "",
-                                                multi_label, frames)
-            replaced = {e.split("=")[0] for e in extra}  # the arm's value of a key the demo sets wins
-            overrides = [o for o in overrides if o.split("=")[0] not in replaced] + list(extra)
-            save_dir, _, seconds = demo.hydra_train(out, f"pretrain_{arm}_s{seed}", "pretraining", recipe, overrides,
-                                                    False, reuse=True)
-            checkpoint = os.path.join(save_dir, "checkpoint_last.pt")
+            checkpoint, seconds, updates = self.pretrain(task, arm, seed)
             row = self.finetune(task, arm, seed, checkpoint)
             row["seconds"]["pretrain"] = seconds
             row["pretrain_updates"] = updates
@@ -165,10 +252,32 @@ class Study:
         self.ledger.put(key, row)
         print(f"[study] {key}: done in {row['wall_seconds']:.0f} s: " + summary_of(row), flush=True)
 
-    def finetune(self, task, arm, seed, checkpoint) -> dict:
+    def pretrain(self, task, arm, seed) -> tuple[str, float, int]:
+        """Pretrain ``arm`` of ARMS for (task, seed) as supmam-demo does: (checkpoint_last.pt, seconds, updates)."""
+        data, pretrain, multi_label, frames, out = self.folders(task)
+        recipe, extra, _ = ARMS[arm]
+        updates = SIZES[task]["pretrain_updates"]
+        if extra is None:  # AudioMAE given the teacher's training time in extra updates
+            updates, extra = self.teacher_compute_updates(task, seed), []
+        args = demo_args({**SIZES[task], "pretrain_updates": updates})
+        clap = recipe in CLAP_TARGET
+        teacher = self.teacher(task, seed) if clap else None
+        split = demo.pretraining_split(pretrain)
+        overrides = demo.pretrain_overrides(recipe, args, pretrain, split, seed,
+                                            teacher["checkpoint"] if clap else "", teacher["cache"] if clap else "",
+                                            multi_label, frames)
+        replaced = {e.split("=")[0] for e in extra}  # the arm's value of a key the demo sets wins
+        overrides = [o for o in overrides if o.split("=")[0] not in replaced] + list(extra)
+        save_dir, _, seconds = demo.hydra_train(out, f"pretrain_{arm}_s{seed}", "pretraining", recipe, overrides,
+                                                False, reuse=True)
+        return os.path.join(save_dir, "checkpoint_last.pt"), seconds, updates
+
+    def finetune(self, task, arm, seed, checkpoint, extra=()) -> dict:
         data, _, multi_label, frames, out = self.folders(task)
         metric = "mAP" if multi_label else "accuracy"
         overrides = demo.finetune_overrides(demo_args(SIZES[task]), data, frames, multi_label)
+        replaced = {e.split("=")[0] for e in extra}
+        overrides = [o for o in overrides if o.split("=")[0] not in replaced] + list(extra)
         extra = ["test_seen"] if os.path.isfile(os.path.join(data, "test_seen.tsv")) else []
         scored, seconds = demo.finetune_and_score(out, f"finetune_{arm}_s{seed}", data, checkpoint, seed, overrides,
                                                   metric, extra, False, True)
@@ -241,6 +350,15 @@ def units(cfg) -> list[tuple[str, str, int, list]]:
                     if extra is None:
                         needs = [(task, "teacher", seed), (task, "audiomae", seed)]
                     order.append((task, arm, seed, needs))
+    if "teacher_strength" in cfg.arms:
+        for task in (t for t in cfg.tasks if t in STRENGTH_TASKS):
+            for seed in cfg.seeds:
+                made = [n for n in TEACHERS if n != "pool_captions"]  # the table's teacher has its rows
+                for name in made:
+                    needs = [(task, f"teacher@{name[len('clap_from_'):]}", seed)] if name.startswith("clap_from_") else []
+                    order.append((task, f"teacher@{name}", seed, needs))
+                for name in made:
+                    order.append((task, f"mam_clap@{name}", seed, [(task, f"teacher@{name}", seed)]))
     only = getattr(cfg, "only", None)
     return [u for u in order if not only or u[1] in only]  # a unit waits only on units that run too
 
@@ -359,6 +477,104 @@ def report(ledger_path: str) -> str:
     return "\n".join(lines)
 
 
+def strength_rows(rows: dict, task: str = "sound_events") -> list[dict]:
+    """Per teacher of TEACHERS with rows in the ledger: its scores and its MAM-CLAP student's, per seed
+    (the table's own teacher: rows "teacher" and "mam_clap")."""
+    def per_seed(arm):
+        return {k.split("/")[2]: v for k, v in rows.items() if k.startswith(f"{task}/{arm}/s")}
+
+    found = []
+    for name, (kind, what) in TEACHERS.items():
+        teacher = per_seed("teacher" if name == "pool_captions" else f"teacher@{name}")
+        student = per_seed("mam_clap" if name == "pool_captions" else f"mam_clap@{name}")
+        if not teacher and not student:
+            continue
+        found.append({
+            "name": name, "kind": kind, "what": what,
+            "teacher_probe": [(v.get("probe") or {}).get("test", v.get("probe_test")) for v in teacher.values()],
+            "zero_shot": [v["zero_shot"] for v in teacher.values() if "zero_shot" in v],
+            "teacher_finetuned": [v["finetuned"]["test"] for v in teacher.values() if "finetuned" in v],
+            "student_finetuned": [v["finetuned"]["test"] for v in student.values()],
+            "student_probe": [v["probe"]["test"] for v in student.values()],
+        })
+    return found
+
+
+def strength_report(ledger_path: str, task: str = "sound_events") -> str:
+    """The teacher-strength table: each teacher's own scores and its MAM-CLAP student's, with the
+    student's Welch verdict against AudioMAE's fine-tuned score."""
+    with open(ledger_path, encoding="utf-8") as f:
+        rows = json.load(f)["rows"]
+
+    def cell(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return ""
+        stats = mean_std(values)
+        return f"{stats['mean']:.1f} +- {stats['std']:.1f} ({', '.join(f'{x:.1f}' for x in values)})"
+
+    audiomae = [v["finetuned"]["test"] for k, v in rows.items() if k.startswith(f"{task}/audiomae/s")]
+    lines = [f"\n{task}: the teacher-strength curve (held-out test mAP; mean +- std over seeds, then the seeds)", "",
+             "| teacher | teacher probe | teacher zero-shot | teacher fine-tuned | MAM-CLAP student fine-tuned | "
+             "student probe | student vs AudioMAE (fine-tuned) |", "|---|---|---|---|---|---|---|"]
+    for row in strength_rows(rows, task):
+        verdict = welch(row["student_finetuned"], audiomae) if row["student_finetuned"] else None
+        versus = (f"{verdict['difference']:+.1f}, t = {verdict['t']:.2f}, p = {verdict['p']:.3f}: {verdict['verdict']}"
+                  if verdict else "")
+        lines.append(f"| {row['name']}: {row['what']} | {cell(row['teacher_probe'])} | {cell(row['zero_shot'])} | "
+                     f"{cell(row['teacher_finetuned'])} | {cell(row['student_finetuned'])} | {cell(row['student_probe'])} | "
+                     f"{versus} |")
+    return "\n".join(lines)
+
+
+def draw_strength(ledger_path: str, out_png: str, task: str = "sound_events") -> str:
+    """Student fine-tuned mAP against its teacher's probe mAP (mean +- std over seeds, a dot per seed),
+    AudioMAE and SupMAM as mean +- std bands, the MFCC baseline, and the line where a student equals
+    its teacher's probe."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    with open(ledger_path, encoding="utf-8") as f:
+        rows = json.load(f)["rows"]
+    figure, axis = plt.subplots(figsize=(8.5, 6))
+    for index, (arm, label) in enumerate((("audiomae", "AudioMAE"), ("supmam", "SupMAM"))):
+        scores = [v["finetuned"]["test"] for k, v in rows.items() if k.startswith(f"{task}/{arm}/s")]
+        if scores:
+            stats = mean_std(scores)
+            axis.axhspan(stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{index + 7}", alpha=0.25,
+                         label=f"{label} fine-tuned {stats['mean']:.1f} +- {stats['std']:.1f} (n={stats['n']})")
+    mfcc = [v["baseline"]["test"] for k, v in rows.items() if k.startswith(f"{task}/mfcc/")]
+    if mfcc:
+        axis.axhline(mfcc[0], color="k", ls="--", lw=1, label=f"MFCC baseline {mfcc[0]:.1f}")
+    points = []
+    for index, row in enumerate(strength_rows(rows, task)):
+        pairs = [(t, s) for t, s in zip(row["teacher_probe"], row["student_finetuned"]) if t is not None]
+        if not pairs:
+            continue
+        teacher, student = np.array(pairs).T
+        colour = f"C{index}"
+        axis.plot(teacher, student, "o", color=colour, alpha=0.45, ms=5)
+        axis.errorbar(teacher.mean(), student.mean(), xerr=teacher.std(ddof=1) if len(teacher) > 1 else 0,
+                      yerr=student.std(ddof=1) if len(student) > 1 else 0, fmt="s", color=colour, ms=8, capsize=3,
+                      label=f"{row['name']} ({len(pairs)} seed{'s' * (len(pairs) > 1)})")
+        points += list(teacher) + list(student)
+    if points:
+        low, high = min(points + mfcc) - 3, max(points + mfcc) + 3
+        axis.plot([low, high], [low, high], color="grey", lw=0.8, ls=":", label="student = its teacher's probe")
+    axis.set_xlabel(f"teacher: linear probe, held-out test mAP")
+    axis.set_ylabel(f"MAM-CLAP student: fine-tuned, held-out test mAP")
+    axis.set_title("Where does the CLAP target start to pay? (sound events; a dot per seed, squares: mean +- std)",
+                   fontsize=10)
+    axis.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(out_png, dpi=110)
+    plt.close(figure)
+    return out_png
+
+
 TABLE_ROWS = ("scratch", "audiomae", "audiomae_teacher_compute", "mam_clap", "supmam", "supmam_clap", "teacher")
 ROW_LABELS = {"scratch": "from\nscratch", "audiomae": "AudioMAE", "audiomae_teacher_compute": "AudioMAE\n+teacher's\ncompute",
               "mam_clap": "MAM-CLAP", "supmam": "SupMAM", "supmam_clap": "SupMAM-\nCLAP", "teacher": "the CLAP\nteacher"}
@@ -419,13 +635,15 @@ def main() -> int:
     parser.add_argument("--ledger", default=os.path.normpath(LEDGER), help="the finished units (JSON, committed)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--arms", nargs="+", default=["table", "ablation"], choices=list(GROUPS),
-                        help="groups of rows; clone_batch (issue 26) runs only when named")
+                        help="groups of rows; clone_batch (issue 26) and teacher_strength (issue 38) run only when named")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--only", nargs="+", default=None, metavar="ARM",
                         help="only these rows (mfcc, teacher, scratch or an arm of ARMS), e.g. to order a short session")
     parser.add_argument("--workers", type=int, default=2, help="units at a time (one thread each)")
     parser.add_argument("--report", action="store_true", help="print the ledger's tables and stop")
     parser.add_argument("--picture", default=None, metavar="PNG", help="draw the table's scores per seed and stop")
+    parser.add_argument("--strength-picture", default=None, metavar="PNG",
+                        help="draw the teacher-strength curve (students against their teachers' probes) and stop")
     parser.add_argument("--quick", action="store_true",
                         help="2 updates for every run (a check that every unit runs; give it its own --ledger and --out)")
     cfg = parser.parse_args()
@@ -434,10 +652,14 @@ def main() -> int:
             raise SystemExit("claims_study: --quick writes 2-update rows: give it a --ledger of its own")
         for sizes in SIZES.values():
             sizes.update(pretrain_updates=2, finetune_updates=2, teacher_updates=2, validate_interval=1)
-    if cfg.report or cfg.picture:
+        CLASSIFIER_POOL_UPDATES.update(dict.fromkeys(CLASSIFIER_POOL_UPDATES, 2))
+    if cfg.report or cfg.picture or cfg.strength_picture:
         print(report(cfg.ledger))
+        print(strength_report(cfg.ledger))
         if cfg.picture:
             print(f"picture: {draw(cfg.ledger, cfg.picture)}")
+        if cfg.strength_picture:
+            print(f"picture: {draw_strength(cfg.ledger, cfg.strength_picture)}")
         return 0
     run(cfg)
     return 0

@@ -27,8 +27,11 @@ and ``pool`` (unlabelled, the AS-2M role) from the SEEN sources; ``valid`` and `
 HELD-OUT sources, with the held-out speakers' prompts split between them (no prompt in both);
 ``test_seen``: new clips of the SEEN sources, never trained on (test minus test_seen = what does not
 transfer to new recordings).
-``pretrain.{tsv,label,text}`` = the pool (empty label lines) followed by train, as in
-``data/demo_pool``. ``{split}.events.jsonl`` records every event placed (class, source, onset,
+Two information settings over the same clips, one split each (docs/data.md):
+``pretrain.{tsv,label,text}`` = the pool with EMPTY label lines followed by train, as in
+``data/demo_pool``: the *unlabelled pool* (semi-supervised; labels on 1 pretraining clip in 11);
+``pretrain_labelled.{tsv,label,text}`` = the same clips with the pool's labels too: the *labelled
+pool*, the paper's setting (AudioSet-2M carries weak labels on every clip). ``{split}.events.jsonl`` records every event placed (class, source, onset,
 gain, pitch, file). Deterministic by ``--seed``: clip k of a split draws from a generator seeded
 by (seed, split, k).
 """
@@ -394,13 +397,19 @@ def write_readme(out_dir: str, args, made: dict, seconds: float) -> None:
         "| split | clips | role | sources |",
         "|---|---|---|---|",
         f"| train | {args.train} | labelled (AS-20K) | seen |",
-        f"| pool | {args.pool} | unlabelled (AS-2M) | seen |",
+        f"| pool | {args.pool} | pretraining (AS-2M): labelled only in `pretrain_labelled` | seen |",
         f"| valid | {args.valid} | held out, settings are chosen here | held out (half of the held-out prompts) |",
         f"| test | {args.test} | held out, scored once | held out (the other half of the prompts) |",
         f"| test_seen | {args.test_seen} | new clips of the training recordings: the gap to test is what does not "
         "transfer | seen |",
         "",
-        "`pretrain.tsv` / `pretrain.label` / `pretrain.text`: the pool (empty label lines) then train. "
+        "Two information settings over the same pretraining clips (the pool, then train):",
+        "",
+        "- *unlabelled pool* (semi-supervised): `pretrain.tsv` / `pretrain.label` / `pretrain.text`, the pool's "
+        "label lines empty: labels on 1 pretraining clip in 11;",
+        "- *labelled pool* (the paper's setting: AudioSet-2M is weakly labelled on every clip): "
+        "`pretrain_labelled.tsv` / `.label` / `.text`, the pool's labels too.",
+        "",
         "`{split}.text`: one caption per clip. `{split}.events.jsonl`: every event placed.",
         "",
         "## Sources (seen: train, pool; held out: valid, test)",
@@ -462,7 +471,9 @@ def main(argv=None) -> int:
     write_split(out_dir, "pool", made["pool"], labelled=False)
     pretrain = {key: made["pool"][key] + made["train"][key] for key in ("entries", "captions")}
     pretrain["labels"] = [[] for _ in made["pool"]["entries"]] + made["train"]["labels"]
-    write_split(out_dir, "pretrain", pretrain)
+    write_split(out_dir, "pretrain", pretrain)  # the unlabelled pool
+    pretrain["labels"] = made["pool"]["labels"] + made["train"]["labels"]
+    write_split(out_dir, "pretrain_labelled", pretrain)  # the labelled pool (the paper's AS-2M)
     write_class_list(out_dir, CLASSES, counts={c: sum(c in ls for ls in made["train"]["labels"]) for c in CLASSES})
     write_readme(out_dir, args, made, time.time() - start)
     print(f"[sound-events] {sum(len(m['entries']) for m in made.values())} clips in {out_dir} "

@@ -324,3 +324,66 @@ def test_the_clap_teacher_reads_an_htsat_clap_as_the_laion_clap_teacher_reads_it
     from_export = ClapTeacher(export, model_name="HTSAT-tiny", feature="projected")
     torch.testing.assert_close(teacher(waveform), from_export(waveform))
     assert teacher.identity()["teacher"] == "clap" and teacher.identity()["variant"] == "HTSAT-tiny"
+
+
+def test_laion_clap_recipe_in_miniature_audio_tower_from_a_classifier_and_keyword_captions(
+        caption_folder, tiny_classifier, tmp_path):
+    """model.audio_init=CLASSIFIER task.label_captions=label through fairseq-hydra-train: the CLAP's audio
+    tower starts as exactly the classifier's encoder (read by the one checkpoint reader), the labelled
+    clips are also captioned from their labels, and the trained CLAP loads again without the file it
+    started from (its tower is in its own checkpoint)."""
+    from fairseq import checkpoint_utils, tasks
+    from omegaconf import OmegaConf
+
+    from supmam_plugin.core.checkpoints import positions_for_frames, read_encoder
+
+    classifier, _ = tiny_classifier
+    start_from = str(tmp_path / "classifier.pt")
+    shutil.copy(classifier, start_from)
+    trained = run_cli(["fairseq-hydra-train", "--config-dir", "examples/supmam/clap", "--config-name", "vit",
+                       f"task.data={caption_folder}", f"checkpoint.save_dir={tmp_path / 'clap'}",
+                       "optimization.max_update=2", f"model.audio_init={start_from}", "task.label_captions=label",
+                       "task.label_caption_share=0.5", *TINY_CLAP, *CPU])
+    assert trained.returncode == 0, trained.stdout[-4000:]
+    assert f"audio tower initialised from the encoder of {start_from} (supmam_classifier)" in trained.stdout
+    assert "captions from the labels of" in trained.stdout and "for 12 of 12 clips, 50% of their draws" in trained.stdout
+
+    # the tower as built, before any update: the classifier's encoder, key by key
+    task = tasks.setup_task(OmegaConf.create({"_name": "clap_pretraining", "data": caption_folder, "target_frames": 128}))
+    from supmam_plugin.models.clap_model import ClapConfig, ClapModel
+
+    cfg = OmegaConf.structured(ClapConfig(encoder_layers=2, encoder_embed_dim=192, encoder_heads=3, text_layers=1,
+                                          text_embed_dim=64, text_heads=2, embed_dim=32, audio_init=start_from))
+    model = ClapModel.build_model(cfg, task)
+    found = read_encoder(start_from)
+    expected = positions_for_frames(found, 128, start_from)
+    built = model.encoder.state_dict()
+    assert set(built) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(built[key], value, rtol=0, atol=0, msg=key)
+
+    os.remove(start_from)  # a trained CLAP does not read model.audio_init again
+    saved = tmp_path / "clap" / "checkpoint_last.pt"
+    loaded = checkpoint_utils.load_model_ensemble([str(saved)])[0][0]
+    stored = torch.load(saved, map_location="cpu", weights_only=False)["model"]
+    for key, value in loaded.encoder.state_dict().items():
+        torch.testing.assert_close(value, stored[f"encoder.{key}"], rtol=0, atol=0, msg=key)
+
+
+def test_an_audio_tower_of_another_shape_is_refused_naming_both_and_the_option(caption_folder, tiny_classifier):
+    from fairseq import tasks
+    from omegaconf import OmegaConf
+
+    from supmam_plugin.core.checkpoints import CheckpointError
+    from supmam_plugin.models.clap_model import ClapConfig, ClapModel
+
+    classifier, _ = tiny_classifier
+    task = tasks.setup_task(OmegaConf.create({"_name": "clap_pretraining", "data": caption_folder, "target_frames": 128}))
+    cfg = OmegaConf.structured(ClapConfig(encoder_layers=2, encoder_embed_dim=96, encoder_heads=3, text_layers=1,
+                                          text_embed_dim=64, text_heads=2, embed_dim=32, audio_init=classifier))
+    with pytest.raises(CheckpointError) as refused:
+        ClapModel.build_model(cfg, task)
+    message = str(refused.value)
+    assert f"model.audio_init={classifier}" in message
+    assert "its encoder is encoder_embed_dim=192" in message and "audio tower is encoder_embed_dim=96" in message
+    assert "set model.encoder_embed_dim=192" in message

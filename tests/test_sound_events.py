@@ -109,6 +109,24 @@ def test_splits_share_no_source_and_pretrain_is_pool_then_train(events):
     assert lines[:SIZES["pool"]] == [""] * SIZES["pool"] and all(lines[SIZES["pool"]:])
 
 
+def test_labelled_pool_labels_are_the_events_placed_in_pool_and_train(events):
+    """The labelled-pool setting (pretrain_labelled): the unlabelled setting's clips, in its order, every
+    label line naming exactly the classes of the events placed in that clip."""
+    classes = read_class_list(os.path.join(events, "dict.label.txt"))
+    labelled = read_manifest(os.path.join(events, "pretrain_labelled.tsv"))
+    unlabelled = read_manifest(os.path.join(events, "pretrain.tsv"))
+    assert [labelled.audio_path(i) for i in range(len(labelled))] == \
+        [unlabelled.audio_path(i) for i in range(len(unlabelled))]
+    labels = read_labels(os.path.join(events, "pretrain_labelled.label"), classes, labelled)
+    placed = [[e["class"] for e in row["events"]] for split in ("pool", "train") for row in records(events, split)]
+    assert len(labels) == len(placed) == SIZES["pool"] + SIZES["train"]
+    for clip_labels, clip_events in zip(labels, placed):
+        assert sorted(classes[c] for c in clip_labels) == sorted(clip_events)
+    for name in ("pretrain", "pretrain_labelled"):
+        with open(os.path.join(events, f"{name}.text"), encoding="utf-8") as f:
+            assert f.read().splitlines() == [row["caption"] for s in ("pool", "train") for row in records(events, s)]
+
+
 def test_same_seed_same_clips_whatever_the_sizes(events, tmp_path):
     again = make(tmp_path / "again", train=3, pool=1, valid=2, test=2, test_seen=1)
     assert records(again, "train") == records(events, "train")[:3]

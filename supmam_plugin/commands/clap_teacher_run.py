@@ -28,34 +28,41 @@ def caption_split(folder: str) -> str:
                      "train.text); make one with `make sound-events`, or pass a trained teacher's checkpoint")
 
 
-def train_tokenizer(out: str, folder: str, split: str, verbose: bool = False, reuse: bool = False) -> str:
-    """OUT/text.spm.model: supmam-train-tokenizer on ``split``'s captions; returns its path."""
-    tokenizer = os.path.join(out, "text.spm.model")
+def train_tokenizer(out: str, folder: str, split: str, verbose: bool = False, reuse: bool = False,
+                    name: str = "text") -> str:
+    """OUT/{name}.spm.model: supmam-train-tokenizer on ``split``'s captions; returns its path."""
+    tokenizer = os.path.join(out, f"{name}.spm.model")
+    log = os.path.join(out, "logs", "tokenizer.log" if name == "text" else f"tokenizer_{name}.log")
     run_logged([console_script("supmam-train-tokenizer"), folder, "--splits", split, "--out", tokenizer],
-               os.path.join(out, "logs", "tokenizer.log"), "tokenizer", verbose, reuse=reuse and os.path.isfile(tokenizer))
+               log, "tokenizer", verbose, reuse=reuse and os.path.isfile(tokenizer))
     return tokenizer
 
 
 def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: int, audio_tower: list[str],
                        on_cpu: list[str], batch_size: int = 32, lr: float = 1e-3, verbose: bool = False,
-                       reuse: bool = False) -> tuple[str, float, bool]:
+                       reuse: bool = False, split: str | None = None, name: str | None = None,
+                       extra: list[str] = ()) -> tuple[str, float, bool]:
     """Train a CLAP (its audio tower: the overrides ``audio_tower``, e.g. the demo's TINY; the small
-    caption tower) on ``folder``'s pool captions into OUT/clap_teacher_s{seed}.
+    caption tower) on the captions of ``folder``'s ``split`` (default: its unlabelled pool,
+    :func:`caption_split`) into OUT/{name} (default clap_teacher_s{seed}); ``extra``: more overrides
+    (LAION-CLAP's recipe: ``model.audio_init=CLASSIFIER.pt task.label_captions=label``).
 
     Returns (checkpoint_last.pt, seconds fairseq trained, whether a finished run was reused)."""
-    split = caption_split(folder)
-    tokenizer = train_tokenizer(out, folder, split, verbose, reuse)
-    name = f"clap_teacher_s{seed}"
+    split = split or caption_split(folder)
+    tokenizer = train_tokenizer(out, folder, split, verbose, reuse,
+                                name="text" if split == caption_split(folder) else f"text_{split}")
+    name = name or f"clap_teacher_s{seed}"
     save_dir = os.path.join(out, name)
     cmd = hydra_train_command("clap", "vit", save_dir, [
         f"task.data={folder}", f"task.caption_tokenizer={os.path.abspath(tokenizer)}", f"task.target_frames={frames}",
         f"dataset.train_subset={split}", "dataset.disable_validation=true", f"dataset.batch_size={batch_size}",
         *audio_tower, *SMALL_CAPTION_TOWER, *on_cpu, f"common.seed={seed}", "optimization.max_epoch=0",
         f"optimization.max_update={updates}", f"optimization.lr=[{lr}]",
-        f"lr_scheduler.warmup_updates={max(1, updates // 10)}", "checkpoint.save_interval_updates=0"])
+        f"lr_scheduler.warmup_updates={max(1, updates // 10)}", "checkpoint.save_interval_updates=0", *extra])
     log = os.path.join(out, "logs", f"{name}.log")
     reused = reuse and finished_output(cmd, log) is not None
     print(f"[demo] {name}: CLAP teacher on {os.path.basename(folder)} {split} captions, {updates} updates"
+          + (f" ({' '.join(extra)})" if extra else "")
           + (" (reused)" if reused else f" (log {log})"), flush=True)
     output = run_logged(cmd, log, name, verbose, reuse=reused)
     return os.path.join(save_dir, "checkpoint_last.pt"), training_seconds(output), reused

@@ -14,6 +14,7 @@ embeddings are L2-normalised; the temperature is learned (CLIP's initial 0.07).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -23,10 +24,13 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
 from ..core.captions import PAD_ID
+from ..core.checkpoints import CheckpointError, load_strict, positions_for_frames, read_encoder
 from ..core.contrastive import INITIAL_LOGIT_SCALE
 from ..core.fbank import FbankSettings, model_input_fbank
 from ..core.vit import VitEncoder, VitEncoderConfig
 from ..teachers.laion_clap import build_htsat, front_end_to_float32, htsat_input, read_clap_model_config
+
+logger = logging.getLogger(__name__)
 
 AUDIO_TOWERS = ("vit", "htsat")
 
@@ -44,8 +48,30 @@ class ClapConfig(FairseqDataclass, VitEncoderConfig):
     max_text_tokens: int = field(
         default=64, metadata={"help": "pieces per caption, BOS and EOS included (longer captions are cut)"})
     embed_dim: int = field(default=512, metadata={"help": "joint audio-text space (LAION-CLAP: 512)"})
+    audio_init: str = field(
+        default="", metadata={"help": "vit tower: start the audio tower from the encoder of this checkpoint (a "
+                              "supmam_classifier or supmam pretraining .pt of this plugin, or an AudioMAE .pth), as "
+                              "LAION-CLAP's HTS-AT started from a classifier trained on AudioSet's labels; its "
+                              "architecture must equal model.encoder_* (refused otherwise); '' = random init"})
     init_logit_scale: float = field(
         default=INITIAL_LOGIT_SCALE, metadata={"help": "initial log inverse temperature (CLIP, CLAP: log(1/0.07))"})
+
+
+def load_audio_init_encoder(encoder: VitEncoder, cfg: ClapConfig) -> None:
+    """Load the encoder of ``cfg.audio_init`` (read by the one checkpoint reader) into ``encoder``,
+    strictly: an architecture other than ``model.encoder_*`` is refused, naming both."""
+    found = read_encoder(cfg.audio_init)
+    theirs = {k: v for k, v in found.architecture.items() if k != "input_frames"}
+    ours = {k: getattr(cfg, k) for k in theirs}
+    differ = [k for k in theirs if ours[k] != theirs[k]]
+    if differ:
+        raise CheckpointError(
+            f"model.audio_init={cfg.audio_init}: its encoder is " + ", ".join(f"{k}={theirs[k]}" for k in differ)
+            + "; this CLAP's audio tower is " + ", ".join(f"{k}={ours[k]}" for k in differ)
+            + ": set " + " ".join(f"model.{k}={theirs[k]}" for k in differ) + " to start from it")
+    load_strict(encoder, positions_for_frames(found, cfg.input_frames, cfg.audio_init), cfg.audio_init,
+                what="audio tower encoder", fix="model.audio_init: the encoder options (model.encoder_*) must match it")
+    logger.info(f"audio tower initialised from the encoder of {cfg.audio_init} ({found.kind})")
 
 
 def projection(width: int, embed_dim: int) -> nn.Module:
@@ -94,6 +120,8 @@ class ClapModel(BaseFairseqModel):
             self.fbank_settings = FbankSettings(sample_rate=sample_rate)
             self.encoder = VitEncoder(cfg)
             self.encoder.apply(self.encoder.init_module_weights)
+            if cfg.audio_init:
+                load_audio_init_encoder(self.encoder, cfg)
             self.audio_projection = projection(cfg.encoder_embed_dim, cfg.embed_dim)
         self.caption_encoder = CaptionEncoder(vocab_size, cfg)
         self.text_projection = projection(cfg.text_embed_dim, cfg.embed_dim)
@@ -104,6 +132,9 @@ class ClapModel(BaseFairseqModel):
         if task.cfg.target_frames != cfg.input_frames:
             cfg.input_frames = task.cfg.target_frames
         cfg.max_text_tokens = task.cfg.max_text_tokens
+        if cfg.audio_init and cfg.audio_tower != "vit":
+            raise ValueError(f"model.audio_init={cfg.audio_init}: only the vit audio tower starts from a plugin "
+                             "encoder (model.audio_tower=vit)")
         return cls(cfg, task.tokenizer.vocab_size, sample_rate=task.cfg.sample_rate)
 
     def embed_audio(self, source=None, source_lengths=None, fbank=None) -> torch.Tensor:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.tasks import register_task
+from omegaconf import open_dict
 
 from ..core.captions import TOKENIZER_FILE, CaptionTokenizer, read_captions
 from ..core.manifest import read_class_list, read_labels, require_one_label_per_clip
@@ -28,6 +29,14 @@ class ClapPretrainingConfig(AudioClipTaskConfig):
                               "supmam-train-tokenizer DATA)"})
     max_text_tokens: int = field(
         default=64, metadata={"help": "pieces per caption, BOS and EOS included (longer captions are cut)"})
+    label_captions: Optional[str] = field(
+        default=None, metadata={"help": "training splits: also caption each labelled clip from its labels "
+                                "({split}.{label_captions}, classes of dict.{label_captions}.txt; keyword-to-caption "
+                                "as LAION-CLAP did for AudioSet, core/keyword_captions.py), mixed with its own captions; "
+                                "clips with an empty label line keep only their captions; null: off"})
+    label_caption_share: float = field(
+        default=0.5, metadata={"help": "with task.label_captions: the share of a labelled clip's draws that take a "
+                               "caption made from its labels (a new template and order each epoch)"})
     zero_shot_labels: Optional[str] = field(
         default=None, metadata={"help": "validation: also classify each clip zero-shot, by its similarity to a "
                                 "prompt per class of dict.{zero_shot_labels}.txt, scored against {split}."
@@ -53,9 +62,26 @@ class ClapPretrainingTask(AudioClipTask):
                                                                for p in prompts])  # (C, N)
             logger.info(f"zero-shot classification in validation: {len(prompts)} prompts, e.g. {prompts[0]!r}")
 
+    def build_model(self, cfg, from_checkpoint=False):
+        """A trained CLAP being loaded holds its whole audio tower: ``model.audio_init`` (which may
+        have moved since) is not read again (fairseq's ``models.build_model`` does not tell the model)."""
+        if from_checkpoint and getattr(cfg, "audio_init", ""):
+            with open_dict(cfg):
+                cfg.audio_init = ""
+        return super().build_model(cfg, from_checkpoint)
+
     def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
         dataset = super().load_dataset(split, combine, epoch, **kwargs)
         captions = read_captions(os.path.join(self.cfg.data, f"{split}.{self.cfg.captions}"), dataset.manifest)
+        keywords = None
+        if self.cfg.label_captions and "train" in split:
+            if not 0.0 < self.cfg.label_caption_share <= 1.0:
+                raise ValueError(f"task.label_caption_share={self.cfg.label_caption_share}: give a share in (0, 1]")
+            classes = read_class_list(os.path.join(self.cfg.data, f"dict.{self.cfg.label_captions}.txt"))
+            label_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.label_captions}")
+            keywords = [[classes[c] for c in clip] for clip in read_labels(label_path, classes, dataset.manifest)]
+            logger.info(f"{split}: captions from the labels of {label_path} for "
+                        f"{sum(map(bool, keywords))} of {len(keywords)} clips, {self.cfg.label_caption_share:.0%} of their draws")
         labels = None
         if self.zero_shot_classes and "train" not in split:
             label_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.zero_shot_labels}")
@@ -64,5 +90,6 @@ class ClapPretrainingTask(AudioClipTask):
                 require_one_label_per_clip(label_path, labels, " (zero-shot accuracy would count any of them as right)")
         self.datasets[split] = CaptionDataset(dataset, captions, self.tokenizer, self.cfg.max_text_tokens,
                                               draw_caption="train" in split, seed=self.cfg.seed,
-                                              zero_shot_labels=labels, num_classes=len(self.zero_shot_classes or []))
+                                              zero_shot_labels=labels, num_classes=len(self.zero_shot_classes or []),
+                                              keywords=keywords, keyword_share=self.cfg.label_caption_share)
         return self.datasets[split]
