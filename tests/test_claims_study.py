@@ -95,3 +95,48 @@ def test_only_keeps_the_named_rows_in_their_order():
     full = claims_study.units(argparse.Namespace(**{**vars(cfg), "only": None}))
     assert [u[:3] for u in plan] == [u[:3] for u in full if u[1] in ("supmam_rec", "supmam_cls")]
     assert {(t, s) for t, _, s, _ in plan} == {("sound_events", 1), ("sound_events", 2)}
+
+
+def test_teacher_strength_units_wait_for_their_teacher_and_each_clap_for_the_classifier_it_starts_from():
+    plan = claims_study.units(argparse.Namespace(tasks=list(claims_study.TASKS), arms=["teacher_strength"],
+                                                 seeds=[1, 2]))
+    position = {(t, a, s): i for i, (t, a, s, _) in enumerate(plan)}
+    assert {t for t, _, _, _ in plan} == set(claims_study.STRENGTH_TASKS)
+    assert {a for _, a, s, _ in plan if s == 1} == {f"{k}@{n}" for n in claims_study.TEACHERS for k in ("teacher", "mam_clap")} \
+        | {f"reference@{a}" for a in claims_study.STRENGTH_REFERENCES}
+    for task, arm, seed, needs in plan:
+        for need in needs:
+            assert position[need] < position[(task, arm, seed)]
+        kind, name = arm.split("@")
+        if kind == "reference":
+            assert name in claims_study.ARMS and not needs
+        if kind == "mam_clap":
+            assert needs == [(task, f"teacher@{name}", seed)]
+        elif name.startswith("clap_from_"):
+            assert needs == [(task, f"teacher@{name[len('clap_from_'):]}", seed)]
+            assert name[len("clap_from_"):] in claims_study.TEACHERS  # a CLAP starts from a teacher of the curve
+    # seed by seed: every unit of seed 1 before any of seed 2
+    assert max(i for (_, _, s), i in position.items() if s == 1) < min(i for (_, _, s), i in position.items() if s == 2)
+
+
+def test_strength_report_pairs_each_teacher_with_its_student_against_the_references_of_its_own_code(tmp_path):
+    rows = {"sound_events/reference@audiomae/s1": {"finetuned": {"test": 43.0}},
+            "sound_events/reference@audiomae/s2": {"finetuned": {"test": 44.0}},
+            "sound_events/audiomae/s1": {"finetuned": {"test": 10.0}},  # the table's row: another code state, not read
+            "sound_events/teacher@pool_captions/s1": {"zero_shot": 18.0, "probe": {"test": 34.0}},
+            "sound_events/mam_clap@pool_captions/s1": {"finetuned": {"test": 38.0}, "probe": {"test": 35.0}},
+            "sound_events/teacher@classifier_pool/s1": {"finetuned": {"test": 33.0}, "probe": {"test": 33.5}},
+            "sound_events/mam_clap@classifier_pool/s1": {"finetuned": {"test": 40.0}, "probe": {"test": 36.0}},
+            "sound_events/mam_clap@classifier_pool/s2": {"finetuned": {"test": 42.0}, "probe": {"test": 37.0}}}
+    found = {r["name"]: r for r in claims_study.strength_rows(rows)}
+    assert set(found) == {"pool_captions", "classifier_pool"}
+    assert found["pool_captions"]["teacher_probe"] == [34.0] and found["pool_captions"]["student_finetuned"] == [38.0]
+    assert found["classifier_pool"]["teacher_finetuned"] == [33.0]
+    assert found["classifier_pool"]["student_finetuned"] == [40.0, 42.0]
+    path = tmp_path / "ledger.json"
+    json.dump({"rows": rows}, open(path, "w"))
+    table = claims_study.strength_report(str(path))
+    line = next(x for x in table.splitlines() if x.startswith("| classifier_pool"))
+    assert "41.0 +- 1.4 (40.0, 42.0)" in line and "-2.5, t = -2.24" in line  # Welch against AudioMAE 43.5 +- 0.7
+    png = claims_study.draw_strength(str(path), str(tmp_path / "curve.png"))
+    assert os.path.getsize(png) > 10000

@@ -173,13 +173,17 @@ def test_multi_label_demo_reports_map(events, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     code = demo_main(["--data", events, "--pretrain-data", events, "--out", str(out), "--methods", "supmam",
                       "--pretrain-updates", "2", "--finetune-updates", "2", "--validate-interval", "1",
-                      "--batch-size", "8", "--pretrain-batch-size", "8", "--also-score", "test_seen"])
+                      "--batch-size", "8", "--pretrain-batch-size", "8", "--also-score", "test_seen",
+                      "--classifier-updates", "2"])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("DEMO RESULT: held-out test mAP SupMAM ")
     result = json.load(open(out / "results.json"))
     assert result["metric"] == "mAP" and result["multi_label"] and result["frames"] == 192
-    assert result["pretrain_split"] == "pretrain"
+    # the folder has a labelled pool: by default the paper's setting, with the all-labels classifier beside
+    assert result["setting"] == "labelled-pool" and result["pretrain_split"] == "pretrain_labelled"
+    assert 0 <= result["all_labels"]["1"]["test"] <= 100 and "; labelled pool setting" in last
+    assert "dataset.train_subset=pretrain_labelled" in open(out / "logs" / "pretrain_supmam_s1.log").readline()
     test = read_labelled_splits(events, ("test",))["test"].targets(multi_label=True)
     present = test.sum(0) > 0
     assert result["chance"] == pytest.approx(100 * test.mean(0)[present].mean())  # a random ranking's AP
@@ -204,10 +208,12 @@ def test_demo_trains_its_clap_teacher_on_the_pool_captions_only(events, tmp_path
     out = tmp_path / "out"
     code = demo_main(["--data", events, "--pretrain-data", events, "--out", str(out), "--methods", "supmam_clap",
                       "--teacher", "clap", "--teacher-updates", "2", "--pretrain-updates", "2", "--finetune-updates",
-                      "2", "--validate-interval", "1", "--batch-size", "8", "--pretrain-batch-size", "8"])
+                      "2", "--validate-interval", "1", "--batch-size", "8", "--pretrain-batch-size", "8",
+                      "--setting", "unlabelled-pool"])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "SupMAM-CLAP (CLAP teacher)" in last and "the CLAP teacher (2 updates on the pool's captions): zero-shot" in last
+    assert "SupMAM-CLAP (CLAP teacher)" in last and "the teacher (a CLAP, 2 updates on the pool's captions): zero-shot" in last
+    assert "; unlabelled pool setting" in last and "every labelled pretraining clip" not in last
     result = json.load(open(out / "results.json"))
     assert result["teacher"] == "trained here" and result["teacher_updates"] == 2
     teacher_log = open(out / "logs" / "clap_teacher_s1.log").read()
@@ -225,3 +231,33 @@ def test_demo_trains_its_clap_teacher_on_the_pool_captions_only(events, tmp_path
     assert "model.teacher=clap" in pretrain_command
     assert f"model.teacher_checkpoint={out / 'clap_teacher_s1' / 'checkpoint_last.pt'}" in pretrain_command
     assert f"task.teacher_cache={out / 'teacher_cache_s1'}" in pretrain_command
+
+
+def test_demo_in_the_labelled_pool_setting_runs_laion_claps_recipe(events, tmp_path, capsys, monkeypatch):
+    """--teacher-recipe laion-clap: a classifier from scratch on every labelled pretraining clip (scored
+    on test: the all-labels bar), a CLAP whose audio tower starts from it, trained on the labelled pool's
+    captions and captions made from its labels, whose targets feed SupMAM-CLAP; the line says the setting."""
+    monkeypatch.delenv("SUPMAM_CLAP_CHECKPOINT", raising=False)
+    out = tmp_path / "out"
+    code = demo_main(["--data", events, "--pretrain-data", events, "--out", str(out), "--methods", "supmam_clap",
+                      "--teacher-recipe", "laion-clap", "--teacher-updates", "2", "--pretrain-updates", "2",
+                      "--finetune-updates", "2", "--classifier-updates", "2", "--validate-interval", "1",
+                      "--batch-size", "8", "--pretrain-batch-size", "8"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "from scratch on every labelled pretraining clip" in last and "LAION-CLAP's recipe" in last
+    assert "; labelled pool setting" in last
+    result = json.load(open(out / "results.json"))
+    classifier = out / "classifier_all_labels_s1" / "checkpoint_best.pt"
+    command = open(out / "logs" / "classifier_all_labels_s1.log").readline()
+    assert "dataset.train_subset=pretrain_labelled" in command and "model.pretrained= " in command
+    validated = parse_validate_output(open(out / "logs" / "classifier_all_labels_s1_test.log").read(), "test")
+    assert result["all_labels"]["1"]["test"] == validated["mAP"]
+    clap = open(out / "logs" / "clap_laion_recipe_s1.log").readline()
+    assert f"model.audio_init={classifier}" in clap and "task.label_captions=label" in clap
+    assert "dataset.train_subset=pretrain_labelled" in clap
+    pretrain_command = open(out / "logs" / "pretrain_supmam_clap_s1.log").readline()
+    assert "model.teacher=clap" in pretrain_command and "dataset.train_subset=pretrain_labelled" in pretrain_command
+    assert f"model.teacher_checkpoint={out / 'clap_laion_recipe_s1' / 'checkpoint_last.pt'}" in pretrain_command
+    row = result["clap_teacher"]["1"]
+    assert 0 <= row["zero_shot"] <= 100 and row["probe"]["metric"] == "mAP"

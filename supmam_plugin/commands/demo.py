@@ -158,9 +158,41 @@ def chance_score(data: str, multi_label: bool) -> float:
     return 100.0 * float(share[share > 0].mean())
 
 
-def pretraining_split(pretrain_data: str) -> str:
-    """``pretrain`` (pool + labelled clips, make_demo_data.py --pool-dir) when the folder has one, else ``train``."""
-    return "pretrain" if os.path.isfile(os.path.join(pretrain_data, "pretrain.tsv")) else "train"
+LABELLED_POOL_SPLIT = "pretrain_labelled"  # make_sound_events.py: the pool with its labels, then train
+SETTINGS = ("labelled-pool", "unlabelled-pool")
+# --teacher-recipe: what it trains, and the model.teacher that reads it
+TEACHER_RECIPES = {"pool-captions": "clap", "labelled-pool-classifier": "checkpoint_encoder", "laion-clap": "clap"}
+
+
+TEACHER_MADE = {  # the result line's words for a teacher trained here
+    "pool-captions": "a CLAP, {teacher_updates} updates on the pool's captions",
+    "labelled-pool-classifier": "the classifier on every labelled clip",
+    "laion-clap": "LAION-CLAP's recipe: a CLAP from that classifier, {teacher_updates} updates on captions and labels",
+}
+
+
+def has_split(folder: str, split: str) -> bool:
+    return os.path.isfile(os.path.join(folder, f"{split}.tsv"))
+
+
+def pool_setting(pretrain_data: str, asked: str = "auto") -> str:
+    """The information setting (docs/data.md): ``labelled-pool`` (the paper's: every pretraining clip
+    labelled) when asked, or by default when the folder has a ``pretrain_labelled`` split; else
+    ``unlabelled-pool``."""
+    if asked == "auto":
+        return "labelled-pool" if has_split(pretrain_data, LABELLED_POOL_SPLIT) else "unlabelled-pool"
+    if asked == "labelled-pool" and not has_split(pretrain_data, LABELLED_POOL_SPLIT):
+        raise SystemExit(f"supmam-demo --setting labelled-pool: {pretrain_data} has no {LABELLED_POOL_SPLIT}.tsv (the "
+                         f"pretraining clips with every label line filled, as make sound-events writes it)")
+    return asked
+
+
+def pretraining_split(pretrain_data: str, setting: str = "unlabelled-pool") -> str:
+    """``pretrain_labelled`` in the labelled-pool setting; else ``pretrain`` (pool + labelled clips,
+    make_demo_data.py --pool-dir) when the folder has one, else ``train``."""
+    if setting == "labelled-pool":
+        return LABELLED_POOL_SPLIT
+    return "pretrain" if has_split(pretrain_data, "pretrain") else "train"
 
 
 def write_results(out: str, result: dict) -> str:
@@ -233,13 +265,19 @@ def result_line(result: dict) -> str:
         line += "; linear probes " + ", ".join(
             f"{'random init' if n == 'scratch' else method_label(n, teacher)} {spread(summary[n]['probe_test'], unit)}"
             for n in probes)
+    all_labels = result.get("all_labels")
+    if all_labels:
+        line += (f"; from scratch on every labelled pretraining clip {spread(mean_std(r['test'] for r in all_labels.values()), unit)}")
     teacher_rows = result.get("clap_teacher")
-    if teacher_rows:  # a CLAP teacher trained here, scored as a model of its own
-        zero_shot = mean_std(r["zero_shot"] for r in teacher_rows.values())
-        probe = mean_std(r["probe_test"] for r in teacher_rows.values())
-        line += (f"; the CLAP teacher ({result['teacher_updates']} updates on the pool's captions): zero-shot "
-                 f"{spread(zero_shot, unit)}, linear probe {spread(probe, unit)}")
+    if teacher_rows:  # a teacher trained here, scored as a model of its own
+        scores = [f"{words} {spread(mean_std(r[key] for r in teacher_rows.values()), unit)}"
+                  for key, words in (("zero_shot", "zero-shot"), ("finetuned", "fine-tuned"), ("probe_test", "linear probe"))
+                  if all(key in r for r in teacher_rows.values())]
+        line += f"; the teacher ({TEACHER_MADE[result.get('teacher_recipe') or 'pool-captions'].format(**result)}): " \
+            + ", ".join(scores)
     line += f"; chance {result['chance']:.1f}{unit}"
+    if result.get("setting"):
+        line += f"; {result['setting'].replace('-', ' ')} setting"
     pretrained = [summary[n]["finetuned_test"]["mean"] for n in result["methods"]]
     scratch = summary["scratch"]["finetuned_test"]["mean"]
     if pretrained and max(pretrained) <= scratch:
@@ -340,72 +378,124 @@ def finetune_and_score(out: str, name: str, data: str, start_from: str, seed: in
     return row, seconds
 
 
+def all_labels_classifier(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
+                          multi_label: bool) -> tuple[str, float, bool]:
+    """A classifier trained from scratch on every labelled pretraining clip (``split`` of the
+    labelled pool), the demo's fine-tuning recipe at ``--classifier-updates``, kept best on
+    ``pretrain_data``'s valid split: LAION-CLAP's supervised stage, and the bar of "all the labels,
+    no pretraining". Returns (checkpoint_best.pt, seconds trained, reused)."""
+    overrides = [o for o in finetune_overrides(args, pretrain_data, frames, multi_label)
+                 if not o.startswith(("optimization.max_update=", "optimizer.groups.default.lr_scheduler.warmup_updates="))]
+    overrides += [f"dataset.train_subset={split}", f"optimization.max_update={args.classifier_updates}",
+                  f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.classifier_updates // 10)}",
+                  f"common.seed={seed}", "model.pretrained=", *FROM_SCRATCH]
+    save_dir, reused, seconds = hydra_train(out, f"classifier_all_labels_s{seed}", "finetuning", "esc50", overrides,
+                                            args.verbose, reuse=args.reuse)
+    return os.path.join(save_dir, "checkpoint_best.pt"), seconds, reused
+
+
 def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
-                    on_cpu: list = ON_CPU) -> dict:
+                    on_cpu: list = ON_CPU, multi_label: bool = False, classifier: tuple | None = None) -> dict:
     """The CLAP methods' teacher for ``seed`` and its precomputed targets of ``pretrain_data`` ``split``:
-    {"checkpoint", "cache", "reused", "seconds": {...}}. ``--teacher clap`` without ``--teacher-checkpoint``:
-    a tiny CLAP is trained first, for each seed, on the captions of the folder's unlabelled pool only
-    (clap_teacher_run says why); otherwise the given teacher serves every seed (one cache)."""
-    trained = args.teacher == "clap" and not args.teacher_checkpoint
-    seconds, reused = {}, True
-    if trained:
+    {"teacher" (model.teacher), "checkpoint", "cache", "reused", "trained", "seconds": {...}}. Without
+    ``--teacher-checkpoint`` a teacher is trained first, for each seed, by ``--teacher-recipe``:
+    ``pool-captions``, a tiny CLAP on the captions of the folder's unlabelled pool only
+    (clap_teacher_run says why); ``labelled-pool-classifier``, the classifier trained from scratch on
+    every labelled pretraining clip; ``laion-clap``, LAION-CLAP's recipe: a CLAP whose audio tower starts
+    from that classifier, trained on the labelled pool's captions and captions made from its labels.
+    ``classifier``: that classifier's (checkpoint, seconds, reused) when the caller made it already.
+    Otherwise the given teacher serves every seed (one cache)."""
+    recipe = None if args.teacher_checkpoint else args.teacher_recipe
+    seconds, reused, teacher = {}, True, args.teacher
+    if recipe == "pool-captions":
         checkpoint, seconds[f"clap_teacher_s{seed}"], reused = train_clap_teacher(
             out, pretrain_data, seed, args.teacher_updates, frames, TINY, on_cpu, verbose=args.verbose, reuse=args.reuse)
-        cache = os.path.join(out, f"teacher_cache_s{seed}")
+    elif recipe is not None:
+        checkpoint, seconds[f"classifier_all_labels_s{seed}"], reused = classifier or all_labels_classifier(
+            args, out, pretrain_data, split, seed, frames, multi_label)
+        if recipe == "laion-clap":
+            checkpoint, seconds[f"clap_laion_recipe_s{seed}"], clap_reused = train_clap_teacher(
+                out, pretrain_data, seed, args.teacher_updates, frames, TINY, on_cpu, verbose=args.verbose,
+                reuse=args.reuse and reused, split=split, name=f"clap_laion_recipe_s{seed}",
+                extra=[f"model.audio_init={checkpoint}", "task.label_captions=label"])
+            reused = reused and clap_reused
     else:
         checkpoint = args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"
         checkpoint = checkpoint if checkpoint == "random" else os.path.abspath(checkpoint)
-        cache = os.path.join(out, "teacher_cache")
+    if recipe is not None:
+        teacher = TEACHER_RECIPES[recipe]
+    cache = os.path.join(out, f"teacher_cache_s{seed}" if recipe else "teacher_cache")
     start = time.time()
-    print(f"[demo] teacher targets of {pretrain_data} {split} ({args.teacher} "
+    print(f"[demo] teacher targets of {pretrain_data} {split} ({teacher} "
           f"{checkpoint if checkpoint != 'random' else 'RANDOM teacher: set SUPMAM_CLAP_CHECKPOINT for a real one'})",
           flush=True)
     command = [console_script("supmam-precompute-teacher"), pretrain_data, split, "--out-dir", cache,
-               "--teacher", args.teacher, "--teacher-checkpoint", checkpoint, "--batch-size", "8", "--device", "cpu"]
+               "--teacher", teacher, "--teacher-checkpoint", checkpoint, "--batch-size", "8", "--device", "cpu"]
     log = log_path(out, os.path.basename(cache))
     reused = reused and args.reuse and finished_output(command, log) is not None
     if not reused and os.path.isdir(cache):  # made afresh: an earlier cache would be continued
         shutil.rmtree(cache)
     run_logged(command, log, "teacher", args.verbose, reuse=reused)
     seconds[os.path.basename(cache)] = round(time.time() - start, 1)
-    return {"checkpoint": checkpoint, "cache": cache, "reused": reused, "seconds": seconds, "trained": trained}
+    return {"teacher": teacher, "checkpoint": checkpoint, "cache": cache, "reused": reused, "seconds": seconds,
+            "trained": recipe is not None, "recipe": recipe}
 
 
 def teacher_row(out: str, data: str, teacher: dict, seed: int, multi_label: bool, verbose: bool) -> dict:
-    """A CLAP teacher trained here, scored as a model of its own on the held-out test split:
-    {"zero_shot": fairseq-validate's zero-shot score, "probe_test": a linear probe of its audio tower}."""
+    """A teacher trained here, scored as a model of its own on the held-out test split: {"probe_test": a
+    linear probe of its audio tower or encoder, "zero_shot": a CLAP's zero-shot score, "finetuned": a
+    classifier's own test score}."""
     from ..evaluation.labelled_splits import read_labelled_splits
     from ..evaluation.linear_probe import probe_checkpoint
 
-    name = f"clap_teacher_s{seed}"
-    zero_shot = zero_shot_score(out, name, data, teacher["checkpoint"], "test", multi_label, verbose=verbose,
-                                reuse=teacher["reused"])
+    name = os.path.basename(os.path.dirname(teacher["checkpoint"]))
+    row = {}
+    if teacher["teacher"] == "clap":
+        row["zero_shot"] = zero_shot_score(out, name, data, teacher["checkpoint"], "test", multi_label, verbose=verbose,
+                                           reuse=teacher["reused"])
+    else:  # the classifier itself
+        metric = "mAP" if multi_label else "accuracy"
+        row["finetuned"] = split_score(out, name, data, teacher["checkpoint"], "test", metric, verbose,
+                                       reuse=teacher["reused"])["score"]
     splits = read_labelled_splits(data, ("train", "valid", "test"), "label")
-    probe = probe_checkpoint(teacher["checkpoint"], splits, name="CLAP teacher (linear probe)", multi_label=multi_label,
+    probe = probe_checkpoint(teacher["checkpoint"], splits, name="teacher (linear probe)", multi_label=multi_label,
                              log=print if verbose else _progress_only)
-    print(f"[demo] {name}: zero-shot test {zero_shot:.1f}, linear probe test {probe['test']:.1f}", flush=True)
-    return {"zero_shot": zero_shot, "probe_test": probe["test"], "probe": probe}
+    row.update(probe_test=probe["test"], probe=probe)
+    print(f"[demo] {name}: " + ", ".join(f"{k.replace('_', ' ')} test {v:.1f}" for k, v in row.items()
+                                          if k in ("zero_shot", "finetuned", "probe_test")), flush=True)
+    return row
 
 
 def run(args) -> dict:
     data, out = os.path.abspath(args.data), os.path.abspath(args.out)
     pretrain_data = os.path.abspath(args.pretrain_data or args.data)
-    split = pretraining_split(pretrain_data)
+    setting = pool_setting(pretrain_data, args.setting)
+    split = pretraining_split(pretrain_data, setting)
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    if args.teacher not in ("laion_clap", "clap") and not args.teacher_checkpoint:
+    if args.teacher_recipe is None and args.teacher == "clap" and not args.teacher_checkpoint:
+        args.teacher_recipe = "pool-captions"  # what --teacher clap alone has always trained
+    if args.teacher_recipe and args.teacher_checkpoint:
+        raise SystemExit("supmam-demo: --teacher-recipe trains a teacher; --teacher-checkpoint gives one: use one of them")
+    if args.teacher_recipe in ("labelled-pool-classifier", "laion-clap") and setting != "labelled-pool":
+        raise SystemExit(f"supmam-demo: --teacher-recipe {args.teacher_recipe} trains on every pretraining clip's labels: "
+                         f"it needs the labelled-pool setting ({pretrain_data} with a {LABELLED_POOL_SPLIT} split)")
+    if args.teacher_recipe:
+        args.teacher = TEACHER_RECIPES[args.teacher_recipe]
+    if args.teacher not in ("laion_clap", "clap") and not args.teacher_checkpoint and not args.teacher_recipe:
         raise SystemExit(f"supmam-demo: --teacher {args.teacher} needs --teacher-checkpoint")
     for extra in args.also_score:
         if not os.path.isfile(os.path.join(data, f"{extra}.tsv")) or not os.path.isfile(os.path.join(data, f"{extra}.label")):
             raise SystemExit(f"supmam-demo: --also-score {extra}: {data} has no {extra}.tsv and {extra}.label")
-    if args.teacher == "clap" and not args.teacher_checkpoint and any(m in CLAP_TARGET for m in args.methods):
+    if args.teacher_recipe == "pool-captions" and any(m in CLAP_TARGET for m in args.methods):
         caption_split(pretrain_data)  # refuses a folder with no captioned pool before anything runs
     multi_label = args.multi_label or is_multi_label(data)
     metric = "mAP" if multi_label else "accuracy"
     frames = args.frames or frames_for(data)
     print(f"[demo] {data}: {'multi-label: mAP' if multi_label else 'single-label: accuracy'}, {frames} fbank frames "
-          "per clip", flush=True)
-    trains_teacher = args.teacher == "clap" and not args.teacher_checkpoint
-    result = {"methods": list(args.methods), "seeds": list(args.seeds),
+          f"per clip; {setting.replace('-', ' ')} setting: pretraining on {pretrain_data} {split}", flush=True)
+    trains_teacher = bool(args.teacher_recipe)
+    result = {"methods": list(args.methods), "seeds": list(args.seeds), "setting": setting,
+              "teacher_recipe": args.teacher_recipe,
               "teacher": "trained here" if trains_teacher else
               (args.teacher_checkpoint or os.environ.get("SUPMAM_CLAP_CHECKPOINT") or "random"),
               "metric": metric, "multi_label": multi_label, "frames": frames, "also_score": list(args.also_score),
@@ -418,8 +508,18 @@ def run(args) -> dict:
     finetune = finetune_overrides(args, data, frames, multi_label)
     teacher = None
     for seed in args.seeds:
+        classifier = None
+        if setting == "labelled-pool":  # the bar: every label the method saw, no pretraining
+            classifier = all_labels_classifier(args, out, pretrain_data, split, seed, frames, multi_label)
+            result["seconds"][f"classifier_all_labels_s{seed}"] = classifier[1]
+            scored = split_score(out, f"classifier_all_labels_s{seed}", data, classifier[0], "test", metric, args.verbose,
+                                 reuse=classifier[2])
+            result.setdefault("all_labels", {})[str(seed)] = {"test": scored["score"]}
+            print(f"[demo] classifier_all_labels_s{seed}: from scratch on every labelled pretraining clip, held-out "
+                  f"test {metric} {scored['score']:.1f}", flush=True)
         if any(m in CLAP_TARGET for m in args.methods) and (teacher is None or teacher["trained"]):
-            teacher = teacher_targets(args, out, pretrain_data, split, seed, frames)
+            teacher = teacher_targets(args, out, pretrain_data, split, seed, frames, multi_label=multi_label,
+                                      classifier=classifier)
             result["seconds"].update(teacher["seconds"])
             if teacher["trained"]:
                 row = teacher_row(out, data, teacher, seed, multi_label, args.verbose)
@@ -505,7 +605,23 @@ def main(argv=None) -> int:
                              "clap without a checkpoint: one is trained for each seed on the captions of --pretrain-data's "
                              "unlabelled pool (its pool split, else its train split) and nothing else")
     parser.add_argument("--teacher-updates", type=int, default=1200,
-                        help="updates of the CLAP teacher trained by --teacher clap without --teacher-checkpoint")
+                        help="updates of the CLAP teacher trained by --teacher-recipe pool-captions or laion-clap")
+    parser.add_argument("--teacher-recipe", default=None, choices=list(TEACHER_RECIPES),
+                        help="train the CLAP methods' teacher here, for each seed: pool-captions (a tiny CLAP on the "
+                             "unlabelled pool's captions only; what --teacher clap alone trains), "
+                             "labelled-pool-classifier (a classifier from scratch on every labelled pretraining clip, "
+                             "model.teacher=checkpoint_encoder), laion-clap (LAION-CLAP's recipe: a CLAP whose audio "
+                             "tower starts from that classifier, trained on the captions and on captions made from the "
+                             "labels); the last two need the labelled-pool setting")
+    parser.add_argument("--setting", default="auto", choices=["auto", *SETTINGS],
+                        help="information setting of the pretraining (docs/data.md): labelled-pool (the paper's: every "
+                             "pretraining clip labelled, --pretrain-data's pretrain_labelled split; also trains and "
+                             "scores a classifier from scratch on all those labels) or unlabelled-pool (its pretrain "
+                             "split, labels on the training clips only); auto: labelled-pool when the folder has a "
+                             "pretrain_labelled split")
+    parser.add_argument("--classifier-updates", type=int, default=2000,
+                        help="updates of the classifier trained from scratch on every labelled pretraining clip "
+                             "(labelled-pool setting)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1],
                         help="one whole pipeline (pretraining, fine-tuning, probe) per seed; mean +- std over them")
     parser.add_argument("--out", default="demo_output", help="output folder")
