@@ -43,7 +43,7 @@ demo: install $(POOL)/pretrain.tsv
 else
 demo: install $(SOUND_EVENTS)/pretrain.tsv
 	OMP_NUM_THREADS=2 $(VENV)/bin/supmam-demo --data $(SOUND_EVENTS) --pretrain-data $(SOUND_EVENTS) --methods supmam_clap \
-		--teacher clap $(DEMO_SIZES) --out demo_output
+		--teacher clap --setting unlabelled-pool $(DEMO_SIZES) --out demo_output
 endif
 
 # The unlabelled pretraining pool (3000 clips, 52 MB, about a minute): only the demo needs it and
