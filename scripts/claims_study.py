@@ -100,7 +100,7 @@ STRENGTH_REFERENCES = ("audiomae", "supmam")
 def demo_args(sizes: dict) -> argparse.Namespace:
     """supmam-demo's arguments at a task's sizes (SIZES)."""
     return argparse.Namespace(pretrain_batch_size=32, pretrain_lr=1e-3, batch_size=16, teacher="clap",
-                              teacher_checkpoint=None, verbose=False, reuse=True, **sizes)
+                              teacher_recipe="pool-captions", teacher_checkpoint=None, verbose=False, reuse=True, **sizes)
 
 
 class Ledger:
