@@ -63,7 +63,7 @@ ARMS = {
     "supmam_clap_clone4": ("supmam_clap", ["model.clone_batch=4", "dataset.batch_size=8"], "clone_batch"),
 }
 ABLATION_TASKS = ("sound_events",)
-GROUPS = ("table", "ablation", "clone_batch", "teacher_strength")
+GROUPS = ("table", "ablation", "clone_batch", "teacher_strength", "labelled_table")
 
 # issue 38: the teacher-strength curve (sound events). Teacher: (kind, what it is). Its MAM-CLAP student
 # is arm "mam_clap@NAME" at the table's budget; "pool_captions" is the table's own teacher (rows
@@ -95,6 +95,11 @@ CLASSIFIER_POOL_UPDATES = {"sound_events": 3000}
 # only rows of one code state. "reference@audiomae" is the AudioMAE row (its pretraining is also
 # classifier_pool_mae's start); the scratch row is teacher@classifier_train.
 STRENGTH_REFERENCES = ("audiomae", "supmam")
+# Table 1 in the paper's information setting (group labelled_table): the rows that read labels or the
+# teacher while pretraining, run on the labelled pool with LAION-CLAP's recipe as the teacher; the rows
+# that read neither are the curve's (AudioMAE: reference@audiomae; MAM-CLAP: mam_clap@ the same teacher).
+LABELLED_POOL_TEACHER = "clap_from_classifier_pool_mae"
+LABELLED_TABLE_ARMS = ("supmam", "supmam_clap")
 
 
 def demo_args(sizes: dict) -> argparse.Namespace:
@@ -202,18 +207,36 @@ class Study:
             row["finetuned"] = {"test": row["finetuned"]}
         return row
 
-    def strength_targets(self, task, name, seed) -> dict:
-        """Teacher ``name``'s targets of the pretraining clips: {"teacher", "checkpoint", "cache"}."""
+    def strength_targets(self, task, name, seed, split=None) -> dict:
+        """Teacher ``name``'s targets of the pretraining clips (``split``, default the unlabelled-pool
+        setting's): {"teacher", "checkpoint", "cache"}."""
         from supmam_plugin.commands.fairseq_runs import console_script, run_logged
 
         data, pretrain, _, _, out = self.folders(task)
         teacher = self.strength_teacher(task, name, seed)
-        split = demo.pretraining_split(pretrain)
+        split = split or demo.pretraining_split(pretrain)
         cache = os.path.join(out, f"teacher_cache_{name}_s{seed}")
         command = [console_script("supmam-precompute-teacher"), pretrain, split, "--out-dir", cache, "--teacher",
                    teacher["teacher"], "--teacher-checkpoint", teacher["checkpoint"], "--batch-size", "8", "--device", "cpu"]
-        run_logged(command, demo.log_path(out, os.path.basename(cache)), f"targets {name}", False, reuse=True)
+        log = demo.log_path(out, os.path.basename(cache) + ("" if split == demo.pretraining_split(pretrain) else f"_{split}"))
+        run_logged(command, log, f"targets {name}", False, reuse=True)
         return {**teacher, "cache": cache}
+
+    def labelled_pool_pretrain(self, task, arm, seed) -> tuple[str, float]:
+        """Pretrain ``arm`` of ARMS in the labelled-pool setting (pretrain_labelled: its cls branch sees
+        every pretraining clip's labels; a CLAP target from LABELLED_POOL_TEACHER): (checkpoint, seconds)."""
+        data, pretrain, multi_label, frames, out = self.folders(task)
+        recipe, extra, _ = ARMS[arm]
+        args = demo_args(SIZES[task])
+        teacher = {"checkpoint": "", "cache": ""}
+        if recipe in CLAP_TARGET:
+            teacher = self.strength_targets(task, LABELLED_POOL_TEACHER, seed, split=LABELLED_POOL)
+            args.teacher = teacher["teacher"]
+        overrides = demo.pretrain_overrides(recipe, args, pretrain, LABELLED_POOL, seed, teacher["checkpoint"],
+                                            teacher["cache"], multi_label, frames) + list(extra)
+        save_dir, _, seconds = demo.hydra_train(out, f"pretrain_labelled_pool_{arm}_s{seed}", "pretraining", recipe,
+                                                overrides, False, reuse=True)
+        return os.path.join(save_dir, "checkpoint_last.pt"), seconds
 
     def run_unit(self, task, arm, seed) -> None:
         key = f"{task}/{arm}/s{seed}"
@@ -224,7 +247,12 @@ class Study:
         metric = "mAP" if multi_label else "accuracy"
         start = time.time()
         print(f"[study] {key}: started", flush=True)
-        if arm.startswith("reference@"):
+        if arm.startswith("labelled_pool@"):
+            checkpoint, seconds = self.labelled_pool_pretrain(task, arm.split("@")[1], seed)
+            row = self.finetune(task, arm.replace("@", "_"), seed, checkpoint)
+            row["seconds"]["pretrain"] = seconds
+            row["probe"] = self.probe(task, checkpoint, seed)
+        elif arm.startswith("reference@"):
             checkpoint, seconds, updates = self.pretrain(task, arm.split("@")[1], seed)
             row = self.finetune(task, arm.split("@")[1], seed, checkpoint)
             row["seconds"]["pretrain"] = seconds
@@ -370,6 +398,13 @@ def units(cfg) -> list[tuple[str, str, int, list]]:
                 for name in made:
                     order.append((task, f"mam_clap@{name}", seed, [(task, f"teacher@{name}", seed)]))
                 order += [(task, f"reference@{arm}", seed, []) for arm in STRENGTH_REFERENCES]
+    if "labelled_table" in cfg.arms:
+        for task in (t for t in cfg.tasks if t in STRENGTH_TASKS):
+            for seed in cfg.seeds:
+                for arm in LABELLED_TABLE_ARMS:
+                    clap = ARMS[arm][0] in CLAP_TARGET
+                    order.append((task, f"labelled_pool@{arm}", seed,
+                                  [(task, f"teacher@{LABELLED_POOL_TEACHER}", seed)] if clap else []))
     only = getattr(cfg, "only", None)
     return [u for u in order if not only or u[1] in only]  # a unit waits only on units that run too
 
@@ -536,6 +571,59 @@ def strength_report(ledger_path: str, task: str = "sound_events") -> str:
     return "\n".join(lines)
 
 
+# The labelled-pool Table 1: (row, ledger arm, measure of the "fine-tuned" column)
+LABELLED_TABLE_ROWS = (
+    ("from scratch on the training clips", "teacher@classifier_train"),
+    ("from scratch on every labelled clip (pool + train)", "teacher@classifier_pool"),
+    ("AudioMAE, then supervised on every labelled clip (the teacher's start)", "teacher@classifier_pool_mae"),
+    ("the teacher: LAION-CLAP's recipe (zero-shot)", f"teacher@{LABELLED_POOL_TEACHER}"),
+    ("AudioMAE", "reference@audiomae"),
+    ("MAM-CLAP", f"mam_clap@{LABELLED_POOL_TEACHER}"),
+    ("SupMAM (cls branch on every label)", "labelled_pool@supmam"),
+    ("SupMAM-CLAP (cls branch on every label)", "labelled_pool@supmam_clap"),
+)
+
+
+def labelled_table_report(ledger_path: str, task: str = "sound_events") -> str:
+    """Table 1 in the labelled-pool setting, with each row's Welch verdict against AudioMAE and
+    against SupMAM-CLAP (fine-tuned test score)."""
+    with open(ledger_path, encoding="utf-8") as f:
+        rows = json.load(f)["rows"]
+
+    def scores(arm, measure):
+        found = [v for k, v in rows.items() if k.startswith(f"{task}/{arm}/s")]
+        if measure == "finetuned":
+            return [v["zero_shot"] if "zero_shot" in v else v["finetuned"]["test"] for v in found
+                    if "zero_shot" in v or "finetuned" in v]
+        return [v["probe"]["test"] for v in found if "probe" in v]
+
+    def cell(values):
+        if not values:
+            return ""
+        stats = mean_std(values)
+        return f"{stats['mean']:.1f} +- {stats['std']:.1f} ({', '.join(f'{x:.1f}' for x in values)})"
+
+    def versus(a, b):
+        if not a or not b:
+            return ""
+        v = welch(a, b)
+        return f"{v['difference']:+.1f} ({v['verdict']}{'' if v['verdict'] == 'pending' else f', p = {v[chr(112)]:.3f}'})"
+
+    audiomae, supmam_clap = scores("reference@audiomae", "finetuned"), scores("labelled_pool@supmam_clap", "finetuned")
+    mfcc = [v["baseline"]["test"] for k, v in rows.items() if k.startswith(f"{task}/mfcc/")]
+    lines = [f"\n{task}: Table 1 in the labelled-pool setting (held-out test mAP; mean +- std, then the seeds)", "",
+             "| row | fine-tuned (teacher: zero-shot) | linear probe | vs AudioMAE | SupMAM-CLAP vs it |",
+             "|---|---|---|---|---|"]
+    for label, arm in LABELLED_TABLE_ROWS:
+        main_scores = scores(arm, "finetuned")
+        lines.append(f"| {label} | {cell(main_scores)} | {cell(scores(arm, 'probe'))} | "
+                     f"{'' if arm == 'reference@audiomae' else versus(main_scores, audiomae)} | "
+                     f"{'' if arm == 'labelled_pool@supmam_clap' else versus(supmam_clap, main_scores)} |")
+    if mfcc:
+        lines.append(f"| MFCC + logistic regression | | {mfcc[0]:.1f} | | |")
+    return "\n".join(lines)
+
+
 def draw_strength(ledger_path: str, out_png: str, task: str = "sound_events") -> str:
     """Student fine-tuned mAP against its teacher's probe mAP (mean +- std over seeds, a dot per seed),
     AudioMAE and SupMAM as mean +- std bands, the MFCC baseline, and the line where a student equals
@@ -665,6 +753,7 @@ def main() -> int:
     if cfg.report or cfg.picture or cfg.strength_picture:
         print(report(cfg.ledger))
         print(strength_report(cfg.ledger))
+        print(labelled_table_report(cfg.ledger))
         if cfg.picture:
             print(f"picture: {draw(cfg.ledger, cfg.picture)}")
         if cfg.strength_picture:

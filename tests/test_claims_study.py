@@ -140,3 +140,29 @@ def test_strength_report_pairs_each_teacher_with_its_student_against_the_referen
     assert "41.0 +- 1.4 (40.0, 42.0)" in line and "-2.5, t = -2.24" in line  # Welch against AudioMAE 43.5 +- 0.7
     png = claims_study.draw_strength(str(path), str(tmp_path / "curve.png"))
     assert os.path.getsize(png) > 10000
+
+
+def test_labelled_table_reads_the_labelled_pool_and_its_clap_rows_wait_for_laion_claps_recipe(tmp_path):
+    plan = claims_study.units(argparse.Namespace(tasks=list(claims_study.TASKS), arms=["teacher_strength", "labelled_table"],
+                                                 seeds=[1]))
+    position = {(t, a, s): i for i, (t, a, s, _) in enumerate(plan)}
+    teacher = ("sound_events", f"teacher@{claims_study.LABELLED_POOL_TEACHER}", 1)
+    for arm in claims_study.LABELLED_TABLE_ARMS:
+        task, name, seed, needs = plan[position[("sound_events", f"labelled_pool@{arm}", 1)]]
+        clap = claims_study.ARMS[arm][0] in claims_study.CLAP_TARGET
+        assert needs == ([teacher] if clap else []) and (not clap or position[teacher] < position[(task, name, seed)])
+    # every row of the table is a unit of the plan (or the baseline)
+    for _, arm in claims_study.LABELLED_TABLE_ROWS:
+        assert ("sound_events", arm, 1) in position
+    rows = {"sound_events/reference@audiomae/s1": {"finetuned": {"test": 43.0}, "probe": {"test": 34.0}},
+            "sound_events/reference@audiomae/s2": {"finetuned": {"test": 45.0}, "probe": {"test": 35.0}},
+            "sound_events/labelled_pool@supmam_clap/s1": {"finetuned": {"test": 47.0}, "probe": {"test": 40.0}},
+            "sound_events/labelled_pool@supmam_clap/s2": {"finetuned": {"test": 49.0}, "probe": {"test": 41.0}},
+            "sound_events/mfcc/s0": {"baseline": {"test": 33.7}}}
+    path = tmp_path / "ledger.json"
+    json.dump({"rows": rows}, open(path, "w"))
+    table = claims_study.labelled_table_report(str(path)).splitlines()
+    line = next(x for x in table if x.startswith("| SupMAM-CLAP"))
+    # t = 4 / sqrt(2/2 + 2/2) = 2.83 on 2 degrees of freedom: p = 0.106
+    assert "48.0 +- 1.4 (47.0, 49.0)" in line and "+4.0 (within the spread, p = 0.106)" in line
+    assert "| MFCC + logistic regression | | 33.7 | | |" in table
