@@ -166,3 +166,12 @@ def test_labelled_table_reads_the_labelled_pool_and_its_clap_rows_wait_for_laion
     # t = 4 / sqrt(2/2 + 2/2) = 2.83 on 2 degrees of freedom: p = 0.106
     assert "48.0 +- 1.4 (47.0, 49.0)" in line and "+4.0 (within the spread, p = 0.106)" in line
     assert "| MFCC + logistic regression | | 33.7 | | |" in table
+
+
+def test_longer_finetuning_waits_for_the_row_whose_encoder_it_fine_tunes():
+    plan = claims_study.units(argparse.Namespace(tasks=list(claims_study.TASKS),
+                                                 arms=["teacher_strength", "finetune_length"], seeds=[1]))
+    position = {(t, a, s): i for i, (t, a, s, _) in enumerate(plan)}
+    for arm in claims_study.LONGER_FINETUNE_ARMS:
+        unit = ("sound_events", f"longer_finetune@{arm}", 1)
+        assert plan[position[unit]][3] == [("sound_events", arm, 1)] and position[("sound_events", arm, 1)] < position[unit]
