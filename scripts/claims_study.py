@@ -579,8 +579,10 @@ def strength_report(ledger_path: str, task: str = "sound_events") -> str:
              "student probe | student vs AudioMAE (fine-tuned) |", "|---|---|---|---|---|---|---|"]
     for row in strength_rows(rows, task):
         verdict = welch(row["student_finetuned"], audiomae) if row["student_finetuned"] else None
-        versus = (f"{verdict['difference']:+.1f}, t = {verdict['t']:.2f}, p = {verdict['p']:.3f}: {verdict['verdict']}"
-                  if verdict else "")
+        versus = "" if not verdict else (
+            f"{verdict['difference']:+.1f}: pending (n = {len(row['student_finetuned'])} vs {len(audiomae)})"
+            if verdict["verdict"] == "pending" else
+            f"{verdict['difference']:+.1f}, t = {verdict['t']:.2f}, p = {verdict['p']:.3f}: {verdict['verdict']}")
         lines.append(f"| {row['name']}: {row['what']} | {cell(row['teacher_probe'])} | {cell(row['zero_shot'])} | "
                      f"{cell(row['teacher_finetuned'])} | {cell(row['student_finetuned'])} | {cell(row['student_probe'])} | "
                      f"{versus} |")
@@ -633,7 +635,7 @@ def labelled_table_report(ledger_path: str, task: str = "sound_events") -> str:
     for label, arm in LABELLED_TABLE_ROWS:
         main_scores = scores(arm, "finetuned")
         lines.append(f"| {label} | {cell(main_scores)} | {cell(scores(arm, 'probe'))} | "
-                     f"{'' if arm == 'reference@audiomae' else versus(main_scores, audiomae)} | "
+                     f"{'' if arm in ('reference@audiomae', f'teacher@{LABELLED_POOL_TEACHER}') else versus(main_scores, audiomae)} | "
                      f"{'' if arm == 'labelled_pool@supmam_clap' else versus(supmam_clap, main_scores)} |")
     if mfcc:
         lines.append(f"| MFCC + logistic regression | | {mfcc[0]:.1f} | | |")

@@ -382,16 +382,20 @@ def all_labels_classifier(args, out: str, pretrain_data: str, split: str, seed: 
                           multi_label: bool) -> tuple[str, float, bool]:
     """A classifier trained from scratch on every labelled pretraining clip (``split`` of the
     labelled pool), the demo's fine-tuning recipe at ``--classifier-updates``, kept best on
-    ``pretrain_data``'s valid split: LAION-CLAP's supervised stage, and the bar of "all the labels,
-    no pretraining". Returns (checkpoint_best.pt, seconds trained, reused)."""
+    ``pretrain_data``'s valid split (its last checkpoint when the folder has none): LAION-CLAP's
+    supervised stage, and the bar of "all the labels, no pretraining". Returns (checkpoint, seconds
+    trained, reused)."""
+    validated = has_split(pretrain_data, "valid")
     overrides = [o for o in finetune_overrides(args, pretrain_data, frames, multi_label)
                  if not o.startswith(("optimization.max_update=", "optimizer.groups.default.lr_scheduler.warmup_updates="))]
     overrides += [f"dataset.train_subset={split}", f"optimization.max_update={args.classifier_updates}",
                   f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.classifier_updates // 10)}",
                   f"common.seed={seed}", "model.pretrained=", *FROM_SCRATCH]
+    if not validated:
+        overrides.append("dataset.disable_validation=true")
     save_dir, reused, seconds = hydra_train(out, f"classifier_all_labels_s{seed}", "finetuning", "esc50", overrides,
                                             args.verbose, reuse=args.reuse)
-    return os.path.join(save_dir, "checkpoint_best.pt"), seconds, reused
+    return os.path.join(save_dir, "checkpoint_best.pt" if validated else "checkpoint_last.pt"), seconds, reused
 
 
 def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
