@@ -3,6 +3,7 @@
 scikit-learn and librosa computed here, and supmam-demo reporting mAP."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -169,9 +170,17 @@ def test_mfcc_map_baseline_equals_sklearn_on_librosa_features(events):
 
 
 def test_multi_label_demo_reports_map(events, tmp_path, capsys, monkeypatch):
+    """Also: a pretraining folder of its own with a labelled pool and no valid split (the all-labels
+    classifier then keeps its last checkpoint)."""
     monkeypatch.delenv("SUPMAM_CLAP_CHECKPOINT", raising=False)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    os.symlink(os.path.join(events, "audio"), pool / "audio")
+    for name in os.listdir(events):
+        if name.startswith(("pretrain", "dict.")):
+            shutil.copy(os.path.join(events, name), pool / name)
     out = tmp_path / "out"
-    code = demo_main(["--data", events, "--pretrain-data", events, "--out", str(out), "--methods", "supmam",
+    code = demo_main(["--data", events, "--pretrain-data", str(pool), "--out", str(out), "--methods", "supmam",
                       "--pretrain-updates", "2", "--finetune-updates", "2", "--validate-interval", "1",
                       "--batch-size", "8", "--pretrain-batch-size", "8", "--also-score", "test_seen",
                       "--classifier-updates", "2"])
@@ -183,6 +192,7 @@ def test_multi_label_demo_reports_map(events, tmp_path, capsys, monkeypatch):
     # the folder has a labelled pool: by default the paper's setting, with the all-labels classifier beside
     assert result["setting"] == "labelled-pool" and result["pretrain_split"] == "pretrain_labelled"
     assert 0 <= result["all_labels"]["1"]["test"] <= 100 and "; labelled pool setting" in last
+    assert "dataset.disable_validation=true" in open(out / "logs" / "classifier_all_labels_s1.log").readline()
     assert "dataset.train_subset=pretrain_labelled" in open(out / "logs" / "pretrain_supmam_s1.log").readline()
     test = read_labelled_splits(events, ("test",))["test"].targets(multi_label=True)
     present = test.sum(0) > 0
