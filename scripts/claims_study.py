@@ -686,11 +686,17 @@ def draw_strength(ledger_path: str, out_png: str, task: str = "sound_events") ->
         scores = [v["finetuned"]["test"] for k, v in rows.items() if k.startswith(f"{task}/reference@{arm}/s")]
         if scores:
             stats = mean_std(scores)
-            axis.axhspan(stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{index + 7}", alpha=0.25,
+            axis.axhspan(stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{index + 7}", alpha=0.25)
+            axis.axhline(stats["mean"], color=f"C{index + 7}", lw=1.2,
                          label=f"{label} fine-tuned {stats['mean']:.1f} +- {stats['std']:.1f} (n={stats['n']})")
+    scratch = [v["finetuned"]["test"] for k, v in rows.items() if k.startswith(f"{task}/teacher@classifier_train/s")]
+    if scratch:
+        axis.axhline(np.mean(scratch), color="C3", ls=":", lw=1,
+                     label=f"from scratch on the training clips {np.mean(scratch):.1f} (n={len(scratch)})")
     mfcc = [v["baseline"]["test"] for k, v in rows.items() if k.startswith(f"{task}/mfcc/")]
     if mfcc:
-        axis.axhline(mfcc[0], color="k", ls="--", lw=1, label=f"MFCC baseline {mfcc[0]:.1f}")
+        axis.axhline(mfcc[0], color="k", ls="--", lw=1, label=f"MFCC baseline {mfcc[0]:.1f} (also as a teacher's probe: |)")
+        axis.axvline(mfcc[0], color="k", ls="--", lw=1)
     points = []
     for index, row in enumerate(strength_rows(rows, task)):
         pairs = [(t, s) for t, s in zip(row["teacher_probe"], row["student_finetuned"]) if t is not None]
@@ -702,10 +708,13 @@ def draw_strength(ledger_path: str, out_png: str, task: str = "sound_events") ->
         axis.errorbar(teacher.mean(), student.mean(), xerr=teacher.std(ddof=1) if len(teacher) > 1 else 0,
                       yerr=student.std(ddof=1) if len(student) > 1 else 0, fmt="s", color=colour, ms=8, capsize=3,
                       label=f"{row['name']} ({len(pairs)} seed{'s' * (len(pairs) > 1)})")
+        axis.annotate(row["name"], (teacher.mean(), student.mean()), textcoords="offset points", xytext=(6, -10),
+                      fontsize=7, color=colour)
         points += list(teacher) + list(student)
     if points:
         low, high = min(points + mfcc) - 3, max(points + mfcc) + 3
         axis.plot([low, high], [low, high], color="grey", lw=0.8, ls=":", label="student = its teacher's probe")
+        axis.set_xlim(low, high + 7)  # room for the names
     axis.set_xlabel(f"teacher: linear probe, held-out test mAP")
     axis.set_ylabel(f"MAM-CLAP student: fine-tuned, held-out test mAP")
     axis.set_title("Where does the CLAP target start to pay? (sound events; a dot per seed, squares: mean +- std)",
