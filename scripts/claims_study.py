@@ -636,7 +636,7 @@ def labelled_table_report(ledger_path: str, task: str = "sound_events") -> str:
         main_scores = scores(arm, "finetuned")
         lines.append(f"| {label} | {cell(main_scores)} | {cell(scores(arm, 'probe'))} | "
                      f"{'' if arm in ('reference@audiomae', f'teacher@{LABELLED_POOL_TEACHER}') else versus(main_scores, audiomae)} | "
-                     f"{'' if arm == 'labelled_pool@supmam_clap' else versus(supmam_clap, main_scores)} |")
+                     f"{'' if arm in ('labelled_pool@supmam_clap', f'teacher@{LABELLED_POOL_TEACHER}') else versus(supmam_clap, main_scores)} |")
     if mfcc:
         lines.append(f"| MFCC + logistic regression | | {mfcc[0]:.1f} | | |")
     return "\n".join(lines)
