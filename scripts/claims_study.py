@@ -5,6 +5,8 @@ pool's captions only, 3 seeds, every row at the demo's budget.
     .venv/bin/python scripts/claims_study.py --out claims_study                # everything, 2 runs at a time
     .venv/bin/python scripts/claims_study.py --tasks sound_events --arms table # only the table's rows
     .venv/bin/python scripts/claims_study.py --report                          # the tables of what is done
+    .venv/bin/python scripts/claims_study.py --arms teacher_strength labelled_table --tasks sound_events
+                                        # issue 38: the teacher-strength curve, Table 1 on the labelled pool
 
 A UNIT is one row of one task and seed: ``teacher`` (the CLAP teacher trained on the pool's captions:
 zero-shot and linear probe on test), ``scratch`` (fine-tuned from a random init, and the random-init
