@@ -68,8 +68,8 @@ ABLATION_TASKS = ("sound_events",)
 GROUPS = ("table", "ablation", "clone_batch", "teacher_strength", "labelled_table", "finetune_length")
 
 # issue 38: the teacher-strength curve (sound events). Teacher: (kind, what it is). Its MAM-CLAP student
-# is arm "mam_clap@NAME" at the table's budget; "pool_captions" is the table's own teacher (rows
-# "teacher" and "mam_clap"). Labels the teachers see: "classifier_train" the 1,000 training clips'
+# is arm "mam_clap@NAME" at the table's budget; "pool_captions" is the table's teacher, made again with
+# today's code (see STRENGTH_REFERENCES). Labels the teachers see: "classifier_train" the 1,000 training clips'
 # (BEATs' teacher fine-tuned on AS-20K); the "*pool*" classifiers and CLAPs every pretraining clip's
 # (the labelled pool, pretrain_labelled: the paper's AS-2M setting). LAION-CLAP's own audio tower was
 # HTS-AT pretrained on ImageNet, trained on AudioSet's labels, then trained contrastively on captions
@@ -208,9 +208,9 @@ class Study:
             row["zero_shot"] = demo.zero_shot_score(out, f"clap_{name}_s{seed}", data, teacher["checkpoint"], "test",
                                                     multi_label, reuse=True)
         elif name.startswith("classifier"):
-            row["finetuned"] = demo.split_score(out, f"finetune_{name}_s{seed}", data, teacher["checkpoint"], "test",
-                                                "mAP" if multi_label else "accuracy", False, reuse=True)["score"]
-            row["finetuned"] = {"test": row["finetuned"]}
+            scored = demo.split_score(out, f"finetune_{name}_s{seed}", data, teacher["checkpoint"], "test",
+                                      "mAP" if multi_label else "accuracy", False, reuse=True)
+            row["finetuned"] = {"test": scored["score"]}
         return row
 
     def strength_targets(self, task, name, seed, split=None) -> dict:
@@ -541,6 +541,15 @@ def report(ledger_path: str) -> str:
     return "\n".join(lines)
 
 
+def cell(values) -> str:
+    """'mean +- std (each seed)' of a row's per-seed scores (None left out); '' for none."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return ""
+    stats = mean_std(values)
+    return f"{stats['mean']:.1f} +- {stats['std']:.1f} ({', '.join(f'{x:.1f}' for x in values)})"
+
+
 def strength_rows(rows: dict, task: str = "sound_events") -> list[dict]:
     """Per teacher of TEACHERS with rows in the ledger: its scores and its MAM-CLAP student's, per seed."""
     def per_seed(arm):
@@ -567,13 +576,6 @@ def strength_report(ledger_path: str, task: str = "sound_events") -> str:
     student's Welch verdict against AudioMAE's fine-tuned score."""
     with open(ledger_path, encoding="utf-8") as f:
         rows = json.load(f)["rows"]
-
-    def cell(values):
-        values = [v for v in values if v is not None]
-        if not values:
-            return ""
-        stats = mean_std(values)
-        return f"{stats['mean']:.1f} +- {stats['std']:.1f} ({', '.join(f'{x:.1f}' for x in values)})"
 
     audiomae = [v["finetuned"]["test"] for k, v in rows.items() if k.startswith(f"{task}/reference@audiomae/s")]
     lines = [f"\n{task}: the teacher-strength curve (held-out test mAP; mean +- std over seeds, then the seeds)", "",
@@ -617,12 +619,6 @@ def labelled_table_report(ledger_path: str, task: str = "sound_events") -> str:
                     if "zero_shot" in v or "finetuned" in v]
         return [v["probe"]["test"] for v in found if "probe" in v]
 
-    def cell(values):
-        if not values:
-            return ""
-        stats = mean_std(values)
-        return f"{stats['mean']:.1f} +- {stats['std']:.1f} ({', '.join(f'{x:.1f}' for x in values)})"
-
     def versus(a, b):
         if not a or not b:
             return ""
@@ -649,12 +645,6 @@ def finetune_length_report(ledger_path: str, task: str = "sound_events") -> str:
     both times): test and training-clip mAP, and the update valid chose."""
     with open(ledger_path, encoding="utf-8") as f:
         rows = json.load(f)["rows"]
-
-    def cell(values):
-        if not values:
-            return ""
-        stats = mean_std(values)
-        return f"{stats['mean']:.1f} +- {stats['std']:.1f} ({', '.join(f'{x:.1f}' for x in values)})"
 
     lines = [f"\n{task}: fine-tuning length chosen on valid (held-out test / training-clip mAP)", "",
              f"| pretrained by | test, {SIZES[task]['finetune_updates']} updates | train | test, "
