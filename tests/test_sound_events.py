@@ -243,26 +243,40 @@ def test_demo_trains_its_clap_teacher_on_the_pool_captions_only(events, tmp_path
     assert f"task.teacher_cache={out / 'teacher_cache_s1'}" in pretrain_command
 
 
-def test_demo_in_the_labelled_pool_setting_runs_laion_claps_recipe(events, tmp_path, capsys, monkeypatch):
-    """--teacher-recipe laion-clap: a classifier from scratch on every labelled pretraining clip (scored
-    on test: the all-labels bar), a CLAP whose audio tower starts from it, trained on the labelled pool's
-    captions and captions made from its labels, whose targets feed SupMAM-CLAP; the line says the setting."""
+@pytest.mark.parametrize("start", ["audiomae", "scratch"])
+def test_demo_in_the_labelled_pool_setting_runs_laion_claps_recipe(events, tmp_path, capsys, monkeypatch, start):
+    """--teacher-recipe laion-clap: the classifier from scratch on every labelled pretraining clip (scored
+    on test: the all-labels bar), run beside the chain; the teacher's classifier (--teacher-start: fine-tuned
+    on every label from an AudioMAE pretraining on the pretraining clips, or that bar itself); a CLAP whose
+    audio tower starts from it, trained on the labelled pool's captions and captions made from its labels,
+    whose targets feed SupMAM-CLAP; the line says the setting and where the teacher started."""
     monkeypatch.delenv("SUPMAM_CLAP_CHECKPOINT", raising=False)
     out = tmp_path / "out"
     code = demo_main(["--data", events, "--pretrain-data", events, "--out", str(out), "--methods", "supmam_clap",
                       "--teacher-recipe", "laion-clap", "--teacher-updates", "2", "--pretrain-updates", "2",
                       "--finetune-updates", "2", "--classifier-updates", "2", "--validate-interval", "1",
-                      "--batch-size", "8", "--pretrain-batch-size", "8"])
+                      "--batch-size", "8", "--pretrain-batch-size", "8", "--teacher-start", start, "--mae-updates", "3"])
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "from scratch on every labelled pretraining clip" in last and "LAION-CLAP's recipe" in last
-    assert "; labelled pool setting" in last
+    assert "from scratch on every labelled pretraining clip" in last and "; labelled pool setting" in last
+    words = {"audiomae": "fine-tuned from an AudioMAE pretraining (3 updates)", "scratch": "from scratch"}[start]
+    assert f"LAION-CLAP's recipe: a CLAP from the classifier on every label {words}, 2 updates" in last
     result = json.load(open(out / "results.json"))
-    classifier = out / "classifier_all_labels_s1" / "checkpoint_best.pt"
+    bar = out / "classifier_all_labels_s1" / "checkpoint_best.pt"
     command = open(out / "logs" / "classifier_all_labels_s1.log").readline()
     assert "dataset.train_subset=pretrain_labelled" in command and "model.pretrained= " in command
     validated = parse_validate_output(open(out / "logs" / "classifier_all_labels_s1_test.log").read(), "test")
     assert result["all_labels"]["1"]["test"] == validated["mAP"]
+    if start == "audiomae":
+        mae = open(out / "logs" / "teacher_start_audiomae_s1.log").readline()
+        assert "recipes/pretraining --config-name audiomae " in mae and "dataset.train_subset=pretrain_labelled" in mae and "optimization.max_update=3" in mae
+        classifier = out / "teacher_classifier_s1" / "checkpoint_best.pt"
+        command = open(out / "logs" / "teacher_classifier_s1.log").readline()
+        assert f"model.pretrained={out / 'teacher_start_audiomae_s1' / 'checkpoint_last.pt'}" in command
+        assert "dataset.train_subset=pretrain_labelled" in command and "model.layer_decay=1.0" not in command
+    else:
+        classifier = bar
+        assert not (out / "teacher_classifier_s1").exists()
     clap = open(out / "logs" / "clap_laion_recipe_s1.log").readline()
     assert f"model.audio_init={classifier}" in clap and "task.label_captions=label" in clap
     assert "dataset.train_subset=pretrain_labelled" in clap
@@ -271,3 +285,20 @@ def test_demo_in_the_labelled_pool_setting_runs_laion_claps_recipe(events, tmp_p
     assert f"model.teacher_checkpoint={out / 'clap_laion_recipe_s1' / 'checkpoint_last.pt'}" in pretrain_command
     row = result["clap_teacher"]["1"]
     assert 0 <= row["zero_shot"] <= 100 and row["probe"]["metric"] == "mAP"
+
+
+def test_a_clap_teacher_trained_afresh_never_resumes_an_earlier_checkpoint(events, tmp_path):
+    """train_clap_teacher without reuse empties its run's folder: a checkpoint_last.pt left there by an
+    earlier teacher (here: bytes fairseq cannot load) is not resumed as if it were this one."""
+    from supmam_plugin.commands.clap_teacher_run import train_clap_teacher
+    from supmam_plugin.commands.demo import ON_CPU, TINY
+
+    stale = tmp_path / "clap_teacher_s1" / "checkpoint_last.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not a checkpoint")
+    (tmp_path / "logs").mkdir()
+    checkpoint, seconds, reused = train_clap_teacher(str(tmp_path), events, 1, 2, 192, TINY, ON_CPU, batch_size=8)
+    assert not reused and seconds > 0
+    log = open(tmp_path / "logs" / "clap_teacher_s1.log").read()
+    assert "No existing checkpoint found" in log and "Loaded checkpoint" not in log
+    assert os.path.getsize(checkpoint) > 1000

@@ -10,6 +10,7 @@ reaches the teacher: it trains on the pool split with validation off and its las
 from __future__ import annotations
 
 import os
+import shutil
 
 from .fairseq_runs import (
     PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_validate_output, run_logged, training_seconds,
@@ -64,6 +65,8 @@ def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: i
     print(f"[demo] {name}: CLAP teacher on {os.path.basename(folder)} {split} captions, {updates} updates"
           + (f" ({' '.join(extra)})" if extra else "")
           + (" (reused)" if reused else f" (log {log})"), flush=True)
+    if not reused and os.path.isdir(save_dir):  # a fresh run: fairseq would resume an earlier checkpoint_last.pt
+        shutil.rmtree(save_dir)
     output = run_logged(cmd, log, name, verbose, reuse=reused)
     return os.path.join(save_dir, "checkpoint_last.pt"), training_seconds(output), reused
 

@@ -1,6 +1,7 @@
 """``supmam-demo``: pretraining on unlabelled audio, fine-tuning on a few labelled clips, and the
 baselines, end to end on the CPU. ``make demo`` runs it on the real recorded sound events of ``make
-sound-events`` with a CLAP teacher trained here (``--teacher clap``, the method: SupMAM-CLAP);
+sound-events`` in the labelled-pool setting with a CLAP teacher made here by LAION-CLAP's recipe
+(``--teacher-recipe laion-clap``; the method: SupMAM-CLAP); independent runs go two at a time (``--workers``);
 ``make demo DEMO=spoken-words`` on the spoken words of ``data/demo`` (10 words, speakers held out
 between splits) and its unlabelled pool ``data/demo_pool`` (``scripts/make_demo_data.py --pool-dir``).
 
@@ -44,6 +45,7 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..evaluation.results import CLAP_TARGET, METHOD_NAMES, mean_std, method_label, teacher_label
 from .clap_teacher_run import caption_split, train_clap_teacher, zero_shot_score
@@ -166,9 +168,17 @@ TEACHER_RECIPES = {"pool-captions": "clap", "labelled-pool-classifier": "checkpo
 
 TEACHER_MADE = {  # the result line's words for a teacher trained here
     "pool-captions": "a CLAP, {teacher_updates} updates on the pool's captions",
-    "labelled-pool-classifier": "the classifier on every labelled clip",
-    "laion-clap": "LAION-CLAP's recipe: a CLAP from that classifier, {teacher_updates} updates on captions and labels",
+    "labelled-pool-classifier": "the classifier on every labelled clip{start}",
+    "laion-clap": "LAION-CLAP's recipe: a CLAP from the classifier on every label{start}, {teacher_updates} updates "
+                  "on captions and labels",
 }
+
+
+def teacher_made(result: dict) -> str:
+    """The result line's words for the teacher trained here (TEACHER_MADE, with where its classifier started)."""
+    start = {"audiomae": " fine-tuned from an AudioMAE pretraining ({mae_updates} updates)",
+             "scratch": " from scratch"}.get(result.get("teacher_start"), "")
+    return TEACHER_MADE[result.get("teacher_recipe") or "pool-captions"].format(start=start.format(**result), **result)
 
 
 def has_split(folder: str, split: str) -> bool:
@@ -273,7 +283,7 @@ def result_line(result: dict) -> str:
         scores = [f"{words} {spread(mean_std(r[key] for r in teacher_rows.values()), unit)}"
                   for key, words in (("zero_shot", "zero-shot"), ("finetuned", "fine-tuned"), ("probe_test", "linear probe"))
                   if all(key in r for r in teacher_rows.values())]
-        line += f"; the teacher ({TEACHER_MADE[result.get('teacher_recipe') or 'pool-captions'].format(**result)}): " \
+        line += f"; the teacher ({teacher_made(result)}): " \
             + ", ".join(scores)
     line += f"; chance {result['chance']:.1f}{unit}"
     if result.get("setting"):
@@ -379,23 +389,46 @@ def finetune_and_score(out: str, name: str, data: str, start_from: str, seed: in
 
 
 def all_labels_classifier(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
-                          multi_label: bool) -> tuple[str, float, bool]:
-    """A classifier trained from scratch on every labelled pretraining clip (``split`` of the
-    labelled pool), the demo's fine-tuning recipe at ``--classifier-updates``, kept best on
-    ``pretrain_data``'s valid split (its last checkpoint when the folder has none): LAION-CLAP's
-    supervised stage, and the bar of "all the labels, no pretraining". Returns (checkpoint, seconds
-    trained, reused)."""
+                          multi_label: bool, start_from: str = "", name: str | None = None) -> tuple[str, float, bool]:
+    """A classifier trained on every labelled pretraining clip (``split`` of the labelled pool), the
+    demo's fine-tuning recipe at ``--classifier-updates``, kept best on ``pretrain_data``'s valid split
+    (its last checkpoint when the folder has none): LAION-CLAP's supervised stage. From scratch (the
+    default) it is also the bar of "all the labels, no pretraining"; ``start_from``: a pretraining
+    checkpoint it is fine-tuned from instead. Returns (checkpoint, seconds trained, reused)."""
     validated = has_split(pretrain_data, "valid")
     overrides = [o for o in finetune_overrides(args, pretrain_data, frames, multi_label)
                  if not o.startswith(("optimization.max_update=", "optimizer.groups.default.lr_scheduler.warmup_updates="))]
     overrides += [f"dataset.train_subset={split}", f"optimization.max_update={args.classifier_updates}",
                   f"optimizer.groups.default.lr_scheduler.warmup_updates={max(1, args.classifier_updates // 10)}",
-                  f"common.seed={seed}", "model.pretrained=", *FROM_SCRATCH]
+                  f"common.seed={seed}", f"model.pretrained={start_from}", *([] if start_from else FROM_SCRATCH)]
     if not validated:
         overrides.append("dataset.disable_validation=true")
-    save_dir, reused, seconds = hydra_train(out, f"classifier_all_labels_s{seed}", "finetuning", "esc50", overrides,
-                                            args.verbose, reuse=args.reuse)
+    save_dir, reused, seconds = hydra_train(out, name or f"classifier_all_labels_s{seed}", "finetuning", "esc50",
+                                            overrides, args.verbose, reuse=args.reuse)
     return os.path.join(save_dir, "checkpoint_best.pt" if validated else "checkpoint_last.pt"), seconds, reused
+
+
+def teacher_classifier(args, out: str, pretrain_data: str, split: str, seed: int, frames: int, multi_label: bool,
+                       bar: tuple | None) -> tuple[str, dict, bool]:
+    """The supervised stage of the teacher recipes (``--teacher-start``): ``scratch``, the classifier from
+    scratch on every label (``bar``, the all-labels classifier, when the caller made it); ``audiomae``, an
+    AudioMAE pretraining on the pretraining clips (``--mae-updates``; LAION-CLAP's HTS-AT started from an
+    ImageNet pretraining), then that classifier's training fine-tuned from it. Returns (checkpoint,
+    {run: seconds}, reused)."""
+    if args.teacher_start == "scratch":
+        checkpoint, seconds, reused = bar or all_labels_classifier(args, out, pretrain_data, split, seed, frames,
+                                                                   multi_label)
+        return checkpoint, {f"classifier_all_labels_s{seed}": seconds}, reused
+    mae_args = argparse.Namespace(**{**vars(args), "pretrain_updates": args.mae_updates or args.pretrain_updates})
+    name = f"teacher_start_audiomae_s{seed}"
+    save_dir, mae_reused, mae_seconds = hydra_train(
+        out, name, "pretraining", "audiomae",
+        pretrain_overrides("audiomae", mae_args, pretrain_data, split, seed, "", "", multi_label, frames),
+        args.verbose, reuse=args.reuse)
+    checkpoint, seconds, reused = all_labels_classifier(
+        args, out, pretrain_data, split, seed, frames, multi_label, start_from=os.path.join(save_dir, "checkpoint_last.pt"),
+        name=f"teacher_classifier_s{seed}")
+    return checkpoint, {name: mae_seconds, f"teacher_classifier_s{seed}": seconds}, reused and mae_reused
 
 
 def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
@@ -404,10 +437,11 @@ def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, f
     {"teacher" (model.teacher), "checkpoint", "cache", "reused", "trained", "seconds": {...}}. Without
     ``--teacher-checkpoint`` a teacher is trained first, for each seed, by ``--teacher-recipe``:
     ``pool-captions``, a tiny CLAP on the captions of the folder's unlabelled pool only
-    (clap_teacher_run says why); ``labelled-pool-classifier``, the classifier trained from scratch on
-    every labelled pretraining clip; ``laion-clap``, LAION-CLAP's recipe: a CLAP whose audio tower starts
-    from that classifier, trained on the labelled pool's captions and captions made from its labels.
-    ``classifier``: that classifier's (checkpoint, seconds, reused) when the caller made it already.
+    (clap_teacher_run says why); ``labelled-pool-classifier``, the classifier trained on every labelled
+    pretraining clip (from ``--teacher-start``: teacher_classifier); ``laion-clap``, LAION-CLAP's recipe:
+    a CLAP whose audio tower starts from that classifier, trained on the labelled pool's captions and
+    captions made from its labels. ``classifier``: the all-labels classifier's (checkpoint, seconds,
+    reused) when the caller made it already (``--teacher-start scratch`` starts from it).
     Otherwise the given teacher serves every seed (one cache)."""
     recipe = None if args.teacher_checkpoint else args.teacher_recipe
     seconds, reused, teacher = {}, True, args.teacher
@@ -415,8 +449,9 @@ def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, f
         checkpoint, seconds[f"clap_teacher_s{seed}"], reused = train_clap_teacher(
             out, pretrain_data, seed, args.teacher_updates, frames, TINY, on_cpu, verbose=args.verbose, reuse=args.reuse)
     elif recipe is not None:
-        checkpoint, seconds[f"classifier_all_labels_s{seed}"], reused = classifier or all_labels_classifier(
-            args, out, pretrain_data, split, seed, frames, multi_label)
+        checkpoint, stages, reused = teacher_classifier(args, out, pretrain_data, split, seed, frames, multi_label,
+                                                        classifier)
+        seconds.update(stages)
         if recipe == "laion-clap":
             checkpoint, seconds[f"clap_laion_recipe_s{seed}"], clap_reused = train_clap_teacher(
                 out, pretrain_data, seed, args.teacher_updates, frames, TINY, on_cpu, verbose=args.verbose,
@@ -470,6 +505,31 @@ def teacher_row(out: str, data: str, teacher: dict, seed: int, multi_label: bool
     return row
 
 
+class InlineExecutor:
+    """``submit`` runs the call at once (one lane: ``--workers 1``); the Future API of ThreadPoolExecutor."""
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        done = Future()
+        done.set_result(fn(*args, **kwargs))
+        return done
+
+    def shutdown(self) -> None:
+        pass
+
+
+def all_labels_bar(args, out: str, data: str, pretrain_data: str, split: str, seed: int, frames: int,
+                   multi_label: bool, metric: str) -> dict:
+    """The labelled-pool setting's bar, every label the method saw and no pretraining: the classifier
+    from scratch on every labelled pretraining clip, scored on ``data``'s test split:
+    {"classifier": (checkpoint, seconds, reused), "test": score}."""
+    classifier = all_labels_classifier(args, out, pretrain_data, split, seed, frames, multi_label)
+    scored = split_score(out, f"classifier_all_labels_s{seed}", data, classifier[0], "test", metric, args.verbose,
+                         reuse=classifier[2])
+    print(f"[demo] classifier_all_labels_s{seed}: from scratch on every labelled pretraining clip, held-out "
+          f"test {metric} {scored['score']:.1f}", flush=True)
+    return {"classifier": classifier, "test": scored["score"]}
+
+
 def run(args) -> dict:
     data, out = os.path.abspath(args.data), os.path.abspath(args.out)
     pretrain_data = os.path.abspath(args.pretrain_data or args.data)
@@ -509,26 +569,32 @@ def run(args) -> dict:
               "chance": chance_score(data, multi_label), "finetuned": {}, "linear_probe": {}, "seconds": {}}
     if trains_teacher:
         result["teacher_updates"] = args.teacher_updates
+        if args.teacher_recipe != "pool-captions":
+            result["teacher_start"] = args.teacher_start
+            result["mae_updates"] = args.mae_updates or args.pretrain_updates
     finetune = finetune_overrides(args, data, frames, multi_label)
+    # Independent runs go to a second lane (a thread starting its own fairseq processes) while this one
+    # runs the method's chain: a tiny model gains little from a second thread but all from a second core.
+    side = ThreadPoolExecutor(max_workers=1) if args.workers > 1 else InlineExecutor()
+    print("[demo] MFCC baseline (MFCC statistics + logistic regression, C chosen on valid)", flush=True)
+    mfcc = side.submit(stored_rows, log_path(out, "mfcc_baseline").replace(".log", ".json"),
+                       {"data": data, "multi_label": multi_label}, args.reuse,
+                       lambda: mfcc_row(data, multi_label, log=print if args.verbose else _progress_only))
     teacher = None
     for seed in args.seeds:
-        classifier = None
-        if setting == "labelled-pool":  # the bar: every label the method saw, no pretraining
-            classifier = all_labels_classifier(args, out, pretrain_data, split, seed, frames, multi_label)
-            result["seconds"][f"classifier_all_labels_s{seed}"] = classifier[1]
-            scored = split_score(out, f"classifier_all_labels_s{seed}", data, classifier[0], "test", metric, args.verbose,
-                                 reuse=classifier[2])
-            result.setdefault("all_labels", {})[str(seed)] = {"test": scored["score"]}
-            print(f"[demo] classifier_all_labels_s{seed}: from scratch on every labelled pretraining clip, held-out "
-                  f"test {metric} {scored['score']:.1f}", flush=True)
+        bar = side.submit(all_labels_bar, args, out, data, pretrain_data, split, seed, frames, multi_label, metric) \
+            if setting == "labelled-pool" else None
+        scratch = side.submit(finetune_and_score, out, f"finetune_scratch_s{seed}", data, "", seed, finetune, metric,
+                              args.also_score, args.verbose, args.reuse)
+        teacher_scored = None
         if any(m in CLAP_TARGET for m in args.methods) and (teacher is None or teacher["trained"]):
+            needs_bar = args.teacher_recipe and args.teacher_start == "scratch" and bar is not None
             teacher = teacher_targets(args, out, pretrain_data, split, seed, frames, multi_label=multi_label,
-                                      classifier=classifier)
+                                      classifier=bar.result()["classifier"] if needs_bar else None)
             result["seconds"].update(teacher["seconds"])
             if teacher["trained"]:
-                row = teacher_row(out, data, teacher, seed, multi_label, args.verbose)
-                result.setdefault("clap_teacher", {})[str(seed)] = row
-        pretrained, reused = {}, {"scratch": args.reuse}
+                teacher_scored = side.submit(teacher_row, out, data, teacher, seed, multi_label, args.verbose)
+        pretrained, reused = {}, {}
         for method in args.methods:
             name = f"pretrain_{method}_s{seed}"
             clap = method in CLAP_TARGET
@@ -538,11 +604,19 @@ def run(args) -> dict:
                                    teacher["cache"] if clap else "", multi_label, frames),
                 args.verbose, reuse=args.reuse and (not clap or teacher["reused"]))
             pretrained[method] = os.path.join(save_dir, "checkpoint_last.pt")
-        for method, start_from in {**pretrained, "scratch": ""}.items():
+        for method, start_from in pretrained.items():
             name = f"finetune_{method}_s{seed}"
             row, result["seconds"][name] = finetune_and_score(out, name, data, start_from, seed, finetune, metric,
                                                               args.also_score, args.verbose, reused[method])
             result["finetuned"].setdefault(method, {})[str(seed)] = row
+        row, result["seconds"][f"finetune_scratch_s{seed}"] = scratch.result()
+        result["finetuned"].setdefault("scratch", {})[str(seed)] = row
+        if bar is not None:
+            made = bar.result()
+            result["seconds"][f"classifier_all_labels_s{seed}"] = made["classifier"][1]
+            result.setdefault("all_labels", {})[str(seed)] = {"test": made["test"]}
+        if teacher_scored is not None:
+            result.setdefault("clap_teacher", {})[str(seed)] = teacher_scored.result()
         summarise(result)
         write_results(out, result)  # kept even if what follows fails
         start = time.time()
@@ -550,18 +624,16 @@ def run(args) -> dict:
         probes = stored_rows(
             log_path(out, f"linear_probes_s{seed}").replace(".log", ".json"),
             {"data": data, "checkpoints": pretrained, "seed": seed, "multi_label": multi_label},
-            all(reused[m] for m in args.methods),
+            args.reuse and all(reused[m] for m in args.methods),
             lambda: linear_probes(data, pretrained, seed, multi_label, log=print if args.verbose else _progress_only))
         for name, row in probes.items():
             result["linear_probe"].setdefault(name, {})[str(seed)] = row
         result["seconds"][f"linear_probes_s{seed}"] = round(time.time() - start, 1)
         summarise(result)
         write_results(out, result)
+    side.shutdown()
 
-    print("[demo] MFCC baseline (MFCC statistics + logistic regression, C chosen on valid)", flush=True)
-    result["mfcc_baseline"] = stored_rows(
-        log_path(out, "mfcc_baseline").replace(".log", ".json"), {"data": data, "multi_label": multi_label}, args.reuse,
-        lambda: mfcc_row(data, multi_label, log=print if args.verbose else _progress_only))
+    result["mfcc_baseline"] = mfcc.result()
     write_results(out, result)
     print(result_line(result), flush=True)  # before the pictures: a failure there loses nothing
 
@@ -623,6 +695,17 @@ def main(argv=None) -> int:
                              "scores a classifier from scratch on all those labels) or unlabelled-pool (its pretrain "
                              "split, labels on the training clips only); auto: labelled-pool when the folder has a "
                              "pretrain_labelled split")
+    parser.add_argument("--teacher-start", default="audiomae", choices=["audiomae", "scratch"],
+                        help="where the classifier of --teacher-recipe labelled-pool-classifier and laion-clap starts: "
+                             "audiomae (an AudioMAE pretraining on the pretraining clips, --mae-updates: LAION-CLAP's "
+                             "audio tower started from an ImageNet pretraining) or scratch (the classifier that is also "
+                             "the all-labels bar)")
+    parser.add_argument("--mae-updates", type=int, default=None,
+                        help="updates of the AudioMAE pretraining the teacher's classifier starts from "
+                             "(--teacher-start audiomae; default: --pretrain-updates)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="runs at a time, one thread each (default: 2 when the machine has 2 cores): the "
+                             "baseline, the model from scratch and the bar run beside the method's chain")
     parser.add_argument("--classifier-updates", type=int, default=2000,
                         help="updates of the classifier trained from scratch on every labelled pretraining clip "
                              "(labelled-pool setting)")
@@ -651,6 +734,11 @@ def main(argv=None) -> int:
                              "can merge seeds run by several calls at once); off: every run is made afresh")
     parser.add_argument("--verbose", action="store_true", help="stream fairseq's output")
     args = parser.parse_args(argv)
+    if args.workers > 1:  # one thread per run: a 2-thread torch job slows ~5x beside another (BENCHMARKS.md)
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
     start = time.time()
     result = run(args)
     print(f"[demo] outputs in {os.path.abspath(args.out)} (held_out_{result['metric']}.png, reconstruction.png, "
