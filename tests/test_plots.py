@@ -299,3 +299,22 @@ def test_plot_curves_rejects_a_log_without_metrics(tmp_path, capsys):
     empty_dir.mkdir()
     assert plot_curves.main([str(empty_dir), "--out", out]) == 1
     assert "no hydra_train.log" in capsys.readouterr().err
+
+
+def test_results_picture_draws_the_bars_a_demo_trained_beside_its_students(tmp_path):
+    """supmam-plot-results: the all-labels classifier and the teacher's probe are lines at their means
+    over seeds (hand-computed), drawn with the MFCC baseline and chance; a result without them has none."""
+    from supmam_plugin.commands.plot_results import bars, plot_results
+
+    result = {"methods": ["supmam_clap"], "seeds": [1, 2], "metric": "mAP", "chance": 13.6,
+              "teacher_name": "clap", "teacher": "trained here", "mfcc_baseline": {"test": 33.7},
+              "finetuned": {"supmam_clap": {"1": {"test": 40.0}, "2": {"test": 42.0}},
+                            "scratch": {"1": {"test": 23.0}, "2": {"test": 25.0}}},
+              "linear_probe": {}, "all_labels": {"1": {"test": 27.0}, "2": {"test": 28.0}},
+              "clap_teacher": {"1": {"probe_test": 46.0}, "2": {"probe_test": 45.0}}}
+    lines = bars(result)
+    assert [(score, words) for score, _, _, words in lines] == [
+        (27.5, "from scratch on every labelled clip"), (45.5, "the teacher (linear probe)")]
+    assert bars({k: v for k, v in result.items() if k not in ("all_labels", "clap_teacher")}) == []
+    out = plot_results(result, str(tmp_path / "held_out_mAP.png"))
+    assert os.path.getsize(out) > 10_000

@@ -500,8 +500,9 @@ def teacher_row(out: str, data: str, teacher: dict, seed: int, multi_label: bool
     probe = probe_checkpoint(teacher["checkpoint"], splits, name="teacher (linear probe)", multi_label=multi_label,
                              log=print if verbose else _progress_only)
     row.update(probe_test=probe["test"], probe=probe)
-    print(f"[demo] {name}: " + ", ".join(f"{k.replace('_', ' ')} test {v:.1f}" for k, v in row.items()
-                                          if k in ("zero_shot", "finetuned", "probe_test")), flush=True)
+    words = {"zero_shot": "zero-shot", "finetuned": "fine-tuned", "probe_test": "linear probe"}
+    print(f"[demo] {name}: held-out test " + ", ".join(f"{words[k]} {v:.1f}" for k, v in row.items() if k in words),
+          flush=True)
     return row
 
 

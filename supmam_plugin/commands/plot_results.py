@@ -1,7 +1,8 @@
 """``supmam-plot-results``: does pretraining pay? One picture from a demo's ``results.json``:
 held-out test accuracy (or mAP, multi-label) of every method (pretrained encoders and from scratch), fine-tuned (left)
 and as a linear probe of the frozen encoder (right), one dot per seed, the mean +- std as a bar
-with whiskers, beside the MFCC baseline and chance as lines.
+with whiskers, beside the MFCC baseline, chance and (when the demo trained them) the classifier from
+scratch on every labelled clip and the teacher's linear probe as lines.
 
     supmam-plot-results demo_output/results.json --out held_out_accuracy.png
 """
@@ -21,6 +22,20 @@ def tick_label(name: str, teacher: str) -> str:
     if name == "scratch":
         return "scratch /\nrandom init"
     return method_label(name, teacher).replace(" (", "\n(")
+
+
+def bars(result: dict) -> list[tuple[float, str, str, str]]:
+    """The lines a demo trained beside its students (mean over seeds): the classifier from scratch on
+    every labelled pretraining clip, and the teacher's own linear probe: [(score, colour, style, words)]."""
+    lines = []
+    if result.get("all_labels"):
+        score = mean_std(r["test"] for r in result["all_labels"].values())["mean"]
+        lines.append((score, "tab:purple", "-.", "from scratch on every labelled clip"))
+    teacher = result.get("clap_teacher") or {}
+    if teacher and all("probe_test" in r for r in teacher.values()):
+        score = mean_std(r["probe_test"] for r in teacher.values())["mean"]
+        lines.append((score, "tab:green", (0, (5, 2, 1, 2)), "the teacher (linear probe)"))
+    return lines
 
 
 def plot_results(result: dict, out: str) -> str:
@@ -54,6 +69,8 @@ def plot_results(result: dict, out: str) -> str:
         if baseline is not None:
             ax.axhline(baseline, color="tab:red", linestyle="--", linewidth=1.2,
                        label=f"MFCC + logistic regression {baseline:.1f}{unit}")
+        for score, colour, style, words in bars(result):
+            ax.axhline(score, color=colour, linestyle=style, linewidth=1.2, label=f"{words} {score:.1f}{unit}")
         ax.axhline(result["chance"], color="grey", linestyle=":", linewidth=1.0, label=f"chance {result['chance']:.1f}{unit}")
         labels = result.get("labels", {})  # a combined study's own names for its rows
         ax.set_xticks(range(len(names)), [labels[n] if n in labels else tick_label(n, teacher_label(result))
@@ -68,7 +85,7 @@ def plot_results(result: dict, out: str) -> str:
                  + (f"; {clips} held-out test clips" if clips else ""), fontsize=11)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.035 + 0.04 * ((len(handles) + 1) // 2), 1, 0.95))  # room for the legend's rows
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
