@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # every fairseq process (and this one) on one thread
@@ -120,23 +120,35 @@ class Ledger:
 
     def __init__(self, path: str):
         self.path, self.lock = path, threading.Lock()
-        self.rows = {}
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                self.rows = json.load(f)["rows"]
+        self.rows = self.read()
+
+    def read(self) -> dict:
+        if not os.path.isfile(self.path):
+            return {}
+        with open(self.path, encoding="utf-8") as f:
+            return json.load(f)["rows"]
 
     def get(self, key: str):
+        with self.lock:  # read again: another study process may have finished the unit meanwhile
+            self.rows = self.read()
         row = self.rows.get(key)
         return row if row is not None and row.get("sizes") == SIZES[key.split("/")[0]] else None
 
     def put(self, key: str, row: dict) -> None:
+        """Write ``row`` into the file as it is now (rows other study processes wrote are kept: the file
+        is locked, read, updated and replaced)."""
+        import fcntl
+
         with self.lock:
-            self.rows[key] = {**row, "sizes": SIZES[key.split("/")[0]], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(self.path + ".tmp", "w", encoding="utf-8") as f:
-                json.dump({"rows": dict(sorted(self.rows.items()))}, f, indent=1)
-                f.write("\n")
-            os.replace(self.path + ".tmp", self.path)
+            with open(self.path + ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self.rows = self.read()
+                self.rows[key] = {**row, "sizes": SIZES[key.split("/")[0]], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+                with open(self.path + ".tmp", "w", encoding="utf-8") as f:
+                    json.dump({"rows": dict(sorted(self.rows.items()))}, f, indent=1)
+                    f.write("\n")
+                os.replace(self.path + ".tmp", self.path)
 
 
 class Study:
@@ -427,29 +439,46 @@ def units(cfg) -> list[tuple[str, str, int, list]]:
     return [u for u in order if not only or u[1] in only]  # a unit waits only on units that run too
 
 
+def run_units(plan: list, run_unit, workers: int) -> int:
+    """Run ``plan`` ((task, arm, seed, needs) in order) with ``workers`` at a time: a unit starts, in
+    plan order, once the units it needs have finished (a unit waiting holds no worker); one whose input
+    failed fails without running. Returns how many failed (each is printed)."""
+    pending, running, done, failed = list(plan), {}, {}, 0
+    planned = {(task, arm, seed) for task, arm, seed, _ in pending}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while pending or running:
+            for unit in [u for u in pending if all(n in done or n not in planned for n in u[3])]:
+                if len(running) == workers:
+                    break
+                pending.remove(unit)
+                task, arm, seed, needs = unit
+                broken = [n for n in needs if done.get(n) is False]
+                if broken:
+                    print(f"[study] {task}/{arm}/{seed} FAILED: it needs {'/'.join(map(str, broken[0]))}, which failed",
+                          flush=True)
+                    done[(task, arm, seed)], failed = False, failed + 1
+                    continue
+                running[pool.submit(run_unit, task, arm, seed)] = (task, arm, seed)
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                key = running.pop(future)
+                try:
+                    future.result()
+                    done[key] = True
+                except Exception as e:  # noqa: BLE001 - every unit is tried; the failures are listed
+                    done[key], failed = False, failed + 1
+                    print(f"[study] {'/'.join(map(str, key))} FAILED: {e}", flush=True)
+    return failed
+
+
 def run(cfg) -> None:
     import torch
 
     torch.set_num_threads(1)
     study = Study(cfg)
-    futures = {}
-    with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        for task, arm, seed, needs in units(cfg):
-            waits = [futures[n] for n in needs if n in futures]
-
-            def job(task=task, arm=arm, seed=seed, waits=waits):
-                for w in waits:
-                    w.result()  # a failed dependency fails this unit too, with its error
-                study.run_unit(task, arm, seed)
-
-            futures[(task, arm, seed)] = pool.submit(job)
-        failed = 0
-        for key, future in futures.items():
-            try:
-                future.result()
-            except Exception as e:  # noqa: BLE001 - every unit is tried; the failures are listed
-                failed += 1
-                print(f"[study] {'/'.join(map(str, key))} FAILED: {e}", flush=True)
+    failed = run_units(units(cfg), study.run_unit, cfg.workers)
     print(report(cfg.ledger), flush=True)
     if failed:
         raise SystemExit(f"claims_study: {failed} unit(s) failed (above); rerun to retry them")

@@ -175,3 +175,41 @@ def test_longer_finetuning_waits_for_the_row_whose_encoder_it_fine_tunes():
     for arm in claims_study.LONGER_FINETUNE_ARMS:
         unit = ("sound_events", f"longer_finetune@{arm}", 1)
         assert plan[position[unit]][3] == [("sound_events", arm, 1)] and position[("sound_events", arm, 1)] < position[unit]
+
+
+def test_a_unit_waiting_for_its_input_holds_no_worker_and_a_failed_input_fails_its_readers(capsys):
+    """run_units with 2 workers: B needs A (slow), C needs nothing: C starts while A runs (B waits
+    without a worker), B only after A; D needs the failing E and never runs."""
+    import threading
+    import time
+
+    events, lock = [], threading.Lock()
+
+    def run_unit(task, arm, seed):
+        with lock:
+            events.append(("start", arm))
+        time.sleep({"A": 0.3}.get(arm, 0.01))
+        with lock:
+            events.append(("end", arm))
+        if arm == "E":
+            raise RuntimeError("E broke")
+
+    plan = [("t", "A", 1, []), ("t", "B", 1, [("t", "A", 1)]), ("t", "C", 1, []),
+            ("t", "E", 1, []), ("t", "D", 1, [("t", "E", 1)])]
+    failed = claims_study.run_units(plan, run_unit, workers=2)
+    assert failed == 2  # E, and D which needs it
+    assert ("start", "D") not in events
+    assert events.index(("start", "C")) < events.index(("end", "A")) < events.index(("start", "B"))
+    out = capsys.readouterr().out
+    assert "t/E/1 FAILED: E broke" in out and "t/D/1 FAILED: it needs t/E/1, which failed" in out
+
+
+def test_two_study_processes_keep_each_others_rows(tmp_path):
+    """Two ledgers on one file (two study processes): each put keeps the other's rows, each get sees them."""
+    path = str(tmp_path / "ledger.json")
+    first, second = claims_study.Ledger(path), claims_study.Ledger(path)
+    first.put("sound_events/audiomae/s1", {"finetuned": {"test": 45.0}})
+    second.put("sound_events/supmam/s1", {"finetuned": {"test": 43.0}})
+    assert set(json.load(open(path))["rows"]) == {"sound_events/audiomae/s1", "sound_events/supmam/s1"}
+    assert second.get("sound_events/audiomae/s1")["finetuned"]["test"] == 45.0
+    assert first.get("sound_events/supmam/s1")["finetuned"]["test"] == 43.0
