@@ -389,12 +389,14 @@ def finetune_and_score(out: str, name: str, data: str, start_from: str, seed: in
 
 
 def all_labels_classifier(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
-                          multi_label: bool, start_from: str = "", name: str | None = None) -> tuple[str, float, bool]:
+                          multi_label: bool, start_from: str = "", name: str | None = None,
+                          reuse: bool | None = None) -> tuple[str, float, bool]:
     """A classifier trained on every labelled pretraining clip (``split`` of the labelled pool), the
     demo's fine-tuning recipe at ``--classifier-updates``, kept best on ``pretrain_data``'s valid split
     (its last checkpoint when the folder has none): LAION-CLAP's supervised stage. From scratch (the
     default) it is also the bar of "all the labels, no pretraining"; ``start_from``: a pretraining
-    checkpoint it is fine-tuned from instead. Returns (checkpoint, seconds trained, reused)."""
+    checkpoint it is fine-tuned from instead; ``reuse``: as hydra_train (default ``--reuse``; False when
+    ``start_from`` was made afresh). Returns (checkpoint, seconds trained, reused)."""
     validated = has_split(pretrain_data, "valid")
     overrides = [o for o in finetune_overrides(args, pretrain_data, frames, multi_label)
                  if not o.startswith(("optimization.max_update=", "optimizer.groups.default.lr_scheduler.warmup_updates="))]
@@ -404,7 +406,7 @@ def all_labels_classifier(args, out: str, pretrain_data: str, split: str, seed: 
     if not validated:
         overrides.append("dataset.disable_validation=true")
     save_dir, reused, seconds = hydra_train(out, name or f"classifier_all_labels_s{seed}", "finetuning", "esc50",
-                                            overrides, args.verbose, reuse=args.reuse)
+                                            overrides, args.verbose, reuse=args.reuse if reuse is None else reuse)
     return os.path.join(save_dir, "checkpoint_best.pt" if validated else "checkpoint_last.pt"), seconds, reused
 
 
@@ -427,8 +429,8 @@ def teacher_classifier(args, out: str, pretrain_data: str, split: str, seed: int
         args.verbose, reuse=args.reuse)
     checkpoint, seconds, reused = all_labels_classifier(
         args, out, pretrain_data, split, seed, frames, multi_label, start_from=os.path.join(save_dir, "checkpoint_last.pt"),
-        name=f"teacher_classifier_s{seed}")
-    return checkpoint, {name: mae_seconds, f"teacher_classifier_s{seed}": seconds}, reused and mae_reused
+        name=f"teacher_classifier_s{seed}", reuse=mae_reused)
+    return checkpoint, {name: mae_seconds, f"teacher_classifier_s{seed}": seconds}, reused
 
 
 def teacher_targets(args, out: str, pretrain_data: str, split: str, seed: int, frames: int,
