@@ -718,7 +718,7 @@ def draw_strength(ledger_path: str, out_png: str, task: str = "sound_events") ->
     if mfcc:
         axis.axhline(mfcc[0], color="k", ls="--", lw=1, label=f"MFCC baseline {mfcc[0]:.1f} (also as a teacher's probe: |)")
         axis.axvline(mfcc[0], color="k", ls="--", lw=1)
-    points = []
+    points, named = [], []
     for index, row in enumerate(strength_rows(rows, task)):
         pairs = [(t, s) for t, s in zip(row["teacher_probe"], row["student_finetuned"]) if t is not None]
         if not pairs:
@@ -729,8 +729,10 @@ def draw_strength(ledger_path: str, out_png: str, task: str = "sound_events") ->
         axis.errorbar(teacher.mean(), student.mean(), xerr=teacher.std(ddof=1) if len(teacher) > 1 else 0,
                       yerr=student.std(ddof=1) if len(student) > 1 else 0, fmt="s", color=colour, ms=8, capsize=3,
                       label=f"{row['name']} ({len(pairs)} seed{'s' * (len(pairs) > 1)})")
-        axis.annotate(row["name"], (teacher.mean(), student.mean()), textcoords="offset points", xytext=(6, -10),
-                      fontsize=7, color=colour)
+        near = any(abs(teacher.mean() - x) < 2.5 and abs(student.mean() - y) < 1.5 for x, y in named)
+        axis.annotate(row["name"], (teacher.mean(), student.mean()), textcoords="offset points",
+                      xytext=(6, 7) if near else (6, -10), fontsize=7, color=colour)  # a neighbour's name: above
+        named.append((teacher.mean(), student.mean()))
         points += list(teacher) + list(student)
     if points:
         low, high = min(points + mfcc) - 3, max(points + mfcc) + 3
