@@ -10,10 +10,10 @@ reaches the teacher: it trains on the pool split with validation off and its las
 from __future__ import annotations
 
 import os
-import shutil
 
 from .fairseq_runs import (
-    PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_validate_output, run_logged, training_seconds,
+    PLUGIN_DIR, console_script, empty_run_folder, finished_output, hydra_train_command, parse_validate_output,
+    run_logged, training_seconds,
 )
 
 SMALL_CAPTION_TOWER = ["model.text_layers=2", "model.text_embed_dim=192", "model.text_heads=3", "model.embed_dim=128"]
@@ -65,8 +65,8 @@ def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: i
     print(f"[demo] {name}: CLAP teacher on {os.path.basename(folder)} {split} captions, {updates} updates"
           + (f" ({' '.join(extra)})" if extra else "")
           + (" (reused)" if reused else f" (log {log})"), flush=True)
-    if not reused and os.path.isdir(save_dir):  # a fresh run: fairseq would resume an earlier checkpoint_last.pt
-        shutil.rmtree(save_dir)
+    if not reused:
+        empty_run_folder(save_dir)
     output = run_logged(cmd, log, name, verbose, reuse=reused)
     return os.path.join(save_dir, "checkpoint_last.pt"), training_seconds(output), reused
 

@@ -50,8 +50,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from ..evaluation.results import CLAP_TARGET, METHOD_NAMES, mean_std, method_label, teacher_label
 from .clap_teacher_run import caption_split, train_clap_teacher, zero_shot_score
 from .fairseq_runs import (
-    PLUGIN_DIR, console_script, finished_output, hydra_train_command, parse_per_class_ap, parse_validate_output,
-    run_logged, training_seconds, validate_command,
+    PLUGIN_DIR, console_script, empty_run_folder, finished_output, hydra_train_command, parse_per_class_ap,
+    parse_validate_output, run_logged, training_seconds, validate_command,
 )
 
 CLS_BRANCH = ("supmam", "supmam_clap")  # the methods that read labels while pretraining
@@ -88,8 +88,7 @@ def hydra_train(out, name, config_dir, recipe, overrides, verbose, reuse=False):
     if output is not None:
         print(f"[demo] {name}: reused (its log holds a finished run of the same command)", flush=True)
         return save_dir, True, training_seconds(output)
-    if os.path.isdir(save_dir):  # a fresh run: fairseq would resume from an earlier checkpoint_last.pt
-        shutil.rmtree(save_dir)
+    empty_run_folder(save_dir)
     print(f"[demo] {name}: fairseq-hydra-train {config_dir}/{recipe} (log {log_path(out, name)})", flush=True)
     seconds = training_seconds(run_logged(cmd, log_path(out, name), name, verbose))
     print(f"[demo] {name}: done, {seconds:.0f} s of training", flush=True)

@@ -127,6 +127,12 @@ def finished_output(cmd: list[str], log_path: str) -> str | None:
     return rest[: -len(SUCCESS)]
 
 
+def empty_run_folder(save_dir: str) -> None:
+    """Remove a training run's folder before a fresh run: fairseq would resume its checkpoint_last.pt."""
+    if os.path.isdir(save_dir):
+        shutil.rmtree(save_dir)
+
+
 def run_logged(cmd: list[str], log_path: str, label: str, verbose: bool, reuse: bool = False) -> str:
     """Run ``cmd``, writing its output (stdout and stderr) to ``log_path`` and echoing progress;
     returns the output. Raises RunError (with the log's tail) when it fails. ``reuse``: when the log
