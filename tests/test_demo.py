@@ -156,12 +156,17 @@ def test_a_finished_run_is_reused_only_for_the_same_command(tmp_path):
     run_logged(command("hello"), log, "job", False)
     assert runs() == 2  # reuse off: run again
     assert run_logged(command("other"), log, "job", False, reuse=True) == "other\n" and runs() == 3
-    with pytest.raises(RunError):
+    with pytest.raises(RunError, match="exited with code 3; log"):
         run_logged(command("broken", code=3), log, "job", False, reuse=True)
     assert finished_output(command("broken", code=3), log) is None  # a failed run is never reused
     with pytest.raises(RunError):
         run_logged(command("broken", code=3), log, "job", False, reuse=True)
     assert runs() == 5
+    hydra_like = [sys.executable, "-c", "import sys; print('Error executing job with overrides: []');"
+                  "print('Traceback (most recent call last):'); print('ValueError: patch grid (13, 8) is odd');"
+                  "print('Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.'); sys.exit(1)"]
+    with pytest.raises(RunError, match=r"exited with code 1: ValueError: patch grid \(13, 8\) is odd; log"):
+        run_logged(hydra_like, log, "job", False)  # the reason first, not hydra's last line
 
 
 def test_stored_probe_rows_are_reused_only_for_the_same_inputs(tmp_path):

@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import pytest
 import torch
-from supmam_plugin.models.audiomae_swin_block import AudioMAESwinBlock, shifted_window_mask, window_and_shift
+from supmam_plugin.models.audiomae_swin_block import AudioMAESwinBlock, padded_grid, window_and_shift, window_attention_mask
 from supmam_plugin.core.masking import _uniform_noise, gather_patches, masking_from_noise, split_by_mask, structured_masking
 from supmam_plugin.core.positions import sincos_2d_positions
 from supmam_plugin.models.window_decoder import WindowDecoder
@@ -202,9 +202,10 @@ def changed_positions(out_a, out_b, tol=1e-6):
     return {tuple(p) for p in (diff > tol).nonzero().tolist()}
 
 
-def unshifted_window(t, f, win=(4, 4)):
+def unshifted_window(t, f, win=(4, 4), grid=GRID):
+    """The window of patch (t, f): windows tile the grid from (0, 0), the last ones cut at its edge."""
     t0, f0 = t // win[0] * win[0], f // win[1] * win[1]
-    return {(r, c) for r in range(t0, t0 + win[0]) for c in range(f0, f0 + win[1])}
+    return {(r, c) for r in range(t0, min(t0 + win[0], grid[0])) for c in range(f0, min(f0 + win[1], grid[1]))}
 
 
 def shifted_window(t, f, grid=GRID, win=(4, 4), shift=(2, 0)):
@@ -242,9 +243,9 @@ def test_decoder_depth_zero():
     assert out.shape == (2, L, 32) and torch.isfinite(out).all()
 
 
-def test_decoder_rejects_indivisible_grid():
-    with pytest.raises(ValueError):
-        WindowDecoder(in_dim=8, width=16, heads=2, grid=(10, 8))
+def test_decoder_rejects_a_window_under_one_patch():
+    with pytest.raises(ValueError, match="decoder_window_time"):
+        WindowDecoder(in_dim=8, width=16, heads=2, grid=(64, 8), window=(0, 4))
     WindowDecoder(in_dim=8, width=16, heads=2, grid=(8, 3))  # window clipped to 3 columns: fine
 
 
@@ -404,15 +405,84 @@ def audiomae_region_mask(grid, window, shift):
                                                  ((8, 12), (4, 6), (1, 3))])
 def test_shift_mask_is_audiomaes(grid, window, shift):
     win, sft = window_and_shift(grid, window, shift)
-    assert torch.equal(shifted_window_mask(grid, win, sft), audiomae_region_mask(grid, win, sft))
-    assert shifted_window_mask(grid, win, (0, 0)) is None
+    assert torch.equal(window_attention_mask(grid, win, sft), audiomae_region_mask(grid, win, sft))
+    assert window_attention_mask(grid, win, (0, 0)) is None
 
 
 def test_window_and_shift_follow_audiomae():
     assert window_and_shift((64, 8), (4, 4), (2, 0)) == ((4, 4), (2, 0))
     assert window_and_shift((64, 4), (4, 8), (2, 2)) == ((4, 4), (2, 0))  # one window covers the side: no shift
-    with pytest.raises(ValueError, match="not divisible"):
-        window_and_shift((10, 8), (4, 4), (2, 0))
+    assert window_and_shift((13, 8), (4, 4), (2, 0)) == ((4, 4), (2, 0))  # no multiple of the window: padded
+    assert padded_grid((13, 8), (4, 4)) == (16, 8) and padded_grid((13, 6), (4, 4)) == (16, 8)
+    assert padded_grid((64, 8), (4, 4)) == (64, 8)
+
+
+# ----------------------------------------------------------------------------- grids that are no multiple of the window
+# (a 2.08-s clip: 13 x 8 patches). The reference is AudioMAE's exact (divisible) path: a window of
+# the padded block holds the same patches as a block over just that piece of the grid, whose
+# window is clipped to the piece (same weights: the position bias depends on offsets only).
+
+
+def pieces(grid, window, shift):
+    """(rows, cols) ranges of the windows of a block over ``grid``, in grid coordinates: from 0
+    (unshifted) or from shift - window (shifted; AudioMAE keeps the wrapped start apart), cut at the
+    grid's edges."""
+    def spans(n, w, s):
+        starts = [0] + list(range(s, n, w)) if s else list(range(0, n, w))
+        return [(a, min(b, n)) for a, b in zip(starts, starts[1:] + [n]) if a < n]
+
+    return [(r, c) for r in spans(grid[0], window[0], shift[0]) for c in spans(grid[1], window[1], shift[1])]
+
+
+@pytest.mark.parametrize("attention", ["matmul", "sdpa"])
+@pytest.mark.parametrize("grid, shift", [((13, 8), (0, 0)), ((13, 8), (2, 0)), ((13, 6), (0, 0)), ((14, 6), (2, 2))])
+def test_padded_block_is_the_blocks_of_its_windows(grid, shift, attention):
+    torch.manual_seed(0)
+    block = AudioMAESwinBlock(32, 4, grid, window=(4, 4), shift=shift).eval()
+    block.attn.attention = attention
+    assert block.padded_grid != grid
+    x = torch.randn(2, grid[0], grid[1], 32)
+    with torch.no_grad():
+        block.attn.tau.copy_(torch.tensor([0.05, 0.5, 2.0, 0.2]))  # sharp heads: a leak through -100 would show
+        out = block(x.reshape(2, -1, 32)).view(2, grid[0], grid[1], 32)
+        covered = torch.zeros(grid, dtype=torch.bool)
+        for (r0, r1), (c0, c1) in pieces(grid, (4, 4), shift):
+            alone = AudioMAESwinBlock(32, 4, (r1 - r0, c1 - c0), window=(4, 4)).eval()
+            alone.load_state_dict(block.state_dict())
+            alone.attn.attention = attention
+            assert alone.padded_grid == alone.grid  # the reference pads nothing
+            piece = alone(x[:, r0:r1, c0:c1].reshape(2, -1, 32)).view(2, r1 - r0, c1 - c0, 32)
+            torch.testing.assert_close(out[:, r0:r1, c0:c1], piece, atol=1e-5, rtol=0)  # measured: <= 4e-6
+            covered[r0:r1, c0:c1] = True
+    assert covered.all()
+
+
+def test_padded_block_trains_and_padding_gets_no_gradient():
+    """Training mode (the bias MLP's dropout): finite outputs and gradients; the padded tokens are
+    never attended, so changing what a real token would see as padding cannot matter."""
+    torch.manual_seed(0)
+    grid = (13, 6)
+    block = AudioMAESwinBlock(32, 4, grid, window=(4, 4), shift=(2, 2)).train()
+    x = torch.randn(2, 13 * 6, 32, requires_grad=True)
+    block(x).square().mean().backward()
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in block.parameters())
+    mask = window_attention_mask(grid, (4, 4), (2, 2))
+    assert mask.shape == (4 * 2, 16, 16) and torch.isinf(mask).any()
+    assert not torch.isinf(mask).all(-1).any()  # every softmax row keeps a finite entry
+
+
+@pytest.mark.parametrize("t, f", [(0, 0), (12, 5), (10, 7), (3, 2)])
+def test_padded_decoder_is_local(t, f):
+    grid = (13, 8)
+    dec = small_decoder(depth=2, grid=grid)
+    restore = torch.arange(13 * 8)[None]
+    x = torch.randn(1, 13 * 8, 24)
+    x2 = x.clone()
+    x2[0, t * 8 + f] += torch.randn(24)
+    with torch.no_grad():
+        diff = (dec(x, restore) - dec(x2, restore)).abs().amax(-1)[0].reshape(grid)
+    changed = {tuple(p) for p in (diff > 1e-6).nonzero().tolist()}
+    assert changed == set().union(*(shifted_window(*p, grid=grid) for p in unshifted_window(t, f, grid=grid)))
 
 
 def test_relative_coordinates_are_log_spaced_offsets():

@@ -160,5 +160,17 @@ def run_logged(cmd: list[str], log_path: str, label: str, verbose: bool, reuse: 
     output = "".join(lines)
     if code != 0:
         tail = "\n".join(output.rstrip().splitlines()[-25:])
-        raise RunError(f"{label}: {os.path.basename(cmd[0])} exited with code {code}; log: {log_path}\n{tail}")
+        reason = error_line(output)
+        raise RunError(f"{label}: {os.path.basename(cmd[0])} exited with code {code}"
+                       f"{': ' + reason if reason else ''}; log: {log_path}\n{tail}")
     return output
+
+
+ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): .+")
+
+
+def error_line(output: str) -> str | None:
+    """The last ``SomeError: message`` line of a run's output: why it failed (hydra prints only a
+    hint about HYDRA_FULL_ERROR after it), or None."""
+    found = [line.strip() for line in output.splitlines() if ERROR_LINE.match(line.strip())]
+    return found[-1][:500] if found else None

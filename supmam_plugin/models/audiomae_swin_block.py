@@ -12,8 +12,14 @@ AudioMAE (Huang et al. 2022) decodes with its own patched Swin block
   ``sign(d) * log(1 + |d|)`` of every pair of patches in a window (raw patch offsets, not
   normalised by the window size);
 * shifted windows: odd blocks roll the grid by ``-shift`` before partitioning and mask (-100)
-  pairs of patches that come from different regions of the rolled grid. No padding: the grid
-  must be divisible by the window.
+  pairs of patches that come from different regions of the rolled grid.
+
+AudioMAE's block does not pad: its grid must be divisible by the window (10.24 s clips: 64 x 8
+patches). Ours takes any grid (a 2.08-s clip: 13 x 8) the way Swin pads, but with the padding
+kept out of the attention: the grid is padded at its end to a multiple of the window, then rolled,
+and no patch attends to a padded one (-inf); the padded outputs are cut off. So the windows tile
+the grid from its start (a shifted block's from ``shift - window``) and the last one along a side
+is cut short at the grid's edge. A divisible grid is not padded and computes exactly AudioMAE's.
 
 This is our own implementation of that block; its parameter names are the official ones
 (``attn.qkv``, ``attn.proj``, ``attn.tau``, ``attn.meta_mlp.fc1/fc2``, ``norm1``, ``norm2``,
@@ -29,9 +35,11 @@ import torch.nn.functional as F
 
 from ..core.vit import Mlp, drop_path
 
-__all__ = ["CosineWindowAttention", "AudioMAESwinBlock", "window_and_shift", "shifted_window_mask", "ATTENTION_CHOICES"]
+__all__ = ["CosineWindowAttention", "AudioMAESwinBlock", "window_and_shift", "padded_grid", "window_attention_mask",
+           "ATTENTION_CHOICES"]
 
 MASK_VALUE = -100.0  # AudioMAE's value for pairs across shifted-window regions
+PADDING_MASK_VALUE = float("-inf")  # a patch and a padded one: never attended (-100 is not exact at tau 0.01)
 TAU_MIN = 0.01  # AudioMAE clamps the learned temperature from below
 NORM_EPS = 1e-12  # smallest query / key norm (F.normalize's)
 ATTENTION_CHOICES = ("auto", "matmul", "sdpa")
@@ -42,15 +50,21 @@ def window_and_shift(grid: Sequence[int], window: Sequence[int], shift: Sequence
     one window covers. Returns ((window rows, cols), (shift rows, cols)).
 
     Raises:
-        ValueError: the grid is not divisible by the (clipped) window: AudioMAE's block does
-            not pad, and padded tokens would join the attention.
+        ValueError: a window side under one patch or a negative shift.
     """
+    if any(int(w) < 1 for w in window) or any(int(s) < 0 for s in shift):
+        raise ValueError(f"decoder window {tuple(window)} and shift {tuple(shift)} (time x freq, patches): a window "
+                         "side must be >= 1 and a shift >= 0: change model.decoder_window_time / decoder_window_freq "
+                         "or model.decoder_shift_time / decoder_shift_freq")
     win = tuple(int(g) if int(g) <= int(w) else int(w) for g, w in zip(grid, window))
     sft = tuple(0 if int(g) <= int(w) else int(s) for g, w, s in zip(grid, win, shift))
-    if any(int(g) % w for g, w in zip(grid, win)):
-        raise ValueError(f"patch grid {tuple(grid)} (time x freq) is not divisible by the decoder window "
-                         f"{tuple(window)}: change model.decoder_window_time / decoder_window_freq or the input size")
     return win, sft
+
+
+def padded_grid(grid: Sequence[int], window: Sequence[int]) -> tuple:
+    """(rows, cols) of ``grid`` padded at its end to a multiple of ``window`` (the grid itself
+    when it is one)."""
+    return tuple(-(-int(g) // int(w)) * int(w) for g, w in zip(grid, window))
 
 
 def _partition(x: torch.Tensor, window: tuple) -> torch.Tensor:
@@ -69,12 +83,20 @@ def _merge(windows: torch.Tensor, window: tuple, grid: tuple) -> torch.Tensor:
     return x.reshape(batch, rows, cols, channels)
 
 
-def shifted_window_mask(grid: Sequence[int], window: tuple, shift: tuple) -> Optional[torch.Tensor]:
-    """(nW, N, N) additive mask of a shifted block (0 within a region, -100 across), N = wt * wf,
-    or None without shift. Regions as in AudioMAE: along a shifted side, [0, n - w), [n - w, n - s)
-    and [n - s, n) of the rolled grid; a side with no shift is one region (AudioMAE's slices with
-    shift 0 give the same)."""
-    if not any(shift):
+def window_attention_mask(grid: Sequence[int], window: tuple, shift: tuple) -> Optional[torch.Tensor]:
+    """(nW, N, N) additive mask of a block over ``grid`` padded to a multiple of ``window``
+    (:func:`padded_grid`), N = wt * wf, windows of the padded, rolled grid; None when the block is
+    neither shifted nor padded.
+
+    * shifted: -100 between patches of different regions, as AudioMAE: along a shifted side,
+      [0, n - w), [n - w, n - s) and [n - s, n) of the rolled grid, n the padded side (a side
+      with no shift is one region; AudioMAE's slices with shift 0 give the same);
+    * padded: -inf between a patch and a padded one, so padding never joins the attention (a
+      padded query still sees the padding: no row of the softmax is all -inf).
+    """
+    rows, cols = padded_grid(grid, window)
+    padded = (rows, cols) != (int(grid[0]), int(grid[1]))
+    if not any(shift) and not padded:
         return None
 
     def regions(n: int, w: int, s: int) -> torch.Tensor:
@@ -84,11 +106,18 @@ def shifted_window_mask(grid: Sequence[int], window: tuple, shift: tuple) -> Opt
             label[n - s:] = 2
         return label
 
-    rows, cols = int(grid[0]), int(grid[1])
-    label = regions(rows, window[0], shift[0])[:, None] * 3 + regions(cols, window[1], shift[1])[None, :]
-    windows = _partition(label.view(1, rows, cols, 1), window)[0, :, :, 0]  # (nW, N)
-    differ = windows[:, None, :] != windows[:, :, None]  # (nW, N, N)
-    return torch.zeros(differ.shape).masked_fill(differ, MASK_VALUE)
+    def per_window(values: torch.Tensor) -> torch.Tensor:  # (rows, cols) -> (nW, N)
+        return _partition(values.view(1, rows, cols, 1), window)[0, :, :, 0]
+
+    label = per_window(regions(rows, window[0], shift[0])[:, None] * 3 + regions(cols, window[1], shift[1])[None, :])
+    mask = torch.zeros(label.shape[0], label.shape[1], label.shape[1])
+    mask = mask.masked_fill(label[:, None, :] != label[:, :, None], MASK_VALUE)
+    if padded:
+        real = torch.zeros(rows, cols)
+        real[:int(grid[0]), :int(grid[1])] = 1
+        real = per_window(torch.roll(real, shifts=(-shift[0], -shift[1]), dims=(0, 1)))  # the rolled grid's
+        mask = mask.masked_fill(real[:, None, :] != real[:, :, None], PADDING_MASK_VALUE)
+    return mask
 
 
 class CosineWindowAttention(nn.Module):
@@ -169,7 +198,7 @@ class AudioMAESwinBlock(nn.Module):
     Args:
         dim: width C.
         num_heads: attention heads.
-        grid: (T, F) patch grid.
+        grid: (T, F) patch grid, any size (padded to a multiple of the window, see the module).
         window: (rows, cols) of a window (clipped to the grid as AudioMAE does).
         shift: cyclic shift (rows, cols); (0, 0) for an unshifted block.
         mlp_ratio: MLP hidden width / C.
@@ -184,24 +213,28 @@ class AudioMAESwinBlock(nn.Module):
         super().__init__()
         self.grid = (int(grid[0]), int(grid[1]))
         self.window_size, self.shift_size = window_and_shift(self.grid, window, shift)
+        self.padded_grid = padded_grid(self.grid, self.window_size)
         self.attn = CosineWindowAttention(dim, num_heads, self.window_size, bias_dropout=bias_dropout)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.drop_path_rate = drop_path
-        mask = shifted_window_mask(self.grid, self.window_size, self.shift_size)
+        mask = window_attention_mask(self.grid, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", mask, persistent=False)
 
     def _window_attention(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, channels = x.shape
-        x = x.view(batch, *self.grid, channels)  # (B, T, F, C)
+        (rows, cols), (padded_rows, padded_cols) = self.grid, self.padded_grid
+        x = x.view(batch, rows, cols, channels)  # (B, T, F, C)
+        if (padded_rows, padded_cols) != self.grid:
+            x = F.pad(x, (0, 0, 0, padded_cols - cols, 0, padded_rows - rows))  # (B, Tp, Fp, C), zeros at the end
         if any(self.shift_size):
             x = torch.roll(x, shifts=(-self.shift_size[0], -self.shift_size[1]), dims=(1, 2))
         windows = self.attn(_partition(x, self.window_size), self.attn_mask)  # (B, nW, N, C)
-        x = _merge(windows, self.window_size, self.grid)
+        x = _merge(windows, self.window_size, self.padded_grid)
         if any(self.shift_size):
             x = torch.roll(x, shifts=self.shift_size, dims=(1, 2))
-        return x.reshape(batch, -1, channels)
+        return x[:, :rows, :cols].reshape(batch, -1, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + drop_path(self.norm1(self._window_attention(x)), self.drop_path_rate, self.training)

@@ -34,8 +34,9 @@ class WindowDecoder(nn.Module):
         depth: number of blocks (0 = none: embed, positions and norm only).
         heads: attention heads per block.
         grid: (T, F) patch grid; L = T * F.
-        window: (window rows, window columns) in patches; the grid must be divisible by it
-            (after clipping a window to a smaller grid side, as AudioMAE does).
+        window: (window rows, window columns) in patches, clipped to a smaller grid side as AudioMAE
+            does; a grid that is no multiple of it is padded, the padding kept out of the
+            attention (:mod:`audiomae_swin_block`).
         shift: cyclic shift of the odd-indexed blocks.
         mlp_ratio: hidden width of the blocks' MLP over ``width``.
         drop_path: stochastic depth rate of every block.
