@@ -68,14 +68,14 @@ def test_probe_while_pretraining_equals_supmam_linear_probe(tmp_path):
     assert float(valid[0]["valid_probe_accuracy"]) == pytest.approx(row["valid"], abs=0.006)
 
 
-def test_a_clip_length_off_the_window_grid_trains(tone_dataset, tmp_path):
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_a_clip_length_off_the_window_grid_trains(recipe, tone_dataset, tmp_path):
     """208 fbank frames (a 2.08-s clip): a 13 x 8 patch grid, no multiple of the decoder's 4 x 4
     windows (issue 40: it stopped every recipe). The shifted-window decoder pads it and trains."""
-    out = hydra_train("supmam_clap", tone_dataset, tmp_path, max_update=2,
-                      extra=["task.target_frames=208", "model.decoder_layers=2"])
+    out = hydra_train(recipe, tone_dataset, tmp_path, max_update=2, extra=["task.target_frames=208", "model.decoder_layers=2"])
     assert out.returncode == 0, out.stdout[-4000:]
     records = train_log_records(out.stdout)
     assert [r["num_updates"] for r in records] == ["1", "2"]
-    assert all(float(r["masked_loss"]) > 0 and float(r["visible_loss"]) > 0 for r in records)
+    assert all(0 < float(r["loss"]) < float("inf") for r in records)
     model = torch.load(os.path.join(tmp_path, "checkpoint_last.pt"), weights_only=False)["model"]
     assert model["decoder.pos_embed"].shape[1] == 13 * 8
