@@ -124,3 +124,60 @@ def test_batches_through_fairseq_iterator(single_label_dir):
     batches = list(itr.next_epoch_itr(shuffle=True))
     assert sorted(len(b["id"]) for b in batches) == [1, 3]
     assert sorted(torch.cat([b["id"] for b in batches]).tolist()) == [0, 1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- task.probe_data, checked at start
+# (issue 40: a bad probe folder trained until the first validation, 5,000 updates in, then stopped with
+# nothing saved; with validation off it was ignored without a word)
+
+
+def probe_task(data, probe_data, **overrides):
+    return tasks.setup_task(task_cfg("supmam_pretraining", data, labels=None, probe_data=probe_data, **overrides))
+
+
+def test_probe_data_is_read_when_the_task_is_set_up(single_label_dir, tmp_path):
+    from conftest import make_split_folder
+
+    probe = make_split_folder(tmp_path / "probe", per_class={"train": 3, "valid": 2})
+    task = probe_task(single_label_dir, probe)
+    assert {name: len(split.manifest) for name, split in task.probe_splits.items()} == {"train": 6, "valid": 4}
+    with pytest.raises(ValueError, match=f"task.probe_data={tmp_path / 'absent'}.*not found"):
+        probe_task(single_label_dir, str(tmp_path / "absent"))
+
+
+def test_a_probe_folder_with_a_label_off_its_class_list_is_refused_at_start(single_label_dir, tmp_path):
+    from conftest import make_split_folder
+
+    probe = make_split_folder(tmp_path / "probe", per_class={"train": 3, "valid": 2})
+    lines = (tmp_path / "probe" / "valid.label").read_text().splitlines()
+    lines[1] = "class_z"
+    (tmp_path / "probe" / "valid.label").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"valid\.label:2.*class_z"):
+        probe_task(single_label_dir, probe)
+
+
+def test_a_multi_label_probe_folder_needs_probe_multi_label(single_label_dir, tmp_path):
+    from conftest import make_split_folder
+
+    probe = make_split_folder(tmp_path / "probe", per_class={"train": 3, "valid": 2}, multi_label=True)
+    with pytest.raises(ValueError, match="task.probe_multi_label=true"):
+        probe_task(single_label_dir, probe)
+    assert probe_task(single_label_dir, probe, probe_multi_label=True).probe_splits["train"].targets(True).shape == (6, 2)
+
+
+def test_a_probe_with_validation_off_is_warned_about(single_label_dir, tmp_path, caplog):
+    import logging
+
+    from conftest import make_split_folder
+
+    probe = make_split_folder(tmp_path / "probe", per_class={"train": 3, "valid": 2})
+    task = probe_task(single_label_dir, probe)
+    task.load_dataset("train", combine=True)  # fairseq's training split; with validation off nothing else
+    with caplog.at_level(logging.WARNING):
+        task.begin_epoch(1, None)
+    assert "validation is off" in caplog.text and "dataset.disable_validation=false" in caplog.text
+    caplog.clear()
+    task.load_dataset("train", combine=False)  # a validation split (here the same clips)
+    with caplog.at_level(logging.WARNING):
+        task.begin_epoch(1, None)
+    assert "validation is off" not in caplog.text

@@ -60,8 +60,35 @@ class SupmamPretrainingTask(AudioClipTask):
 
     cfg: SupmamPretrainingConfig
     teacher = None  # the model's teacher, once build_model has run
-    probe_splits = None  # task.probe_data's train and valid splits, read at the first validation
+    probe_splits = None  # task.probe_data's train and valid splits, read when the task is set up
     probe_score = None  # the linear probe of the current validation: (metric name, score), logged with it
+    validation_loaded = False  # whether fairseq loaded a validation split (it does not with validation off)
+
+    def __init__(self, cfg: SupmamPretrainingConfig, classes):
+        super().__init__(cfg, classes)
+        if cfg.probe_data:
+            self.probe_splits = self.read_probe_splits()
+
+    def read_probe_splits(self) -> dict:
+        """task.probe_data's train and valid splits (at most probe_max_clips each), checked now, not at
+        the first validation thousands of updates later: the folder, the class list, every label line
+        (errors name the file, the line and the fix), and one label per clip unless probe_multi_label."""
+        from ..evaluation.labelled_splits import read_labelled_splits
+
+        from ..core.manifest import ManifestError
+
+        try:
+            splits = read_labelled_splits(self.cfg.probe_data, ("train", "valid"), self.cfg.probe_labels)
+            splits = {name: split.spread(self.cfg.probe_max_clips) for name, split in splits.items()}
+            for split in splits.values():
+                split.targets(self.cfg.probe_multi_label)  # a clip with several labels needs probe_multi_label
+        except (OSError, ValueError) as e:
+            raise ManifestError(f"task.probe_data={self.cfg.probe_data} (checked before training): {e}"
+                                + ("" if self.cfg.probe_multi_label else
+                                   " (a multi-label probe folder needs task.probe_multi_label=true)")) from e
+        logger.info(f"probe data {self.cfg.probe_data}: " + ", ".join(
+            f"{name} {len(split.manifest)} clips" for name, split in splits.items()))
+        return splits
 
     @property
     def allow_unlabeled(self) -> bool:
@@ -79,6 +106,7 @@ class SupmamPretrainingTask(AudioClipTask):
         return model
 
     def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
+        self.validation_loaded |= not combine  # fairseq loads its training split with combine=True
         dataset = super().load_dataset(split, combine, epoch, **kwargs)
         if self.teacher is None:
             return dataset
@@ -95,6 +123,13 @@ class SupmamPretrainingTask(AudioClipTask):
         self.datasets[split] = wrapped
         return wrapped
 
+    def begin_epoch(self, epoch, model):
+        super().begin_epoch(epoch, model)
+        if self.cfg.probe_data and not self.validation_loaded and epoch == 1:
+            logger.warning(f"task.probe_data={self.cfg.probe_data} is set but validation is off: the probe only runs "
+                           "at a validation; set dataset.disable_validation=false and dataset.validate_interval_updates=N "
+                           "(and dataset.valid_subset) to probe every N updates")
+
     def begin_valid_epoch(self, epoch, model):
         """With ``task.probe_data``: probe a copy of the current encoder (the training model is left as it
         is) before the validation batches run; ``reduce_metrics`` logs the score with them."""
@@ -103,15 +138,9 @@ class SupmamPretrainingTask(AudioClipTask):
             self.probe_score = self.probe_encoder(model)
 
     def probe_encoder(self, model) -> tuple[str, float]:
-        from ..evaluation.labelled_splits import read_labelled_splits
         from ..evaluation.linear_probe import probe_encoder
         from ..inference.encoder import AudioEncoder
 
-        if self.probe_splits is None:
-            splits = read_labelled_splits(self.cfg.probe_data, ("train", "valid"), self.cfg.probe_labels)
-            self.probe_splits = {name: split.spread(self.cfg.probe_max_clips) for name, split in splits.items()}
-            for split in self.probe_splits.values():
-                split.targets(self.cfg.probe_multi_label)  # a clip with several labels needs probe_multi_label
         start = time.time()
         device = next(model.parameters()).device
         encoder = AudioEncoder(copy.deepcopy(model.encoder), device=device, sample_rate=self.cfg.sample_rate,
