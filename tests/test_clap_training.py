@@ -143,6 +143,35 @@ def test_mam_clap_trains_with_the_trained_clap_as_teacher(trained_clap, tone_dat
     assert all(np.isfinite(float(r["loss"])) and float(r["visible_loss"]) > 0 for r in records)
 
 
+def test_a_clap_is_refused_with_another_caption_tokenizer(caption_folder, trained_clap, tmp_path):
+    """Issue 40: a tokenizer of the same size trained on other captions gave other token ids and a
+    silently different score. The CLAP records its tokenizer; fairseq-validate refuses another one."""
+    checkpoint, _ = trained_clap
+    other = str(tmp_path / "data")
+    shutil.copytree(caption_folder, other)
+    with open(os.path.join(other, "train.text"), "w") as f:
+        f.write("\n".join(f"{word} sound number {i}" for i, word in enumerate(["wind", "bells"] * 6)) + "\n")
+    assert train_tokenizer_main([other, "--vocab-size", "60"]) == 0
+    with open(os.path.join(caption_folder, "text.spm.model"), "rb") as a, open(os.path.join(other, "text.spm.model"), "rb") as b:
+        assert a.read() != b.read()
+    cmd = validate_command(other, checkpoint, "valid", batch_size=5, cpu=True, task="clap_pretraining")
+    refused = run_cli([os.path.basename(cmd[0]), *cmd[1:]])
+    assert refused.returncode != 0
+    assert f"learned the caption tokenizer {os.path.join(caption_folder, 'text.spm.model')}" in refused.stdout
+    assert f"the task reads {os.path.join(other, 'text.spm.model')}" in refused.stdout
+    assert "set task.caption_tokenizer" in refused.stdout
+
+
+@pytest.mark.parametrize("tokens", [0, 1, 2])
+def test_max_text_tokens_without_room_for_a_caption_is_refused_at_start(caption_folder, tokens):
+    from fairseq import tasks
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"_name": "clap_pretraining", "data": caption_folder, "max_text_tokens": tokens})
+    with pytest.raises(ValueError, match=f"task.max_text_tokens={tokens} leaves no room.*at least 3"):
+        tasks.setup_task(cfg)
+
+
 def test_zero_shot_on_several_labels_per_clip_needs_multi_label(caption_folder, tmp_path):
     data = tmp_path / "d"
     shutil.copytree(caption_folder, data)

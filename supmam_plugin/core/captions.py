@@ -80,6 +80,13 @@ class CaptionTokenizer:
     def vocab_size(self) -> int:
         return self.processor.get_piece_size()
 
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 of the model file (a trained CLAP records the tokenizer its text tower learned)."""
+        from .file_hash import file_sha256
+
+        return file_sha256(self.path)
+
     def encode(self, text: str, max_tokens: int = 0) -> list[int]:
         """Token ids of ``text`` between BOS and EOS; with ``max_tokens``, at most that many (EOS kept)."""
         ids = [BOS_ID, *self.processor.encode(text), EOS_ID]

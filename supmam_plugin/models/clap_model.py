@@ -53,6 +53,12 @@ class ClapConfig(FairseqDataclass, VitEncoderConfig):
                               "supmam_classifier or supmam pretraining .pt of this plugin, or an AudioMAE .pth), as "
                               "LAION-CLAP's HTS-AT started from a classifier trained on AudioSet's labels; its "
                               "architecture must equal model.encoder_* (refused otherwise); '' = random init"})
+    caption_tokenizer_sha256: str = field(
+        default="", metadata={"help": "set by task clap_pretraining when the CLAP is built: the SHA-256 of the "
+                              "caption tokenizer its text tower learns (a trained CLAP loaded with another one is "
+                              "refused); not an option to set"})
+    caption_tokenizer_path: str = field(
+        default="", metadata={"help": "set with caption_tokenizer_sha256: where that tokenizer was"})
     init_logit_scale: float = field(
         default=INITIAL_LOGIT_SCALE, metadata={"help": "initial log inverse temperature (CLIP, CLAP: log(1/0.07))"})
 

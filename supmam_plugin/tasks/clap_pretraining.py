@@ -10,11 +10,14 @@ from fairseq.tasks import register_task
 from omegaconf import open_dict
 
 from ..core.captions import TOKENIZER_FILE, CaptionTokenizer, read_captions
+from ..core.checkpoints import CheckpointError
 from ..core.manifest import read_class_list, read_labels, require_one_label_per_clip
 from ..data.caption_dataset import CaptionDataset
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
 logger = logging.getLogger(__name__)
+
+MIN_TEXT_TOKENS = 3  # BOS, one piece, EOS
 
 
 @dataclass
@@ -52,6 +55,9 @@ class ClapPretrainingTask(AudioClipTask):
 
     def __init__(self, cfg: ClapPretrainingConfig, classes):
         super().__init__(cfg, classes)
+        if cfg.max_text_tokens < MIN_TEXT_TOKENS:
+            raise ValueError(f"task.max_text_tokens={cfg.max_text_tokens} leaves no room for a caption between the "
+                             f"begin and end tokens: use at least {MIN_TEXT_TOKENS} (default 64; LAION-CLAP: 77)")
         self.tokenizer = CaptionTokenizer(cfg.caption_tokenizer or os.path.join(cfg.data, TOKENIZER_FILE))
         logger.info(f"caption tokenizer {self.tokenizer.path}: {self.tokenizer.vocab_size} pieces")
         self.zero_shot_classes, self.zero_shot_tokens = None, None
@@ -64,10 +70,24 @@ class ClapPretrainingTask(AudioClipTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         """A trained CLAP being loaded holds its whole audio tower: ``model.audio_init`` (which may
-        have moved since) is not read again (fairseq's ``models.build_model`` does not tell the model)."""
-        if from_checkpoint and getattr(cfg, "audio_init", ""):
-            with open_dict(cfg):
+        have moved since) is not read again (fairseq's ``models.build_model`` does not tell the model).
+        Its text tower learned one caption tokenizer's ids: a CLAP loaded with another is refused; a
+        CLAP built records its tokenizer (``model.caption_tokenizer_sha256``, saved with it)."""
+        ours = self.tokenizer.sha256
+        recorded = getattr(cfg, "caption_tokenizer_sha256", "")
+        if from_checkpoint and recorded and recorded != ours:
+            raise CheckpointError(
+                f"this CLAP's text tower learned the caption tokenizer {cfg.caption_tokenizer_path} (SHA-256 "
+                f"{recorded[:12]}...), but the task reads {self.tokenizer.path} (SHA-256 {ours[:12]}...): its captions "
+                "would get other token ids; set task.caption_tokenizer to the tokenizer the CLAP was trained with")
+        if from_checkpoint and not recorded:
+            logger.warning("this CLAP was saved before CLAPs recorded their caption tokenizer: it cannot be checked "
+                           f"that {self.tokenizer.path} is the one its text tower learned")
+        with open_dict(cfg):
+            if from_checkpoint and getattr(cfg, "audio_init", ""):
                 cfg.audio_init = ""
+            if not from_checkpoint or not recorded:
+                cfg.caption_tokenizer_sha256, cfg.caption_tokenizer_path = ours, self.tokenizer.path
         return super().build_model(cfg, from_checkpoint)
 
     def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
