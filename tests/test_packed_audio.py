@@ -154,3 +154,73 @@ def test_packing_refuses_what_it_cannot_keep(tmp_path):
     assert not any(name.endswith(".zip") for name in os.listdir(tmp_path / "out"))  # nothing half-written
     with pytest.raises(ValueError, match="is the data folder"):
         pack(str(root), "train", str(root))
+
+
+# ----------------------------------------------------------------------------- nothing silently wrong (issue 40)
+
+
+def small_loose_folder(root, count=4):
+    """Loose single-label folder of ``count`` 0.5-s tones (a.wav, b.wav, ...), labels x / y."""
+    from supmam_plugin.core.manifest import write_class_list
+
+    names = [f"{chr(97 + k)}.wav" for k in range(count)]
+    for k, name in enumerate(names):
+        write_audio(root / name, tone(0.5, 16000, freq=300.0 + 100 * k, seed=k), 16000)
+    write_manifest(str(root), "train", str(root), [(n, 8000) for n in names], [["x" if k % 2 else "y"] for k in range(count)])
+    write_class_list(str(root), ["x", "y"])
+    return str(root)
+
+
+def test_packing_again_with_other_audio_is_refused_unless_overwrite(tmp_path):
+    """Before: shards already there were kept, so a clip whose audio (and label) changed kept its old
+    bytes in the shard under the new label, and the new record made caches for the new audio accept it."""
+    loose = small_loose_folder(tmp_path / "data")
+    out = str(tmp_path / "packed")
+    tsv = pack(loose, "train", out, shard_size=2)
+    before = read_packed(read_manifest(tsv).audio_path(1), "line 2")
+    assert pack(loose, "train", out, shard_size=2) == tsv  # the same packing again: nothing to do, accepted
+    time_before = os.stat(os.path.join(out, "train-00000.zip")).st_mtime_ns
+    write_audio(tmp_path / "data" / "b.wav", tone(0.5, 16000, freq=1234.0, seed=9), 16000)  # same name, same length
+    (tmp_path / "data" / "train.label").write_text("y\ny\ny\nx\n")
+    with pytest.raises(ValueError, match="another packing of train: .*audio files were others.*--overwrite"):
+        pack(loose, "train", out, shard_size=2)
+    assert os.stat(os.path.join(out, "train-00000.zip")).st_mtime_ns == time_before  # nothing touched
+    pack(loose, "train", out, shard_size=2, overwrite=True)
+    after = read_packed(read_manifest(tsv).audio_path(1), "line 2")
+    assert after != before and after == open(tmp_path / "data" / "b.wav", "rb").read()
+    assert open(os.path.join(out, "train.label")).read() == "y\ny\ny\nx\n"
+    with pytest.raises(ValueError, match="--shard-size 2"):
+        pack(loose, "train", out, shard_size=3)
+
+
+def test_an_edited_packed_manifest_is_no_longer_its_clips(tmp_path):
+    """Before: a cache's identity for a packed split came from the packing record alone, so swapping two
+    lines of the packed train.tsv trained MAM-CLAP with every target belonging to another clip."""
+    from supmam_plugin.core.packed_audio import PackedAudioError
+
+    loose = small_loose_folder(tmp_path / "data")
+    tsv = pack(loose, "train", str(tmp_path / "packed"), shard_size=2)
+    assert clip_list_sha256(tsv) == file_sha256(os.path.join(loose, "train.tsv"))
+    lines = open(tsv).read().splitlines()
+    lines[1], lines[2] = lines[2], lines[1]
+    open(tsv, "w").write("\n".join(lines) + "\n")
+    with pytest.raises(PackedAudioError, match=r"train.tsv: changed since it was packed.*--overwrite"):
+        clip_list_sha256(tsv)
+
+
+def test_members_are_named_by_manifest_line_and_any_path_packs(tmp_path):
+    """Before: members were named by the manifest's relative path; an absolute one gave a bare KeyError
+    and a half-written shard. Now every member is its line, and absolute or ../ paths pack the bytes
+    the loose manifest reads."""
+    elsewhere = tmp_path / "elsewhere"
+    write_audio(elsewhere / "far.wav", tone(0.5, 16000, freq=500.0), 16000)
+    root = tmp_path / "data" / "clips"
+    write_audio(root / "near.flac", tone(0.5, 16000, freq=700.0), 16000)
+    write_manifest(str(tmp_path / "data"), "train", str(root),
+                   [(str(elsewhere / "far.wav"), 8000), ("../../elsewhere/far.wav", 8000), ("near.flac", 8000)])
+    tsv = pack(str(tmp_path / "data"), "train", str(tmp_path / "packed"))
+    with zipfile.ZipFile(tmp_path / "packed" / "train-00000.zip") as shard:
+        assert shard.namelist() == ["000000000.wav", "000000001.wav", "000000002.flac"]
+    loose, packed = read_manifest(str(tmp_path / "data" / "train.tsv")), read_manifest(tsv)
+    for i in range(3):
+        assert read_packed(packed.audio_path(i), "") == open(loose.audio_path(i), "rb").read()

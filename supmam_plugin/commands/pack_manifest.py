@@ -8,14 +8,20 @@ K * shard-size ... of ``DATA/SPLIT.tsv``. Writes ``DIR/SPLIT-NNNNN.zip``, ``DIR/
 the folder moves or copies as a whole), copies of ``DATA/SPLIT.<ext>`` (labels, captions),
 ``DATA/dict.*.txt`` and the caption tokenizer unchanged, and ``DIR/SPLIT.packed.json`` naming the manifest it was packed from,
 so a teacher cache made for the loose manifest serves the packed one. Every command and task reads
-packed and loose manifests alike. A killed run continues: finished shards are kept. Each file's
-header is checked first: a file that is not audio stops the run, naming its manifest line (run
-``supmam-validate-manifest`` first to list every problem).
+packed and loose manifests alike. Each file's header is checked first: a file that is not audio
+stops the run, naming its manifest line (run ``supmam-validate-manifest`` first to list every problem).
+
+A killed run continues where it stopped (finished shards are kept; each is written under a
+temporary name and renamed when complete), but only for the same loose manifest and shard size:
+``--out`` holding another packing of the split is refused unless ``--overwrite`` (every shard of the
+split written again), so a shard never keeps old audio under new labels. Members are named by their
+manifest line (``000000012.flac``), so no path in the manifest (absolute, ``../``) can climb out.
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import multiprocessing
 import os
@@ -42,12 +48,17 @@ def _set_manifest(manifest: Manifest) -> None:
     _MANIFEST = manifest
 
 
+def member_name(manifest: Manifest, line: int) -> str:
+    """A clip's name in its shard: its manifest line (0-based entry index), with its file's extension."""
+    return f"{line:09d}{os.path.splitext(manifest.entries[line].relative_path)[1].lower()}"
+
+
 def _pack_shard(job: tuple[str, str, int, range]) -> tuple[int, list[str]]:
     """Write one shard (unless a finished one is there) and return its lines' entries."""
     out_dir, split, index, lines = job
     manifest = _MANIFEST
     shard_path = os.path.join(out_dir, shard_name(split, index))
-    names = [manifest.entries[i].relative_path for i in lines]
+    names = [member_name(manifest, i) for i in lines]
     if not os.path.isfile(shard_path):
         for i in lines:  # a file soundfile cannot open stops here, named by its manifest line
             audio_info(manifest.audio_path(i), manifest.where(i))
@@ -55,8 +66,51 @@ def _pack_shard(job: tuple[str, str, int, range]) -> tuple[int, list[str]]:
     return index, shard_entries(shard_path, names)
 
 
-def pack(data: str, split: str, out_dir: str, shard_size: int = 10000, workers: int = 1) -> str:
-    """Pack ``{data}/{split}.tsv`` into ``out_dir``; returns the packed manifest's path."""
+def source_files_sha256(manifest: Manifest) -> str:
+    """The SHA-256 of every audio file's size and modification time, in manifest order: a file replaced
+    under the same name (same manifest line) changes it. Statting is cheap beside the packing's reads."""
+    sha = hashlib.sha256()
+    for i in range(len(manifest)):
+        try:
+            stat = os.stat(manifest.audio_path(i))
+        except OSError as e:
+            raise ManifestError(f"{manifest.where(i)}: {manifest.audio_path(i)}: {e.strerror}; fix the line or the "
+                                "file (supmam-validate-manifest lists every problem)") from None
+        sha.update(f"{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return sha.hexdigest()
+
+
+def previous_packing(out_dir: str, split: str, source: dict) -> str | None:
+    """Why ``out_dir`` holds another packing of ``split`` than ``source`` (the record this one writes),
+    or None: nothing there, or an unfinished run of the same packing (which continues)."""
+    record = os.path.join(out_dir, f"{split}.packed.json")
+    shards = glob.glob(os.path.join(out_dir, f"{glob.escape(split)}-[0-9][0-9][0-9][0-9][0-9].zip"))
+    if not os.path.isfile(record):
+        return f"{len(shards)} shards and no {os.path.basename(record)}" if shards else None
+    with open(record, encoding="utf-8") as f:
+        found = json.load(f)
+    differ = [key for key in ("source_manifest_sha256", "shard_size", "source_files_sha256") if found.get(key) != source[key]]
+    if not differ:
+        return None
+    return f"{record} was packed from {found.get('source_manifest')} " + (
+        "as it was before (its SHA-256 differs)" if "source_manifest_sha256" in differ else
+        f"with --shard-size {found.get('shard_size')}" if "shard_size" in differ else
+        "when its audio files were others (their sizes or modification times differ)")
+
+
+def remove_packing(out_dir: str, split: str) -> None:
+    """Delete ``split``'s shards (finished and partial), manifest and record in ``out_dir``."""
+    patterns = [f"{glob.escape(split)}-[0-9][0-9][0-9][0-9][0-9].zip", f"{glob.escape(split)}-[0-9][0-9][0-9][0-9][0-9].zip.partial",
+                f"{glob.escape(split)}.tsv", f"{glob.escape(split)}.packed.json"]
+    for path in (p for pattern in patterns for p in glob.glob(os.path.join(out_dir, pattern))):
+        os.remove(path)
+
+
+def pack(data: str, split: str, out_dir: str, shard_size: int = 10000, workers: int = 1,
+         overwrite: bool = False) -> str:
+    """Pack ``{data}/{split}.tsv`` into ``out_dir``; returns the packed manifest's path. An unfinished
+    run of the same packing continues; another packing of ``split`` there is refused unless
+    ``overwrite`` (then it is deleted first)."""
     if os.path.abspath(data) == os.path.abspath(out_dir):
         raise ValueError(f"--out {out_dir} is the data folder: the packed {split}.tsv would replace the loose one; "
                          "give another folder")
@@ -66,7 +120,19 @@ def pack(data: str, split: str, out_dir: str, shard_size: int = 10000, workers: 
     packed = next((i for i in range(len(manifest)) if parse_packed(manifest.entries[i].relative_path)), None)
     if packed is not None:
         raise ManifestError(f"{manifest.where(packed)}: already a packed entry; pack the loose manifest")
+    source = {"source_manifest": os.path.abspath(manifest.path), "source_manifest_sha256": file_sha256(manifest.path),
+              "num_clips": len(manifest), "shard_size": shard_size, "source_files_sha256": source_files_sha256(manifest)}
+    other = previous_packing(out_dir, split, source) if os.path.isdir(out_dir) else None
+    if other and not overwrite:
+        raise ValueError(f"--out {out_dir} holds another packing of {split}: {other}. Its shards would keep their "
+                         "old audio; add --overwrite to pack every shard again, or give another --out")
+    if other:
+        print(f"[pack] {split}: --overwrite: deleting the packing in {out_dir} ({other})", file=sys.stderr)
+        remove_packing(out_dir, split)
     os.makedirs(out_dir, exist_ok=True)
+    record = os.path.join(out_dir, f"{split}.packed.json")
+    with open(record, "w", encoding="utf-8") as f:
+        json.dump({**source, "complete": False}, f, indent=1)  # a killed run continues only for this packing
     jobs = [(out_dir, split, k, range(start, min(start + shard_size, len(manifest))))
             for k, start in enumerate(range(0, len(manifest), shard_size))]
     entries: list[list[str]] = [[] for _ in jobs]
@@ -87,11 +153,11 @@ def pack(data: str, split: str, out_dir: str, shard_size: int = 10000, workers: 
         if not path.endswith(".tsv") and not path.endswith(".packed.json"):
             shutil.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
             copied.append(os.path.basename(path))
-    with open(packing_record_path(tsv), "w", encoding="utf-8") as f:
-        json.dump({"source_manifest": os.path.abspath(manifest.path),
-                   "source_manifest_sha256": file_sha256(manifest.path), "num_clips": len(manifest),
-                   "shards": [shard_name(split, k) for k in range(len(jobs))], "shard_size": shard_size,
-                   "copied": copied}, f, indent=1)
+    with open(packing_record_path(tsv) + ".partial", "w", encoding="utf-8") as f:
+        json.dump({**source, "packed_manifest_sha256": file_sha256(tsv),
+                   "shards": [shard_name(split, k) for k in range(len(jobs))], "copied": copied, "complete": True},
+                  f, indent=1)
+    os.replace(packing_record_path(tsv) + ".partial", packing_record_path(tsv))
     print(f"[pack] {split}: {len(manifest)} clips in {len(jobs)} shards -> {tsv} (copied {', '.join(copied) or 'nothing'})",
           file=sys.stderr)
     return tsv
@@ -119,9 +185,11 @@ def main(argv=None) -> int:
     parser.add_argument("--shard-size", type=int, default=10000,
                         help="clips per shard (AudioSet's 10 s flac: 10000 clips is about 3 GB)")
     parser.add_argument("--workers", type=int, default=1, help="shards written at a time (processes)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="--out holds another packing of the split: delete it and pack every shard again")
     args = parser.parse_args(argv)
     try:
-        pack(args.data, args.split, args.out, args.shard_size, args.workers)
+        pack(args.data, args.split, args.out, args.shard_size, args.workers, args.overwrite)
     except (ManifestError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -105,13 +105,28 @@ def packing_record_path(manifest_path: str) -> str:
 def clip_list_sha256(manifest_path: str) -> str:
     """What names a manifest's clips in their order, packed or loose: the SHA-256 of the loose manifest
     (a packed one's record names the manifest it was packed from). A teacher cache made for one serves
-    the other: packing keeps every clip and its order."""
+    the other: packing keeps every clip and its order.
+
+    Raises:
+        PackedAudioError: a packed manifest edited since it was packed (its lines would no longer be
+            the clips of the loose manifest its record names).
+    """
     import json
+    import logging
 
     from .file_hash import file_sha256
 
     record = packing_record_path(manifest_path)
-    if os.path.isfile(record):
-        with open(record, encoding="utf-8") as f:
-            return json.load(f)["source_manifest_sha256"]
-    return file_sha256(manifest_path)
+    if not os.path.isfile(record):
+        return file_sha256(manifest_path)
+    with open(record, encoding="utf-8") as f:
+        packing = json.load(f)
+    if "packed_manifest_sha256" not in packing:
+        logging.getLogger(__name__).warning(f"{record}: made before packings recorded their own manifest: edits to "
+                                            f"{manifest_path} since packing cannot be seen; pack again to check them")
+    elif packing["packed_manifest_sha256"] != file_sha256(manifest_path):
+        raise PackedAudioError(
+            f"{manifest_path}: changed since it was packed from {packing['source_manifest']} (its SHA-256 is not the "
+            f"one {record} recorded): its lines may no longer be those clips in that order, so caches made for them "
+            "cannot be trusted; pack the loose manifest again (supmam-pack-manifest ... --overwrite)")
+    return packing["source_manifest_sha256"]
