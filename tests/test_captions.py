@@ -71,3 +71,38 @@ def test_train_tokenizer_reports_a_bad_caption_file_without_a_traceback(tmp_path
         f.write("\n".join(CAPTIONS[:2]) + "\n")
     assert train_tokenizer_main([data]) == 1
     assert "2 caption lines but" in capsys.readouterr().err
+
+
+def test_a_byte_that_is_not_utf8_is_named_by_line_and_offset(tmp_path, capsys):
+    """Before: a bare UnicodeDecodeError, no file or line (also from supmam-train-tokenizer)."""
+    data = caption_folder(tmp_path / "d")
+    text = ("\n".join(CAPTIONS) + "\n").encode()
+    bad = text.index(b"woman")  # line 3
+    with open(os.path.join(data, "train.text"), "wb") as f:
+        f.write(text[:bad] + b"\xe9" + text[bad + 1:])  # latin-1 e-acute
+    with pytest.raises(ManifestError, match=rf"train\.text:3: byte {bad} \(0xe9\) is not UTF-8.*iconv"):
+        read_captions(os.path.join(data, "train.text"))
+    assert train_tokenizer_main([data]) == 1
+    assert f"train.text:3: byte {bad} (0xe9) is not UTF-8" in capsys.readouterr().err
+
+
+def test_lines_break_at_newline_only_as_wc_counts_them(tmp_path):
+    """Before: str.splitlines broke a caption at U+2028 or U+0085, so the caption file had one line more
+    than `wc -l` and the manifest, and was refused (or, with a line less elsewhere, shifted)."""
+    odd = [CAPTIONS[0], "Rain\u2028on a roof", "A woman\u0085speaks", CAPTIONS[3]]
+    data = caption_folder(tmp_path / "d", odd)
+    with open(os.path.join(data, "train.text"), "rb") as f:
+        assert f.read().count(b"\n") == 4
+    captions = read_captions(os.path.join(data, "train.text"), read_manifest(os.path.join(data, "train.tsv")))
+    assert [c[0] for c in captions] == odd
+    with open(os.path.join(data, "train.text"), "w", newline="") as f:  # CRLF line ends read the same
+        f.write("\r\n".join(odd) + "\r\n")
+    assert [c[0] for c in read_captions(os.path.join(data, "train.text"))] == odd
+
+
+def test_a_corrupt_tokenizer_names_the_file_and_the_fix(tmp_path):
+    """Before: sentencepiece's protobuf parse error, no fix."""
+    path = tmp_path / "text.spm.model"
+    path.write_bytes(b"\x00not a sentencepiece model" * 10)
+    with pytest.raises(ManifestError, match=rf"{path}: not a sentencepiece model .*supmam-train-tokenizer {tmp_path}"):
+        CaptionTokenizer(str(path))

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from ..core.audio import AudioFileError, open_audio, read_open_mono
-from ..core.manifest import ManifestError, read_class_list, read_manifest
+from ..core.manifest import ManifestError, read_class_list, read_lines, read_manifest
 
 FRAME_SECONDS = 0.025
 
@@ -28,8 +28,7 @@ def read_label_lines(label_path: str, num_clips: int) -> list[str]:
     """The lines of a label file, one per clip. Blank lines past the last clip (a trailing newline
     or two) are dropped, but not a blank line that stands for a clip: as ``read_labels`` reads
     them, the last clips may be unlabelled."""
-    with open(label_path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_lines(label_path)
     while len(lines) > num_clips and not lines[-1].strip():
         lines.pop()
     return lines

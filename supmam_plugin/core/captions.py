@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Iterable, Sequence
 
-from .manifest import Manifest, ManifestError
+from .manifest import Manifest, ManifestError, read_lines
 
 CAPTION_SEPARATOR = " ||| "
 TOKENIZER_FILE = "text.spm.model"  # DATA/text.spm.model: task.caption_tokenizer's default
@@ -28,8 +28,7 @@ def read_captions(path: str, manifest: Manifest | None = None) -> list[tuple[str
         where = f" for {manifest.path}" if manifest is not None else ""
         raise ManifestError(f"{path}: caption file not found{where}; write one line per clip, in the manifest's "
                             f"order (several captions of one clip joined by '{CAPTION_SEPARATOR}')")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_lines(path)
     if manifest is not None:
         while len(lines) > len(manifest) and not lines[-1].strip():  # a trailing newline or two
             lines.pop()
@@ -74,7 +73,13 @@ class CaptionTokenizer:
             raise ManifestError(f"{path}: caption tokenizer not found; train one on the training captions with "
                                 f"'supmam-train-tokenizer {data}' (or set task.caption_tokenizer to the file)")
         self.path = path
-        self.processor = spm.SentencePieceProcessor(model_file=path)
+        try:
+            self.processor = spm.SentencePieceProcessor(model_file=path)
+        except (RuntimeError, OSError) as e:  # sentencepiece's protobuf parse error
+            data = os.path.dirname(path) or "DATA"
+            raise ManifestError(f"{path}: not a sentencepiece model ({str(e).strip().splitlines()[-1][:200]}); train it "
+                                f"again with 'supmam-train-tokenizer {data}' (or set task.caption_tokenizer to the "
+                                "tokenizer the CLAP was trained with)") from None
 
     @property
     def vocab_size(self) -> int:

@@ -43,13 +43,35 @@ class Manifest:
         return len(self.entries)
 
 
+def read_lines(path: str) -> list[str]:
+    """The lines of a UTF-8 text file (manifest, labels, captions), split at "\\n" only, as ``wc -l``
+    and the writers count them: a U+2028 or U+0085 inside a caption is text, not a line break
+    (``str.splitlines`` would break there). A CRLF line's "\\r" is dropped; so is the empty string
+    after the last newline.
+
+    Raises:
+        ManifestError: a byte that is not UTF-8, named by line and byte offset.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ManifestError(f"{path}:{line}: byte {e.start} (0x{data[e.start]:02x}) is not UTF-8; save the file as "
+                            f"UTF-8 (e.g. iconv -f latin1 -t utf-8 {os.path.basename(path)})") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def read_manifest(path: str, min_samples: int = 0) -> Manifest:
     """Parse a ``.tsv`` manifest. ``min_samples``: entries shorter than this are an error
     (e.g. one fbank window, 400 samples at 16 kHz)."""
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: manifest not found; build one with the supmam-manifest-* commands")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_lines(path)
     if not lines or not lines[0].strip():
         raise ManifestError(f"{path}:1: empty manifest; the first line must be the audio root folder")
     root = lines[0].strip()
@@ -116,8 +138,7 @@ def read_labels(
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: label file not found (expected beside {manifest.path})")
     index = {name: i for i, name in enumerate(classes)}
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f.read().splitlines()]
+    lines = read_lines(path)
     # Drop blank lines past the last clip (a trailing newline or two), but never a blank line
     # that stands for a clip: with allow_unlabeled the last clips may be unlabelled.
     while len(lines) > len(manifest) and not lines[-1].strip():
