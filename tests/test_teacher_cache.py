@@ -131,13 +131,13 @@ def test_shards_make_the_same_cache_as_one_run(tone_dataset, whole_cache, tmp_pa
         precompute(tone_dataset, out, "--shard", "3/3")
 
 
-def test_a_cache_of_other_clips_is_not_continued(tone_dataset, cache, tmp_path):
+def test_a_cache_of_other_clips_is_not_continued(tone_dataset, cache, tmp_path, capsys):
     lines = open(os.path.join(tone_dataset, "train.tsv")).read().splitlines()
     other = tmp_path / "other"
     other.mkdir()
     (other / "train.tsv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")  # same clips, other order
-    with pytest.raises(ManifestError, match="made by another teacher or for other clips: manifest_sha256"):
-        precompute(str(other), cache)
+    assert precompute(str(other), cache) == 1  # refused as a message, not a traceback (issue 40)
+    assert "error: " in (err := capsys.readouterr().err) and "made by another teacher or for other clips: manifest_sha256" in err
     with pytest.raises(ManifestError, match="made for another version of .*train.tsv"):
         batch_of({"teacher_cache": cache}, str(other))
 
@@ -157,3 +157,39 @@ def test_pretraining_refuses_a_cache_made_by_another_teacher(tone_dataset, cache
     assert out.returncode != 0
     assert "train.teacher.json: the cached targets were made by another teacher than the model's: checkpoint_sha256" \
         in out.stdout, out.stdout[-3000:]
+
+
+# ----------------------------------------------------------------------------- damaged caches (issue 40)
+
+
+def damaged_copy(cache, tmp_path, damage):
+    import shutil
+
+    copy = str(tmp_path / "damaged")
+    shutil.copytree(cache, copy)
+    damage(os.path.join(copy, "train.teacher.npy"))
+    return copy
+
+
+def test_a_truncated_cache_is_refused_when_opened(tone_dataset, cache, tmp_path):
+    """Before: numpy's 'mmap length is greater than file size' (or an EOFError for a stub)."""
+    def truncate(path):
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+
+    damaged = damaged_copy(cache, tmp_path, truncate)
+    with pytest.raises(ManifestError, match=r"train\.teacher\.npy: \d+ bytes, but its header says \(12, 768, 2, 32\) "
+                                            r"float16 .*truncated"):
+        batch_of({"teacher_cache": damaged}, tone_dataset)
+
+
+def test_a_cache_holding_nan_names_the_clip(tone_dataset, cache, tmp_path):
+    """Before: the NaN reached the loss and was reported as 'the model diverged; lower optimization.lr'."""
+    def poison(path):
+        maps = np.load(path, mmap_mode="r+")
+        maps[2, 5, 1, 7] = np.nan
+        maps.flush()
+
+    damaged = damaged_copy(cache, tmp_path, poison)
+    with pytest.raises(ManifestError, match=r"train\.tsv:4 \(cached teacher map\): .*1 NaN or infinite values"):
+        batch_of({"teacher_cache": damaged}, tone_dataset)

@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from ..core.packed_audio import clip_list_sha256
-from ..data.teacher_cache import Shard, cache_paths, finish, open_for_writing, record
+from ..core.checkpoints import CheckpointError
+from ..core.manifest import ManifestError
+from ..core.packed_audio import PackedAudioError, clip_list_sha256
+from ..data.teacher_cache import Shard, cache_paths, check_finite, finish, open_for_writing, record
 from ..core.checkpoints.legacy import TEACHER_ALIASES
 from ..teachers.teacher import TEACHERS
 
@@ -67,7 +69,10 @@ def precompute(data, split, out_dir, teacher_cfg, batch_size=16, num_workers=0, 
         net_input = batch["net_input"]
         with torch.no_grad():
             token_map = teacher.token_map(net_input["teacher_source"].to(device), net_input["teacher_source_lengths"])
-        record(maps, done, batch["id"].numpy(), token_map.float().cpu().numpy().astype("float16"))
+        rows = token_map.float().cpu().numpy().astype("float16")
+        for i, clip in enumerate(batch["id"].tolist()):  # never write a NaN or a value beyond float16
+            check_finite(rows[i], f"{manifest.where(clip)} (the teacher's map of this clip, before caching)")
+        record(maps, done, batch["id"].numpy(), rows)
         computed += len(batch["id"])
         if step % progress_every == 0 or computed == len(todo):
             rate = computed / max(time.time() - start, 1e-9)
@@ -105,8 +110,12 @@ def main(argv=None) -> int:
 
     teacher_cfg = TeacherConfig(teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
                                 clap_model=args.clap_model, teacher_layer=args.teacher_layer)
-    path = precompute(args.data, args.split, args.out_dir, teacher_cfg, args.batch_size, args.num_workers,
-                      args.device, shard=args.shard)
+    try:
+        path = precompute(args.data, args.split, args.out_dir, teacher_cfg, args.batch_size, args.num_workers,
+                          args.device, shard=args.shard)
+    except (ManifestError, CheckpointError, PackedAudioError) as e:  # TeacherCacheError is a ManifestError
+        print(f"supmam-precompute-teacher: error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {path}")
     return 0
 

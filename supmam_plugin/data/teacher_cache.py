@@ -131,8 +131,8 @@ def open_for_writing(cache_dir: str, split: str, num_clips: int, map_shape: tupl
         tmp, mode="w+", dtype=np.float16, shape=(num_clips, *map_shape)).flush())
     _create_once(done_path(cache_dir, split, shard), lambda tmp: np.lib.format.open_memmap(
         tmp, mode="w+", dtype=np.uint8, shape=(num_clips,)).flush())
-    maps = np.load(array_path, mmap_mode="r+")
-    done = np.load(done_path(cache_dir, split, shard), mmap_mode="r+")
+    maps = load_array(array_path, "r+")
+    done = load_array(done_path(cache_dir, split, shard), "r+")
     return maps, done
 
 
@@ -182,6 +182,34 @@ def check_teacher(cache_dir: str, identity: dict) -> None:
             )
 
 
+def load_array(array_path: str, mode: str) -> np.memmap:
+    """The memmap of a cache ``.npy``, its size checked against its header first (a truncated copy
+    otherwise fails in numpy with 'mmap length is greater than file size' or an EOFError)."""
+    size = os.path.getsize(array_path)
+    try:
+        with open(array_path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(f)
+            expected = f.tell() + int(np.prod(shape)) * dtype.itemsize
+    except (ValueError, EOFError, OSError) as e:
+        raise TeacherCacheError(f"{array_path}: not a readable .npy ({e}); the cache is damaged: copy it again or "
+                                "make it again with supmam-precompute-teacher") from None
+    if size != expected:
+        raise TeacherCacheError(f"{array_path}: {size} bytes, but its header says {tuple(shape)} {dtype} ({expected} "
+                                "bytes): the file is truncated (a copy cut short?); copy it again or make the cache again")
+    return np.load(array_path, mmap_mode=mode)
+
+
+def check_finite(rows: np.ndarray, where: str) -> None:
+    """Refuse a teacher map holding NaN or inf (a damaged cache, or a teacher output beyond float16),
+    naming the clip: left alone it shows up later as a diverged loss."""
+    bad = int(rows.size - np.isfinite(rows).sum())
+    if bad:
+        raise TeacherCacheError(f"{where}: the teacher map of this clip holds {bad} NaN or infinite values; make the "
+                                "cache again (supmam-precompute-teacher), or check the teacher on this clip")
+
+
 def open_for_reading(cache_dir: str, split: str, manifest: Manifest) -> tuple[np.ndarray, dict]:
     """The cache's memmap (N, C, rows, steps) float16 and its description, checked against ``manifest``."""
     array_path, meta_path = cache_paths(cache_dir, split)
@@ -191,7 +219,7 @@ def open_for_reading(cache_dir: str, split: str, manifest: Manifest) -> tuple[np
             f"supmam-precompute-teacher {os.path.dirname(manifest.path)} {split} --out-dir {cache_dir} ..."
         )
     meta = json.load(open(meta_path))
-    maps = np.load(array_path, mmap_mode="r")
+    maps = load_array(array_path, "r")
     if not meta.get("complete"):
         raise TeacherCacheError(f"{meta_path}: the cache was not finished; run supmam-precompute-teacher again "
                                 "(it continues where it stopped)")

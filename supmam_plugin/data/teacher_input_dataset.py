@@ -7,6 +7,7 @@ from fairseq.data import BaseWrapperDataset
 
 from ..core.audio import read_mono, resample
 from .audio_clip_dataset import AudioClipDataset
+from .teacher_cache import check_finite
 
 
 class TeacherInputDataset(BaseWrapperDataset):
@@ -47,7 +48,9 @@ class TeacherInputDataset(BaseWrapperDataset):
         if "unreadable" in item:  # left out of the batch by the collater
             return item
         if self.maps is not None:
-            item["teacher_token_map"] = torch.from_numpy(np.array(self.maps[index]))
+            row = np.array(self.maps[index])
+            check_finite(row, f"{self.manifest.where(index)} (cached teacher map)")
+            item["teacher_token_map"] = torch.from_numpy(row)
         elif self.reuse_crop:
             item["teacher_source"] = item["source"][: self.num_samples]
         else:
