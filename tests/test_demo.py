@@ -3,6 +3,8 @@ import json
 import os
 import shutil
 
+import pytest
+
 from supmam_plugin.commands.demo import draw, main as demo_main, result_line, summarise
 from supmam_plugin.commands.fairseq_runs import parse_validate_output
 
@@ -88,6 +90,27 @@ def test_demo_on_a_folder_of_another_layout(tmp_path, tone_dataset, capsys, monk
     assert f"task.data={data}" in open(out / "logs" / "finetune_scratch_s1.log").readline()
     # the reconstruction was drawn from the test manifest's first clip
     assert os.path.join(data, "clips", "test_000.wav") in open(out / "logs" / "plot_pretrain_supmam_s1.log").readline()
+
+
+def test_the_demo_checks_every_clip_before_it_trains(tmp_path, capsys):
+    """Before: a 10-ms test clip stopped the demo only when the test was scored, after all the
+    training; a test class no training clip has was scored without a word."""
+    from supmam_plugin.commands.demo import check_clips
+
+    data = make_split_folder(tmp_path / "data", ("class_a", "class_b", "class_c"),
+                             per_class={"train": 2, "valid": 1, "test": 1})
+    labels = (tmp_path / "data" / "train.label").read_text().splitlines()
+    (tmp_path / "data" / "train.label").write_text("\n".join(l.replace("class_c", "class_a") for l in labels) + "\n")
+    check_clips(data, ["train", "valid", "test"], data, "train")
+    assert "warning: test clips carry 1 classes no training clip has (class_c)" in capsys.readouterr().out
+    lines = (tmp_path / "data" / "test.tsv").read_text().splitlines()
+    lines[2] = lines[2].split("\t")[0] + "\t160"  # 10 ms at 16 kHz
+    (tmp_path / "data" / "test.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit, match=r"supmam-demo: .*test\.tsv:3: .*160"):
+        check_clips(data, ["train", "valid", "test"], data, "train")
+    with pytest.raises(SystemExit, match=r"demo_main|test\.tsv:3"):
+        demo_main(["--data", data, "--out", str(tmp_path / "out"), "--pretrain-updates", "2"])
+    assert not (tmp_path / "out" / "pretrain_supmam_s1").exists()  # nothing trained
 
 
 def test_a_failing_picture_is_reported_not_raised(tmp_path):

@@ -532,6 +532,29 @@ def all_labels_bar(args, out: str, data: str, pretrain_data: str, split: str, se
     return {"classifier": classifier, "test": scored["score"]}
 
 
+def check_clips(data: str, splits: list[str], pretrain_data: str, pretrain_split: str) -> None:
+    """Every split the demo reads, checked before anything trains (not when the test is scored, an
+    hour in): each manifest readable and no clip shorter than one fbank window (the line named), and
+    a warning for test classes no training clip has (their AP is scored, nothing was learned)."""
+    from ..core.fbank import FbankSettings
+    from ..core.manifest import ManifestError, read_manifest
+    from ..evaluation.labelled_splits import read_labelled_splits
+
+    window = FbankSettings().window_size
+    try:
+        for folder, split in [*((data, s) for s in splits), (pretrain_data, pretrain_split)]:
+            read_manifest(os.path.join(folder, f"{split}.tsv"), min_samples=window)
+        labelled = read_labelled_splits(data, ("train", "test"))
+    except (ManifestError, OSError) as e:
+        raise SystemExit(f"supmam-demo: {e}") from None
+    classes = labelled["test"].classes
+    learned = {c for clip in labelled["train"].labels for c in clip}
+    unseen = sorted({classes[c] for clip in labelled["test"].labels for c in clip if c not in learned})
+    if unseen:
+        print(f"[demo] warning: test clips carry {len(unseen)} classes no training clip has ({', '.join(unseen[:5])}"
+              f"{', ...' if len(unseen) > 5 else ''}): they are scored, but nothing could learn them", flush=True)
+
+
 def run(args) -> dict:
     data, out = os.path.abspath(args.data), os.path.abspath(args.out)
     pretrain_data = os.path.abspath(args.pretrain_data or args.data)
@@ -554,6 +577,7 @@ def run(args) -> dict:
             raise SystemExit(f"supmam-demo: --also-score {extra}: {data} has no {extra}.tsv and {extra}.label")
     if args.teacher_recipe == "pool-captions" and any(m in CLAP_TARGET for m in args.methods):
         caption_split(pretrain_data)  # refuses a folder with no captioned pool before anything runs
+    check_clips(data, ["train", "valid", "test", *args.also_score], pretrain_data, split)
     multi_label = args.multi_label or is_multi_label(data)
     metric = "mAP" if multi_label else "accuracy"
     frames = args.frames or frames_for(data)
