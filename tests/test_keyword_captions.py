@@ -75,3 +75,17 @@ def test_caption_dataset_mixes_keyword_captions_at_the_share_for_labelled_clips_
     assert not any(taken[False])
     share = np.mean(taken[True])
     assert 0.25 < share < 0.35, share  # 1,200 draws: 0.3 +- 0.04 at 3 sigma
+
+
+
+def test_captions_from_labels_name_exactly_each_clips_labels():
+    """A folder with labels and no captions (AudioSet): one caption per template per clip, each naming
+    every label of the clip once and nothing else; the same for a seed, others for another seed."""
+    from supmam_plugin.core.keyword_captions import captions_from_labels
+
+    labels = [["kick_drum", "speech"], [], ["piano"], ["hi_hat", "tom", "organ"]]
+    made = captions_from_labels(labels, seed=3)
+    assert [len(c) for c in made] == [len(TEMPLATES), 0, len(TEMPLATES), len(TEMPLATES)]
+    for names, captions in zip(labels, made):
+        assert all(named(caption) == sorted(names) for caption in captions)
+    assert made == captions_from_labels(labels, seed=3) and made != captions_from_labels(labels, seed=4)

@@ -303,3 +303,30 @@ def test_a_clap_teacher_trained_afresh_never_resumes_an_earlier_checkpoint(event
     log = open(tmp_path / "logs" / "clap_teacher_s1.log").read()
     assert "No existing checkpoint found" in log and "Loaded checkpoint" not in log
     assert os.path.getsize(checkpoint) > 1000
+
+
+def test_laion_claps_recipe_on_a_labelled_pool_without_captions(events, tmp_path):
+    """A user's AudioSet: every pretraining clip labelled, no caption file. LAION-CLAP's recipe still
+    runs: the tokenizer and the CLAP caption each clip from its labels only (keyword captions naming
+    exactly its classes), as LAION-CLAP captioned AudioSet."""
+    import shutil
+
+    from supmam_plugin.commands.clap_teacher_run import train_clap_teacher
+    from supmam_plugin.commands.demo import ON_CPU, TINY
+    from supmam_plugin.core.captions import CaptionTokenizer
+
+    labels_only = str(tmp_path / "set")
+    shutil.copytree(events, labels_only, ignore=shutil.ignore_patterns("*.text", "audio"))
+    os.symlink(os.path.join(events, "audio"), os.path.join(labels_only, "audio"))
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    checkpoint, _, _ = train_clap_teacher(str(out), labels_only, 1, 2, 192, TINY, ON_CPU, batch_size=8,
+                                          split="pretrain_labelled", name="clap_labels_only",
+                                          extra=["task.label_captions=label"])
+    assert os.path.isfile(checkpoint)
+    tokenizer_command = open(out / "logs" / "tokenizer_text_pretrain_labelled.log").readline()
+    assert "--label-captions label" in tokenizer_command
+    log = open(out / "logs" / "clap_labels_only.log").read()
+    assert "no pretrain_labelled.text: every clip is captioned from its labels only" in log
+    tokenizer = CaptionTokenizer(str(out / "text_pretrain_labelled.spm.model"))
+    assert len(tokenizer.processor.encode("The sound of kick drum and speech.")) <= 8  # whole words: it read them

@@ -30,11 +30,14 @@ def caption_split(folder: str) -> str:
 
 
 def train_tokenizer(out: str, folder: str, split: str, verbose: bool = False, reuse: bool = False,
-                    name: str = "text") -> str:
-    """OUT/{name}.spm.model: supmam-train-tokenizer on ``split``'s captions; returns its path."""
+                    name: str = "text", label_captions: bool = False) -> str:
+    """OUT/{name}.spm.model: supmam-train-tokenizer on ``split``'s captions (``label_captions``: a split
+    without captions is captioned from its labels, as the CLAP's training will); returns its path."""
     tokenizer = os.path.join(out, f"{name}.spm.model")
     log = os.path.join(out, "logs", "tokenizer.log" if name == "text" else f"tokenizer_{name}.log")
-    run_logged([console_script("supmam-train-tokenizer"), folder, "--splits", split, "--out", tokenizer],
+    from_labels = label_captions and not os.path.isfile(os.path.join(folder, f"{split}.text"))
+    run_logged([console_script("supmam-train-tokenizer"), folder, "--splits", split, "--out", tokenizer,
+                *(["--label-captions", "label"] if from_labels else [])],
                log, "tokenizer", verbose, reuse=reuse and os.path.isfile(tokenizer))
     return tokenizer
 
@@ -49,9 +52,10 @@ def train_clap_teacher(out: str, folder: str, seed: int, updates: int, frames: i
     (LAION-CLAP's recipe: ``model.audio_init=CLASSIFIER.pt task.label_captions=label``).
 
     Returns (checkpoint_last.pt, seconds fairseq trained, whether a finished run was reused)."""
-    split = split or caption_split(folder)
-    tokenizer = train_tokenizer(out, folder, split, verbose, reuse,
-                                name="text" if split == caption_split(folder) else f"text_{split}")
+    pool = caption_split(folder) if split is None else None  # a labelled split given may have no captions
+    split = split or pool
+    tokenizer = train_tokenizer(out, folder, split, verbose, reuse, name="text" if split == pool else f"text_{split}",
+                                label_captions="task.label_captions=label" in extra)
     name = name or f"clap_teacher_s{seed}"
     save_dir = os.path.join(out, name)
     cmd = hydra_train_command("clap", "vit", save_dir, [

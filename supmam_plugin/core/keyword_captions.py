@@ -43,3 +43,10 @@ def keyword_captions(class_names: Sequence[str], count: int, rng: np.random.Gene
 def clip_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of clip ``index``'s keyword captions: the same captions for a seed whatever the split's size."""
     return np.random.default_rng([seed, index, 0x6B6579])  # 0x6B6579: "key", this module's stream
+
+
+def captions_from_labels(labels: Sequence[Sequence[str]], seed: int = 1) -> list[tuple[str, ...]]:
+    """Captions of clips that have labels and no caption (AudioSet, as LAION-CLAP met it): per clip,
+    one caption per template naming exactly its classes (:func:`keyword_captions`, drawn by
+    :func:`clip_rng`); () for a clip without labels."""
+    return [tuple(keyword_captions(names, len(TEMPLATES), clip_rng(seed, index))) for index, names in enumerate(labels)]

@@ -11,7 +11,8 @@ from omegaconf import open_dict
 
 from ..core.captions import TOKENIZER_FILE, CaptionTokenizer, read_captions
 from ..core.checkpoints import CheckpointError
-from ..core.manifest import read_class_list, read_labels, require_one_label_per_clip
+from ..core.keyword_captions import captions_from_labels
+from ..core.manifest import ManifestError, read_class_list, read_labels, require_one_label_per_clip
 from ..data.caption_dataset import CaptionDataset
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
@@ -92,16 +93,26 @@ class ClapPretrainingTask(AudioClipTask):
 
     def load_dataset(self, split: str, combine: bool = False, epoch: int = 1, **kwargs):
         dataset = super().load_dataset(split, combine, epoch, **kwargs)
-        captions = read_captions(os.path.join(self.cfg.data, f"{split}.{self.cfg.captions}"), dataset.manifest)
+        caption_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.captions}")
         keywords = None
         if self.cfg.label_captions and "train" in split:
             if not 0.0 < self.cfg.label_caption_share <= 1.0:
                 raise ValueError(f"task.label_caption_share={self.cfg.label_caption_share}: give a share in (0, 1]")
             classes = read_class_list(os.path.join(self.cfg.data, f"dict.{self.cfg.label_captions}.txt"))
             label_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.label_captions}")
-            keywords = [[classes[c] for c in clip] for clip in read_labels(label_path, classes, dataset.manifest)]
+            keywords = [[classes[c] for c in clip] for clip in read_labels(label_path, classes, dataset.manifest,
+                                                                          allow_unlabeled=True)]
             logger.info(f"{split}: captions from the labels of {label_path} for "
                         f"{sum(map(bool, keywords))} of {len(keywords)} clips, {self.cfg.label_caption_share:.0%} of their draws")
+        if keywords is not None and not os.path.isfile(caption_path):  # labels and no captions: AudioSet's case
+            unlabelled = next((i for i, names in enumerate(keywords) if not names), None)
+            if unlabelled is not None:
+                raise ManifestError(f"{label_path}:{unlabelled + 1}: this clip has no label and the split no caption "
+                                    f"file ({caption_path}): give every clip a label or write the captions")
+            captions = captions_from_labels(keywords, self.cfg.seed)
+            logger.info(f"{split}: no {os.path.basename(caption_path)}: every clip is captioned from its labels only")
+        else:
+            captions = read_captions(caption_path, dataset.manifest)
         labels = None
         if self.zero_shot_classes and "train" not in split:
             label_path = os.path.join(self.cfg.data, f"{split}.{self.cfg.zero_shot_labels}")
