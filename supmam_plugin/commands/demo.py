@@ -290,7 +290,7 @@ def result_line(result: dict) -> str:
     pretrained = [summary[n]["finetuned_test"]["mean"] for n in result["methods"]]
     scratch = summary["scratch"]["finetuned_test"]["mean"]
     if pretrained and max(pretrained) <= scratch:
-        line += "; pretraining did not beat training from scratch this time (README: The demo)"
+        line += "; pretraining did not beat training from scratch this time (docs/demo.md, section The demo)"
     if baseline and max(s["finetuned_test"]["mean"] for s in summary.values()) < baseline["test"]:
         line += "; no fine-tuned model beat the MFCC baseline"
     return line

@@ -19,7 +19,7 @@ def build_teacher(cfg, grid, student_seconds: float | None = None, cached: bool 
     if not cfg.teacher_checkpoint:
         raise ValueError(
             f"model.target=teacher needs the teacher's weights: set model.teacher_checkpoint (teacher "
-            f"{cfg.teacher}: {teacher_class(cfg.teacher).checkpoint_help}); README: Teachers"
+            f"{cfg.teacher}: {teacher_class(cfg.teacher).checkpoint_help}); docs/pretraining.md, section Teachers"
         )
     return teacher_class(cfg.teacher).from_config(cfg, grid, student_seconds, cached=cached)
 
