@@ -75,3 +75,45 @@ def test_two_cpu_processes_match_one(tmp_path):
             third = len(value) // 3
             value, other = torch.cat([value[:third], value[2 * third:]]), torch.cat([other[:third], other[2 * third:]])
         torch.testing.assert_close(other, value, rtol=TOLERANCE, atol=1e-6, msg=name)
+
+
+def probe_on_rank(rank, port, data, probe, results):
+    """One gloo worker: the pretraining task with task.probe_data, its validation's probe; puts
+    (rank, score, whether this rank fitted the probe) on ``results``."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    from conftest import pretraining_batch
+
+    task, model, _ = pretraining_batch(data, {"labels": None, "probe_data": probe, "probe_max_clips": 0}, {})
+    fitted = []
+    probe_encoder = task.probe_encoder
+    task.probe_encoder = lambda m: fitted.append(rank) or probe_encoder(m)
+    task.begin_valid_epoch(1, model)
+    results.put((rank, task.probe_score, bool(fitted)))
+    dist.destroy_process_group()
+
+
+def test_the_probe_runs_on_one_worker_and_every_worker_logs_its_score(tmp_path):
+    """Issue 37: fairseq calls begin_valid_epoch on every rank, so N workers fitted the same probe N
+    times. Now rank 0 fits it and the other ranks take its score (real gloo processes, real probe)."""
+    import multiprocessing
+
+    from conftest import make_split_folder
+
+    clips = [(f"c{i}.wav", 1.0, 16000, ["a"]) for i in range(4)]
+    data = make_labelled_folder(tmp_path / "data", ["a"], clips)
+    probe = make_split_folder(tmp_path / "probe", per_class={"train": 4, "valid": 2})
+    context = multiprocessing.get_context("spawn")
+    results, port = context.Queue(), free_port()
+    workers = [context.Process(target=probe_on_rank, args=(rank, port, data, probe, results)) for rank in (0, 1)]
+    for worker in workers:
+        worker.start()
+    found = sorted(results.get(timeout=300) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    (_, score_0, fitted_0), (_, score_1, fitted_1) = found
+    assert fitted_0 and not fitted_1
+    assert score_0 == score_1 and score_0[0] == "probe_accuracy" and 0 <= score_0[1] <= 100

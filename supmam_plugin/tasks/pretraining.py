@@ -132,10 +132,17 @@ class SupmamPretrainingTask(AudioClipTask):
 
     def begin_valid_epoch(self, epoch, model):
         """With ``task.probe_data``: probe a copy of the current encoder (the training model is left as it
-        is) before the validation batches run; ``reduce_metrics`` logs the score with them."""
+        is) before the validation batches run; ``reduce_metrics`` logs the score with them. With several
+        workers (fairseq calls this on each) only rank 0 probes, the same encoder on the same clips, and
+        the others take its score, so N GPUs do not fit the same probe N times."""
         super().begin_valid_epoch(epoch, model)
         if self.cfg.probe_data:
-            self.probe_score = self.probe_encoder(model)
+            from fairseq.distributed import utils as distributed_utils
+
+            score = self.probe_encoder(model) if distributed_utils.get_global_rank() == 0 else None
+            if distributed_utils.get_global_world_size() > 1:
+                score = distributed_utils.broadcast_object(score, src_rank=0, group=distributed_utils.get_global_group())
+            self.probe_score = score
 
     def probe_encoder(self, model) -> tuple[str, float]:
         from ..evaluation.linear_probe import probe_encoder
