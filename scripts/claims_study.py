@@ -82,6 +82,8 @@ TEACHERS = {
     "classifier_pool": ("encoder", "a classifier trained from scratch on the labelled pool"),
     "clap_from_classifier_pool": ("clap", "a CLAP whose audio tower starts from classifier_pool, trained on event "
                                   "+ keyword captions of the labelled pool"),
+    "classifier_train_mae": ("encoder", "the AudioMAE row's own classifier: fine-tuned on the 1,000 labelled training "
+                             "clips (BEATs' teacher fine-tuned on AS-20K labels)"),
     "classifier_pool_mae": ("encoder", "a classifier fine-tuned on the labelled pool from the AudioMAE row's encoder"),
     "clap_from_classifier_pool_mae": ("clap", "LAION-CLAP's recipe: a CLAP whose audio tower starts from "
                                       "classifier_pool_mae, trained on event + keyword captions of the labelled pool"),
@@ -187,6 +189,10 @@ class Study:
             self.finetune(task, "scratch", seed, "")
             return {"teacher": "checkpoint_encoder", "seconds": {},
                     "checkpoint": os.path.join(out, f"finetune_scratch_s{seed}", "checkpoint_best.pt")}
+        if name == "classifier_train_mae":  # the AudioMAE row's fine-tuning (the same run: reused)
+            self.finetune(task, "audiomae", seed, self.pretrain(task, "audiomae", seed)[0])
+            return {"teacher": "checkpoint_encoder", "seconds": {},
+                    "checkpoint": os.path.join(out, f"finetune_audiomae_s{seed}", "checkpoint_best.pt")}
         if name in ("classifier_pool", "classifier_pool_mae"):
             updates = CLASSIFIER_POOL_UPDATES[task]
             extra = [f"dataset.train_subset={LABELLED_POOL}", f"optimization.max_update={updates}",
