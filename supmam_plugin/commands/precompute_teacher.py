@@ -91,9 +91,12 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", default="laion_clap", choices=sorted(TEACHERS) + sorted(TEACHER_ALIASES),
                         help="model.teacher: laion_clap (LAION-CLAP's HTS-AT) or supmam (a plugin or AudioMAE encoder)")
     parser.add_argument("--teacher-checkpoint", "--clap-checkpoint", required=True,
-                        help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt, or 'random' (tests only); "
+                        help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt, a transformers CLAP folder, or "
+                             "'random' (tests only); "
                              "supmam: a .pt of this plugin or an AudioMAE .pth")
     parser.add_argument("--clap-model", default="HTSAT-tiny", help="laion_clap: HTSAT-tiny or HTSAT-base")
+    parser.add_argument("--clap-front-end", default="checkpoint", choices=["checkpoint", "transformers"],
+                        help="laion_clap from a transformers CLAP folder: the mel it hears (model.clap_front_end)")
     parser.add_argument("--teacher-layer", type=int, default=-1,
                         help="supmam: the encoder block whose output is the target (-1: the last)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -109,7 +112,8 @@ def main(argv=None) -> int:
     from ..teachers import TeacherConfig
 
     teacher_cfg = TeacherConfig(teacher=args.teacher, teacher_checkpoint=args.teacher_checkpoint,
-                                clap_model=args.clap_model, teacher_layer=args.teacher_layer)
+                                clap_model=args.clap_model, teacher_layer=args.teacher_layer,
+                                clap_front_end=args.clap_front_end)
     try:
         path = precompute(args.data, args.split, args.out_dir, teacher_cfg, args.batch_size, args.num_workers,
                           args.device, shard=args.shard)

@@ -4,11 +4,12 @@ from dataclasses import dataclass, field
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from ..core.checkpoints.legacy import TEACHER_ALIASES
-from . import checkpoint_encoder, laion_clap, trained_clap  # noqa: F401  registers the teachers
+from . import checkpoint_encoder, laion_clap, trained_clap, transformers_clap  # noqa: F401  registers the teachers
 from .teacher import INTERPOLATIONS, TEACHERS
 
 TEACHER_CHOICES = ChoiceEnum(sorted(TEACHERS) + sorted(TEACHER_ALIASES))  # old names stay readable
 CLAP_FEATURE_CHOICES = ChoiceEnum(list(laion_clap.FEATURES))
+CLAP_FRONT_END_CHOICES = ChoiceEnum(list(transformers_clap.FRONT_ENDS))
 
 
 @dataclass
@@ -23,7 +24,8 @@ class TeacherConfig(FairseqDataclass):
     teacher_checkpoint: str = field(
         default="",
         metadata={"help": "the teacher's weights: laion_clap: a released LAION-CLAP .pt (e.g. "
-                  "630k-audioset-best.pt), or 'random' (a randomly initialised HTS-AT: tests only, meaningless "
+                  "630k-audioset-best.pt), a transformers CLAP folder (config.json + model.safetensors, e.g. "
+                  "laion/clap-htsat-unfused), or 'random' (a randomly initialised HTS-AT: tests only, meaningless "
                   "targets); checkpoint_encoder: a .pt of this plugin or an AudioMAE .pth"},
     )
     clap_model: str = field(
@@ -35,6 +37,12 @@ class TeacherConfig(FairseqDataclass):
         default="tokens",
         metadata={"help": "laion_clap: 'tokens' (HTS-AT's last-stage token map) or 'projected' (the same tokens "
                   "through CLAP's audio projection, 512 wide)"},
+    )
+    clap_front_end: CLAP_FRONT_END_CHOICES = field(
+        default="checkpoint",
+        metadata={"help": "laion_clap from a transformers CLAP folder: the mel it hears, 'checkpoint' (laion-clap's "
+                  "in-model mel, what LAION-CLAP was trained on) or 'transformers' (the folder's ClapFeatureExtractor); "
+                  "a release .pt always hears laion-clap's"},
     )
     teacher_layer: int = field(
         default=-1,
