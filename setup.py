@@ -7,7 +7,8 @@ setup(
     description="Masked audio modelling with CLAP and multi-objective learning, for fairseq",
     packages=find_packages(include=["supmam_plugin", "supmam_plugin.*", "manifests", "manifests.*"]),
     # the hydra recipes travel with the package (examples/supmam in a checkout links to them)
-    package_data={"supmam_plugin.recipes": ["pretraining/*.yaml", "finetuning/*.yaml", "clap/*.yaml"]},
+    package_data={"supmam_plugin.recipes": ["pretraining/*.yaml", "finetuning/*.yaml", "clap/*.yaml"],
+                  "supmam_plugin.inference": ["transformers_remote/*.py"]},  # copied into transformers exports
     python_requires=">=3.11,<3.12",
     # Versions are pinned in requirements.txt (installed by `make install`): fairseq-fixed must
     # be installed with --no-deps, which setup.py cannot express.
