@@ -145,12 +145,21 @@ def _cast_to_body_dtype(patch_embed, inputs):
     return (inputs[0].to(patch_embed.proj.weight.dtype),) + tuple(inputs[1:])
 
 
-def build_htsat(audio_cfg: dict) -> nn.Module:
-    """LAION-CLAP's HTS-AT of a model config's ``audio_cfg`` (:func:`read_clap_model_config`), without fusion, as
-    ``CLAP.audio_branch`` is built (so its keys are a release's ``audio_branch.*``). Its front end
-    (STFT, log-mel, bn0) runs in float32 whatever the body's dtype: keep it so after ``.half()`` or
-    ``.to(dtype)`` with :func:`front_end_to_float32`."""
-    branch = import_htsat()(SimpleNamespace(**audio_cfg), enable_fusion=False, fusion_type="None")
+FUSION_TYPE = "aff_2d"  # the fusion releases' (630k-fusion-best.pt, 630k-audioset-fusion-best.pt)
+
+
+def is_fusion_release(state: dict) -> bool:
+    """Whether a release's state dict (``read_clap_state_dict``) holds the fusion branch's weights."""
+    return any(key.startswith("audio_branch.patch_embed.fusion_model.") for key in state)
+
+
+def build_htsat(audio_cfg: dict, fusion: bool = False) -> nn.Module:
+    """LAION-CLAP's HTS-AT of a model config's ``audio_cfg`` (:func:`read_clap_model_config`), as
+    ``CLAP.audio_branch`` is built (so its keys are a release's ``audio_branch.*``); ``fusion``: with the
+    fusion releases' feature-fusion branch (``aff_2d``). Its front end (STFT, log-mel, bn0) runs in
+    float32 whatever the body's dtype: keep it so after ``.half()`` or ``.to(dtype)`` with
+    :func:`front_end_to_float32`."""
+    branch = import_htsat()(SimpleNamespace(**audio_cfg), enable_fusion=fusion, fusion_type=FUSION_TYPE if fusion else "None")
     branch.patch_embed.register_forward_pre_hook(_cast_to_body_dtype)
     return branch
 
@@ -160,6 +169,41 @@ def front_end_to_float32(branch: nn.Module) -> None:
     branch.spectrogram_extractor.float()
     branch.logmel_extractor.float()
     branch.bn0.float()
+
+
+class FusionMel(nn.Module):
+    """The mel the fusion releases were trained on: laion-clap computes it in its data pipeline
+    (``training/data.get_mel``: torchaudio's MelSpectrogram, HTK mel scale, no filter normalisation,
+    power 2, then 10 log10(max(mel, 1e-10))), not inside the model as the unfused HTS-AT does
+    (torchlibrosa, Slaney scale). Written here with torch's STFT and librosa's filters (laion-clap
+    aligns it to librosa's melspectrogram; torchaudio is not a dependency).
+
+    forward: (B, S) float32 waveform -> (B, frames, mel_bins)."""
+
+    def __init__(self, audio_cfg: dict):
+        super().__init__()
+        import librosa
+
+        self.n_fft, self.hop = audio_cfg["window_size"], audio_cfg["hop_size"]
+        filters = librosa.filters.mel(sr=audio_cfg["sample_rate"], n_fft=self.n_fft, n_mels=audio_cfg["mel_bins"],
+                                      fmin=audio_cfg["fmin"], fmax=audio_cfg["fmax"], htk=True, norm=None)
+        self.register_buffer("filters", torch.tensor(filters, dtype=torch.float32), persistent=False)  # (mel, freqs)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.stft(waveform.float(), self.n_fft, self.hop, self.n_fft, self.window, center=True,
+                              pad_mode="reflect", return_complex=True).abs().square()  # (B, freqs, frames)
+        return 10.0 * torch.log10(torch.clamp(self.filters @ spectrum, min=1e-10)).transpose(1, 2)
+
+
+def fusion_input(waveform: torch.Tensor, clip_samples: int, mel: FusionMel) -> dict:
+    """A fusion HTS-AT's input for clips of at most ``clip_samples`` (longer ones are cropped): as
+    laion-clap's pipeline makes it, the clip's mel four times (``mel_fusion``, (B, 4, frames, mel)) and
+    ``longer`` False. HTS-AT then reads the first copy only: its fusion branch (``mel_conv2d``,
+    ``fusion_model``) fuses crops of clips LONGER than 10 s and does nothing here."""
+    spectrum = mel(fit_to_length(waveform, clip_samples).float())
+    return {"mel_fusion": spectrum.unsqueeze(1).expand(-1, 4, -1, -1).contiguous(),
+            "longer": torch.zeros(len(waveform), dtype=torch.bool, device=waveform.device)}
 
 
 def htsat_input(waveform: torch.Tensor, clip_samples: int) -> dict:
@@ -222,6 +266,7 @@ class ClapTeacher(Teacher):
         self.token_width = HTSAT_TOKEN_WIDTH[model_name]
         self.output_dim = CLAP_JOINT_DIM if feature == "projected" else self.token_width
         self.audio_branch = None  # HTS-AT: built now, or (build_now=False) at the first token_map
+        self.fusion, self.fusion_mel = False, None  # a fusion release's branch and mel: known when it is built
         self.audio_projection = None
         if feature == "projected":
             with torch.random.fork_rng(devices=[]):  # the random teacher's projection: its own seed
@@ -243,18 +288,22 @@ class ClapTeacher(Teacher):
 
     def build_audio_branch(self) -> None:
         """HTS-AT with the checkpoint's weights (seeded random for "random"), where the teacher is
-        (:meth:`follow`). A model whose targets come from a cache never calls it: it needs only
-        ``targets_from_token_map`` (and the projection), not HTS-AT's 31 M weights nor laion-clap."""
+        (:meth:`follow`); with the fusion branch when the release has one. A model whose targets come
+        from a cache never calls it: it needs only ``targets_from_token_map`` (and the projection), not
+        HTS-AT's 31 M weights nor laion-clap."""
         if self.audio_branch is not None:
             return
+        state = None if self.checkpoint == "random" else (self._state or read_clap_state_dict(self.checkpoint))
+        self.fusion = state is not None and is_fusion_release(state)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_TEACHER_SEED)
-            self.audio_branch = build_htsat(self.audio_cfg)
+            self.audio_branch = build_htsat(self.audio_cfg, fusion=self.fusion)
+        self.fusion_mel = FusionMel(self.audio_cfg) if self.fusion else None
         if self.audio_branch.num_features != self.token_width:
             raise ValueError(f"HTS-AT {self.model_name} has {self.audio_branch.num_features} channels, "
                              f"HTSAT_TOKEN_WIDTH says {self.token_width}")
-        if self.checkpoint != "random":
-            self._load_checkpoint(self.checkpoint, self._state)
+        if state is not None:
+            self._load_checkpoint(self.checkpoint, state)
         self._state = None  # the weights are in the module now
         self.freeze()
         if self.followed is not None:
@@ -282,8 +331,7 @@ class ClapTeacher(Teacher):
         hint = f" (this checkpoint's audio branch looks like {guess!r})" if guess else ""
         load_strict(self, given, path, what=f"ClapTeacher(model_name={self.model_name!r}, feature={self.feature!r})",
                     fix=f"pick the model_name that matches the checkpoint{hint} (630k-*.pt: 'HTSAT-tiny'; "
-                    "music_speech_*.pt and music_audioset_*.pt: 'HTSAT-base'); fusion checkpoints (*fusion*) are "
-                    "not supported")
+                    "music_speech_*.pt and music_audioset_*.pt: 'HTSAT-base'; the fusion releases: 'HTSAT-tiny')")
 
     def _apply(self, fn, recurse=True):
         # `.half()`, `.to(dtype)` (and fairseq's --fp16, which halves the whole model) come here:
@@ -291,6 +339,8 @@ class ClapTeacher(Teacher):
         super()._apply(fn, recurse)
         if self.audio_branch is not None:
             front_end_to_float32(self.audio_branch)
+        if self.fusion_mel is not None:
+            self.fusion_mel.float()
         return self
 
     @torch.no_grad()
@@ -306,7 +356,10 @@ class ClapTeacher(Teacher):
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
         self.build_audio_branch()
         device = self.audio_branch.bn0.weight.device
-        clips = htsat_input(waveform_48k.to(device), self.clip_samples)
+        if self.fusion:
+            clips = fusion_input(waveform_48k.to(device), self.clip_samples, self.fusion_mel.to(device))
+        else:
+            clips = htsat_input(waveform_48k.to(device), self.clip_samples)
         hook = self.audio_branch.tscam_conv.register_forward_pre_hook(_stop_at_token_map)
         try:
             self.audio_branch(clips, device=device)
