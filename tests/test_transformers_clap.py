@@ -51,13 +51,14 @@ def release_to_transformers(state: dict) -> dict:
     return out
 
 
-def write_transformers_folder(release_state: dict, model_name: str, folder) -> str:
+def write_transformers_folder(release_state: dict, model_name: str, folder, fusion: bool = False) -> str:
     """``release_state`` as a transformers ClapModel folder (config.json + model.safetensors; audio side only)."""
     from safetensors.torch import save_file
     from transformers import ClapConfig
 
     width, depths = HTSAT_SHAPES[model_name]
-    config = ClapConfig(audio_config={"patch_embeds_hidden_size": width, "depths": depths, "hidden_size": width * 8},
+    config = ClapConfig(audio_config={"patch_embeds_hidden_size": width, "depths": depths, "hidden_size": width * 8,
+                                      "enable_fusion": fusion},
                         text_config={"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 37,
                                      "num_attention_heads": 4})
     config.save_pretrained(str(folder))
@@ -66,13 +67,21 @@ def write_transformers_folder(release_state: dict, model_name: str, folder) -> s
     return str(folder)
 
 
-def random_htsat(model_name: str) -> ClapTeacher:
-    """laion-clap's HTS-AT, random weights; bn0's running statistics random too (else bn0 is the identity)."""
+def random_htsat(model_name: str, fusion: bool = False) -> ClapTeacher:
+    """laion-clap's HTS-AT (with its fusion branch: the fusion releases'), random weights; the batch
+    norms' running statistics random too (else bn0 is the identity)."""
+    from supmam_plugin.teachers.laion_clap import build_htsat
+
     teacher = ClapTeacher("random", model_name, feature="projected")
+    if fusion:
+        torch.manual_seed(5)
+        teacher.audio_branch = build_htsat(teacher.audio_cfg, fusion=True).eval()
     generator = torch.Generator().manual_seed(7)
     with torch.no_grad():
-        teacher.audio_branch.bn0.running_mean.copy_(torch.randn(64, generator=generator) * 3 - 20)
-        teacher.audio_branch.bn0.running_var.copy_(torch.rand(64, generator=generator) * 50 + 10)
+        for module in teacher.audio_branch.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 3 - 1)
+                module.running_var.copy_(torch.rand(module.num_features, generator=generator) * 50 + 10)
     return teacher
 
 
@@ -84,14 +93,17 @@ def clips(count: int, seconds: float = 10.0) -> torch.Tensor:
     return torch.tensor(np.stack(waves), dtype=torch.float32)
 
 
-@pytest.fixture(scope="module", params=sorted(HTSAT_SHAPES))
+@pytest.fixture(scope="module", params=[("HTSAT-tiny", False), ("HTSAT-base", False), ("HTSAT-tiny", True)],
+                ids=["tiny", "base", "tiny-fusion"])
 def release_and_folder(request, tmp_path_factory):
-    """(release .pt, transformers folder, model name) of one random laion-clap HTS-AT."""
-    model_name = request.param
+    """(release .pt, transformers folder, model name) of one random laion-clap HTS-AT (a fusion one too:
+    a fusion release and laion/clap-htsat-fused's layout)."""
+    model_name, fusion = request.param
     root = tmp_path_factory.mktemp(model_name)
-    state = teacher_state_dict_for_release(random_htsat(model_name))
+    state = teacher_state_dict_for_release(random_htsat(model_name, fusion))
     torch.save(state, root / "release.pt")
-    return str(root / "release.pt"), write_transformers_folder(state["state_dict"], model_name, root / "folder"), model_name
+    folder = write_transformers_folder(state["state_dict"], model_name, root / "folder", fusion)
+    return str(root / "release.pt"), folder, model_name
 
 
 def test_the_mapping_covers_every_weight_of_transformers_audio_model(release_and_folder):
@@ -136,7 +148,7 @@ def test_the_front_end_is_a_stated_choice_and_it_matters(release_and_folder, tmp
     from transformers import ClapFeatureExtractor
 
     _, folder, model_name = release_and_folder
-    if model_name != "HTSAT-tiny":
+    if model_name != "HTSAT-tiny" or TransformersClapTeacher(folder).fusion:
         pytest.skip("the front end does not depend on the tower's size")
     copy = shutil.copytree(folder, tmp_path / "with_extractor")
     extractor = ClapFeatureExtractor(truncation="rand_trunc", padding="repeatpad")
@@ -144,7 +156,7 @@ def test_the_front_end_is_a_stated_choice_and_it_matters(release_and_folder, tmp
     checkpoint_mel, transformers_mel = TransformersClapTeacher(str(copy)), TransformersClapTeacher(str(copy), front_end="transformers")
     audio = clips(2)
     expected = extractor([a.numpy() for a in audio], sampling_rate=48000, return_tensors="pt")["input_features"]
-    torch.testing.assert_close(transformers_mel.features(audio), expected)
+    torch.testing.assert_close(transformers_mel.features(audio)[0], expected)
     assert transformers_mel.identity() != checkpoint_mel.identity()  # a cache of one is refused by the other
     cosine = torch.nn.functional.cosine_similarity(checkpoint_mel.token_map(audio).flatten(2),
                                                    transformers_mel.token_map(audio).flatten(2), dim=1)
@@ -166,8 +178,8 @@ def test_a_folder_that_is_no_clap_is_refused_naming_it(tmp_path):
 
 def test_mam_clap_trains_with_a_transformers_folder_as_its_teacher(release_and_folder, tone_dataset, tmp_path):
     _, folder, model_name = release_and_folder
-    if model_name != "HTSAT-tiny":
-        pytest.skip("one fairseq run is enough: the base shape is checked above")
+    if model_name != "HTSAT-tiny" or TransformersClapTeacher(folder, build_now=False).fusion:
+        pytest.skip("one fairseq run is enough: the other shapes are checked above")
     out = run_cli([
         "fairseq-hydra-train", "--config-dir", "examples/supmam/pretraining", "--config-name", "mam_clap",
         f"task.data={tone_dataset}", f"model.teacher_checkpoint={folder}", f"checkpoint.save_dir={tmp_path}",

@@ -11,8 +11,9 @@ What the teacher hears (``front_end``) is a stated choice, because the two packa
 mel differently: laion-clap inside the model (torchlibrosa's STFT and mel bank, on the tensor),
 transformers outside it (``ClapFeatureExtractor``, numpy). "checkpoint" (the default) is the mel
 LAION-CLAP's checkpoints were trained with: laion-clap's, from the parameters of its model
-config. "transformers" is the folder's feature extractor. docs/pretraining.md gives how far apart
-they are.
+config (for a fused model, ``laion/clap-htsat-fused``, the mel of laion-clap's data pipeline, as
+its fusion releases). "transformers" is the folder's feature extractor. docs/pretraining.md gives how
+far apart they are.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from ..core.checkpoints import CheckpointError
-from .laion_clap import HTSAT_NAME_BY_EMBED_DIM, read_clap_model_config
+from .laion_clap import HTSAT_NAME_BY_EMBED_DIM, FusionMel, read_clap_model_config
 from .teacher import Teacher, fit_to_length
 
 logger = logging.getLogger(__name__)
@@ -107,9 +108,7 @@ class TransformersClapTeacher(Teacher):
         self.checkpoint, self.feature, self.front_end = str(folder), feature, front_end
         config = read_folder_config(folder)
         audio = config.audio_config
-        if audio.enable_fusion:
-            raise CheckpointError(f"{folder}: a fusion CLAP (enable_fusion=true): not read from a transformers folder "
-                                  "yet; use its laion-clap release .pt or an unfused model (laion/clap-htsat-unfused)")
+        self.fusion = bool(audio.enable_fusion)  # laion/clap-htsat-fused: the fusion releases' model
         self.model_name = HTSAT_NAME_BY_EMBED_DIM.get(audio.patch_embeds_hidden_size)
         if self.model_name is None:
             raise CheckpointError(f"{folder}: an HTS-AT of width {audio.patch_embeds_hidden_size}, none of laion-clap's "
@@ -124,7 +123,9 @@ class TransformersClapTeacher(Teacher):
         self.token_width = audio.patch_embeds_hidden_size * 2 ** (len(audio.depths) - 1)
         self.output_dim = config.projection_dim if feature == "projected" else self.token_width
         self.model = None
-        self.mel = LaionClapMel(self.audio_cfg) if front_end == "checkpoint" else None
+        self.mel = None  # "checkpoint": what the release was trained on (a fusion model: laion-clap's pipeline mel)
+        if front_end == "checkpoint":
+            self.mel = FusionMel(self.audio_cfg) if self.fusion else LaionClapMel(self.audio_cfg)
         if build_now:
             self.build()
         self.freeze()
@@ -157,16 +158,21 @@ class TransformersClapTeacher(Teacher):
             self.mel.float()
         return self
 
-    def features(self, waveform_48k: torch.Tensor) -> torch.Tensor:
-        """(B, S) waveform -> (B, 1, frames, mel_bins), the model's input, by ``front_end``."""
+    def features(self, waveform_48k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) waveform -> the model's input by ``front_end``: (input_features (B, 1, frames, mel), or
+        (B, 4, frames, mel) for a fusion model: the mel four times, as laion-clap's pipeline gives a clip
+        of at most 10 s; is_longer (B, 1) bool)."""
         waveform = fit_to_length(waveform_48k, self.clip_samples).float()
         if self.mel is not None:
-            return self.mel.to(waveform.device)(waveform)
+            mel = self.mel.to(waveform.device)(waveform)
+            features = mel.unsqueeze(1).expand(-1, 4, -1, -1).contiguous() if self.fusion else mel
+            return features, torch.zeros(len(waveform), 1, dtype=torch.bool, device=waveform.device)
         from transformers import ClapFeatureExtractor
 
         extractor = ClapFeatureExtractor.from_pretrained(self.checkpoint, local_files_only=True)
         found = extractor([w.cpu().numpy() for w in waveform], sampling_rate=self.sample_rate, return_tensors="pt")
-        return found["input_features"].to(waveform.device)
+        is_longer = found.get("is_longer", torch.zeros(len(waveform), 1, dtype=torch.bool))
+        return found["input_features"].to(waveform.device), is_longer.to(waveform.device)
 
     @torch.no_grad()
     def token_map(self, waveform_48k: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -176,9 +182,9 @@ class TransformersClapTeacher(Teacher):
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform_48k.shape)}")
         self.build()
         device = next(self.model.parameters()).device
-        features = self.features(waveform_48k.to(device))
+        features, is_longer = self.features(waveform_48k.to(device))
         dtype = next(self.model.parameters()).dtype
-        return self.model.audio_model(input_features=features.to(dtype)).last_hidden_state
+        return self.model.audio_model(input_features=features.to(dtype), is_longer=is_longer).last_hidden_state
 
     @torch.no_grad()
     def finish_targets(self, targets: torch.Tensor) -> torch.Tensor:
