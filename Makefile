@@ -19,6 +19,7 @@ $(VENV)/.installed: setup.py requirements.txt Makefile
 	$(PIP) install -r requirements.txt $(if $(wildcard constraints.txt),-c constraints.txt)
 	$(PIP) install --no-deps -e ".[test]"
 	$(PIP) install "pytest==8.3.4" "pytest-xdist==3.8.0" "execnet==2.1.1" "loguru==0.7.3"
+	$(PIP) install "import-linter==2.17" "grimp==3.20"  # the floors of docs/ARCHITECTURE.md, checked by the tests
 	$(PIP) install --no-deps "xares==0.1.3"  # its checker, for the tests; its full install pulls torchaudio (another torch)
 	$(PIP) install --no-deps "pyfluidsynth==1.4.0"  # renders the soundfonts of make sound-events (ctypes, no deps)
 	$(PY) -c "import fairseq, supmam_plugin, timm, soundfile, soxr, sklearn; print('supmam-plugin installed')"
