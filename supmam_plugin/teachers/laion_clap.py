@@ -313,11 +313,7 @@ class ClapTeacher(Teacher):
     def from_config(cls, cfg, grid, student_seconds: float | None = None, cached: bool = False) -> "ClapTeacher":
         """The teacher of a model config (``model.teacher_checkpoint``, ``clap_model``, ``clap_feature``,
         ``teacher_interpolation``); ``cached``: its maps come from a cache, HTS-AT is built only if asked.
-        A transformers CLAP folder as the checkpoint gives a :class:`TransformersClapTeacher`."""
-        from .transformers_clap import TransformersClapTeacher, is_transformers_folder
-
-        if is_transformers_folder(cfg.teacher_checkpoint):
-            return TransformersClapTeacher.from_config(cfg, grid, student_seconds, cached)
+        (A transformers CLAP folder is read by ``TransformersClapTeacher``: ``build_teacher`` picks it.)"""
         return cls(cfg.teacher_checkpoint, cfg.clap_model, cfg.clap_feature, grid, cfg.teacher_interpolation,
                    student_seconds=student_seconds, build_now=not cached)
 
