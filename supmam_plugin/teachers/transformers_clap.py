@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..core.checkpoints import CheckpointError
-from .laion_clap import HTSAT_NAME_BY_EMBED_DIM, FusionMel, read_clap_model_config
+from .laion_clap import HTSAT_NAME_BY_EMBED_DIM, FusionMel, fusion_input, read_clap_model_config
 from .teacher import Teacher, fit_to_length
 
 logger = logging.getLogger(__name__)
@@ -124,8 +124,13 @@ class TransformersClapTeacher(Teacher):
         self.output_dim = config.projection_dim if feature == "projected" else self.token_width
         self.model = None
         self.mel = None  # "checkpoint": what the release was trained on (a fusion model: laion-clap's pipeline mel)
+        self.extractor = None  # "transformers": the folder's ClapFeatureExtractor, read once
         if front_end == "checkpoint":
             self.mel = FusionMel(self.audio_cfg) if self.fusion else LaionClapMel(self.audio_cfg)
+        else:
+            from transformers import ClapFeatureExtractor
+
+            self.extractor = ClapFeatureExtractor.from_pretrained(folder, local_files_only=True)
         if build_now:
             self.build()
         self.freeze()
@@ -162,15 +167,14 @@ class TransformersClapTeacher(Teacher):
         """(B, S) waveform -> the model's input by ``front_end``: (input_features (B, 1, frames, mel), or
         (B, 4, frames, mel) for a fusion model: the mel four times, as laion-clap's pipeline gives a clip
         of at most 10 s; is_longer (B, 1) bool)."""
+        if self.fusion and self.mel is not None:  # the release teacher's input, in transformers' names
+            clips = fusion_input(waveform_48k, self.clip_samples, self.mel.to(waveform_48k.device))
+            return clips["mel_fusion"], clips["longer"][:, None]
         waveform = fit_to_length(waveform_48k, self.clip_samples).float()
         if self.mel is not None:
-            mel = self.mel.to(waveform.device)(waveform)
-            features = mel.unsqueeze(1).expand(-1, 4, -1, -1).contiguous() if self.fusion else mel
-            return features, torch.zeros(len(waveform), 1, dtype=torch.bool, device=waveform.device)
-        from transformers import ClapFeatureExtractor
-
-        extractor = ClapFeatureExtractor.from_pretrained(self.checkpoint, local_files_only=True)
-        found = extractor([w.cpu().numpy() for w in waveform], sampling_rate=self.sample_rate, return_tensors="pt")
+            return self.mel.to(waveform.device)(waveform), torch.zeros(len(waveform), 1, dtype=torch.bool,
+                                                                        device=waveform.device)
+        found = self.extractor([w.cpu().numpy() for w in waveform], sampling_rate=self.sample_rate, return_tensors="pt")
         is_longer = found.get("is_longer", torch.zeros(len(waveform), 1, dtype=torch.bool))
         return found["input_features"].to(waveform.device), is_longer.to(waveform.device)
 
