@@ -286,7 +286,7 @@ def recipe(variant: str) -> tuple[dict, dict]:
     with its base as fairseq-hydra-train composes it."""
     from omegaconf import OmegaConf
 
-    from recipe_config import compose_recipe
+    from supmam_plugin.recipes.compose import compose_recipe
 
     resolved = OmegaConf.to_container(compose_recipe("pretraining", variant), resolve=False)
     model = dict(resolved["model"])

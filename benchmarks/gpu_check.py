@@ -223,7 +223,7 @@ def build_finetune(s, device):
     SpecAugment, mixup, drop path) at the run's size, its criterion and its config."""
     from omegaconf import OmegaConf
 
-    from recipe_config import compose_recipe
+    from supmam_plugin.recipes.compose import compose_recipe
     from supmam_plugin.criterions.classification_loss import SupmamClassificationConfig, SupmamClassificationCriterion
     from supmam_plugin.models.classifier import SupmamClassifier, SupmamClassifierConfig
 

@@ -48,7 +48,7 @@ def build_trainer(variant: str, size: str, mode: str, device: torch.device):
     from omegaconf import OmegaConf
 
     import supmam_plugin  # noqa: F401  registers the task, model and criterion
-    from recipe_config import compose_recipe
+    from supmam_plugin.recipes.compose import compose_recipe
 
     raw = compose_recipe("pretraining", variant)
     cfg = OmegaConf.structured(FairseqConfig)

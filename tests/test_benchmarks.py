@@ -199,7 +199,7 @@ def test_step_profile_counts_matmul_flops_as_torch_does():
 
 def test_every_benchmark_script_has_a_case():
     """A new script in benchmarks/ gets its case above (the helpers are not scripts)."""
-    helpers = {"common.py", "flops.py", "recipe_config.py"}
+    helpers = {"common.py", "flops.py"}
     # gpu_check.py is run through its wrapper (gpu_check.sh --cpu-tiny) by tests/test_gpu_check.py
     covered_elsewhere = {"gpu_check.py"}
     scripts = {name for name in os.listdir(os.path.join(REPO, "benchmarks")) if name.endswith(".py")}

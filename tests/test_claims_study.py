@@ -14,7 +14,7 @@ from conftest import REPO
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import claims_study  # noqa: E402
-from recipe_config import compose_recipe  # noqa: E402
+from supmam_plugin.recipes.compose import compose_recipe  # noqa: E402
 
 
 @pytest.mark.parametrize("arm", sorted(claims_study.ARMS))

@@ -24,7 +24,7 @@ from supmam_plugin.tasks.pretraining import SupmamPretrainingConfig
 from conftest import REPO
 import sys
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-from recipe_config import check_recipe, compose_recipe  # noqa: E402
+from supmam_plugin.recipes.compose import check_recipe, compose_recipe  # noqa: E402
 
 PAPER = {  # recipe: (target, mask ratio, lambda_cls, cls branch, decoder layers)
     "audiomae": ("spectrogram", 0.8, 0.0, False, 16),

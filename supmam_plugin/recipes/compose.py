@@ -1,4 +1,5 @@
-"""The recipes composed exactly as ``fairseq-hydra-train`` composes them (benchmarks and tests).
+"""The recipes composed exactly as ``fairseq-hydra-train`` composes them (the experiments library,
+benchmarks and tests): what a recipe sets is read from it, not restated elsewhere.
 
 A recipe may set only keys its ``base.yaml`` leaves out: fairseq validates a recipe against a
 schema of its own name whose defaults sit at the recipe's ``_self_`` position, so a key set in
@@ -6,12 +7,13 @@ both would be silently overruled by the base (``check_recipe`` enforces it).
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
-from supmam_plugin.recipes import recipe_dir
+from . import recipe_dir
 
 
 def compose_recipe(family: str, name: str, overrides: list[str] | tuple = (), resolve: bool = False) -> DictConfig:
@@ -22,11 +24,13 @@ def compose_recipe(family: str, name: str, overrides: list[str] | tuple = (), re
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    hydra_init(name)  # the schema fairseq-hydra-train registers under the recipe's name
-    GlobalHydra.instance().clear()
-    with warnings.catch_warnings(), initialize_config_dir(config_dir=recipe_dir(family), version_base="1.1"):
-        warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema.*")
-        cfg = compose(config_name=name, overrides=list(overrides))
+    with warnings.catch_warnings():  # hydra's notes on fairseq's schema-by-name and version_base 1.1
+        warnings.filterwarnings("ignore", message="(?s).*validated against ConfigStore schema")
+        warnings.filterwarnings("ignore", message="(?s).*version_base")
+        hydra_init(name)  # the schema fairseq-hydra-train registers under the recipe's name
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=recipe_dir(family), version_base="1.1"):
+            cfg = compose(config_name=name, overrides=list(overrides))
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=resolve))
     cfg.pop("hydra", None)
     return cfg
@@ -49,3 +53,12 @@ def _leaf_keys(node, prefix: str = "") -> set[str]:
             keys |= _leaf_keys(node._get_node(key), f"{prefix}{key}.")
         return keys
     return {prefix.rstrip(".")}
+
+
+@functools.lru_cache(maxsize=None)
+def method_facts(method: str) -> dict:
+    """What pretraining recipe ``method`` is, read from the composed recipe: {"clap_target": its
+    decoder predicts a teacher's features (``model.target=teacher``), "cls_branch": it reads labels
+    while pretraining (``model.cls_branch``)}."""
+    model = compose_recipe("pretraining", method).model
+    return {"clap_target": model.target == "teacher", "cls_branch": bool(model.cls_branch)}
