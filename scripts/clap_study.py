@@ -24,15 +24,15 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from supmam_plugin.core.captions import read_captions  # noqa: E402
-from supmam_plugin.core.manifest import read_manifest  # noqa: E402
-from supmam_plugin.commands.clap_teacher_run import SMALL_CAPTION_TOWER  # noqa: E402
-from supmam_plugin.commands.demo import ON_CPU, TINY, chance_score, frames_for, is_multi_label  # noqa: E402
-from supmam_plugin.commands.fairseq_runs import (  # noqa: E402
+from supmam_plugin.core.captions import read_captions
+from supmam_plugin.core.manifest import read_manifest
+from supmam_plugin.experiments.clap_teacher import SMALL_CAPTION_TOWER
+from supmam_plugin.experiments.fairseq_runs import (
     console_script, hydra_train_command, log_records, parse_validate_output, run_logged, training_seconds,
     validate_command,
 )
+from supmam_plugin.experiments.folders import chance_score, frames_for, is_multi_label
+from supmam_plugin.experiments.settings import ON_CPU, TINY
 
 SHOWN = ("a2t_R1", "a2t_R10", "a2t_mAP10", "t2a_R1", "t2a_R10", "t2a_mAP10")
 

@@ -20,9 +20,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from supmam_plugin.commands.demo import FROM_SCRATCH, ON_CPU, SMALL_FINETUNING, TINY, frames_for, is_multi_label  # noqa: E402
-from supmam_plugin.commands.fairseq_runs import hydra_train_command, log_records, run_logged  # noqa: E402
+from supmam_plugin.experiments.fairseq_runs import hydra_train_command, log_records, run_logged
+from supmam_plugin.experiments.folders import frames_for, is_multi_label
+from supmam_plugin.experiments.settings import FROM_SCRATCH, ON_CPU, SMALL_FINETUNING, TINY
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 

@@ -52,8 +52,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from supmam_plugin.core.manifest import (  # noqa: E402
+from supmam_plugin.core.manifest import (
     read_class_list, read_labels, read_manifest, write_class_list, write_manifest,
 )
 

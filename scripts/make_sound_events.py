@@ -56,9 +56,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from supmam_plugin.core.manifest import write_class_list, write_manifest  # noqa: E402
-from make_demo_data import colored_noise  # noqa: E402  (the spoken-word data's background noise)
+from supmam_plugin.core.manifest import write_class_list, write_manifest
+from make_demo_data import colored_noise  # the spoken-word data's background noise
 
 SAMPLE_RATE = 16000
 SPLIT_IDS = {"train": 0, "pool": 1, "valid": 2, "test": 3, "test_seen": 4}

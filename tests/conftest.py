@@ -116,7 +116,7 @@ def run_cli(args, timeout=600, env_extra=None, cwd=REPO):
 
 def train_log_records(output: str, tag: str = "train_inner") -> list[dict]:
     """The JSON records fairseq logs (common.log_format=json) under ``tag``."""
-    from supmam_plugin.commands.fairseq_runs import log_records
+    from supmam_plugin.experiments.fairseq_runs import log_records
 
     return log_records(output, tag)
 

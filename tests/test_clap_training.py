@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import CPU_RUN, FIXTURES, REPO, TINY_MODEL, VENV_BIN, TONE_CLIPS, make_labelled_folder, run_cli, train_log_records
-from supmam_plugin.commands.fairseq_runs import log_records, validate_command
+from supmam_plugin.experiments.fairseq_runs import log_records, validate_command
 from supmam_plugin.commands.train_tokenizer import main as train_tokenizer_main
 
 TINY_CLAP = ["model.encoder_layers=2", "model.encoder_embed_dim=192", "model.encoder_heads=3", "model.text_layers=1",

@@ -5,8 +5,10 @@ import shutil
 
 import pytest
 
-from supmam_plugin.commands.demo import draw, main as demo_main, result_line, summarise
-from supmam_plugin.commands.fairseq_runs import parse_validate_output
+from supmam_plugin.commands.demo import main as demo_main
+from supmam_plugin.experiments.demo import draw, summarise
+from supmam_plugin.experiments.demo_result import result_line
+from supmam_plugin.experiments.fairseq_runs import parse_validate_output
 
 from conftest import REPO, make_split_folder
 
@@ -95,7 +97,8 @@ def test_demo_on_a_folder_of_another_layout(tmp_path, tone_dataset, capsys, monk
 def test_the_demo_checks_every_clip_before_it_trains(tmp_path, capsys):
     """Before: a 10-ms test clip stopped the demo only when the test was scored, after all the
     training; a test class no training clip has was scored without a word."""
-    from supmam_plugin.commands.demo import check_clips
+    from supmam_plugin.experiments.folders import check_clips
+    from supmam_plugin.experiments.settings import ExperimentError
 
     data = make_split_folder(tmp_path / "data", ("class_a", "class_b", "class_c"),
                              per_class={"train": 2, "valid": 1, "test": 1})
@@ -106,7 +109,7 @@ def test_the_demo_checks_every_clip_before_it_trains(tmp_path, capsys):
     lines = (tmp_path / "data" / "test.tsv").read_text().splitlines()
     lines[2] = lines[2].split("\t")[0] + "\t160"  # 10 ms at 16 kHz
     (tmp_path / "data" / "test.tsv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(SystemExit, match=r"supmam-demo: .*test\.tsv:3: .*160"):
+    with pytest.raises(ExperimentError, match=r".*test\.tsv:3: .*160"):
         check_clips(data, ["train", "valid", "test"], data, "train")
     with pytest.raises(SystemExit, match=r"supmam-demo: .*test\.tsv:3"):
         demo_main(["--data", data, "--out", str(tmp_path / "out"), "--pretrain-updates", "2"])
@@ -162,7 +165,7 @@ def test_a_finished_run_is_reused_only_for_the_same_command(tmp_path):
 
     import pytest
 
-    from supmam_plugin.commands.fairseq_runs import RunError, finished_output, run_logged
+    from supmam_plugin.experiments.fairseq_runs import RunError, finished_output, run_logged
 
     counter, log = tmp_path / "runs.txt", str(tmp_path / "job.log")
 
@@ -195,7 +198,7 @@ def test_a_finished_run_is_reused_only_for_the_same_command(tmp_path):
 def test_stored_probe_rows_are_reused_only_for_the_same_inputs(tmp_path):
     """stored_rows keeps what it computed beside its key; under reuse the same key returns the stored
     rows without computing, a changed key or reuse=False computes (and stores) again."""
-    from supmam_plugin.commands.demo import stored_rows
+    from supmam_plugin.experiments.runs import stored_rows
 
     path, calls = str(tmp_path / "probes.json"), []
 
@@ -220,18 +223,18 @@ def test_plot_results_refuses_an_unreadable_file_by_name(tmp_path, capsys):
 def test_a_run_made_afresh_never_resumes_an_earlier_checkpoint(tmp_path, tone_dataset):
     """hydra_train without reuse empties the run's folder: an unrelated checkpoint_last.pt left
     there (here: bytes fairseq cannot load) is not resumed by fairseq."""
-    from supmam_plugin.commands.demo import ON_CPU, TINY, hydra_train
+    from supmam_plugin.experiments.runs import hydra_train
+    from supmam_plugin.experiments.settings import ON_CPU, TINY, Workspace
 
     stale = tmp_path / "pretrain_x" / "checkpoint_last.pt"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"not a checkpoint")
     (tmp_path / "logs").mkdir()
     save_dir, reused, seconds = hydra_train(
-        str(tmp_path), "pretrain_x", "pretraining", "audiomae",
+        Workspace(str(tmp_path)), "pretrain_x", "pretraining", "audiomae",
         [f"task.data={tone_dataset}", "task.target_frames=128", "dataset.batch_size=4", *TINY, *ON_CPU,
          "model.decoder_layers=1", "model.decoder_embed_dim=64", "model.decoder_heads=2",
-         "optimization.max_update=2", "optimization.max_epoch=0", "lr_scheduler.warmup_updates=1"],
-        verbose=False)
+         "optimization.max_update=2", "optimization.max_epoch=0", "lr_scheduler.warmup_updates=1"])
     assert not reused and seconds > 0
     log = open(tmp_path / "logs" / "pretrain_x.log").read()
     assert "No existing checkpoint found" in log and "Loaded checkpoint" not in log

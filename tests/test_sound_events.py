@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from conftest import REPO
 from supmam_plugin.commands.demo import main as demo_main
-from supmam_plugin.commands.fairseq_runs import parse_validate_output
+from supmam_plugin.experiments.fairseq_runs import parse_validate_output
 from supmam_plugin.core.manifest import read_class_list, read_labels, read_manifest
 from supmam_plugin.evaluation.labelled_splits import read_labelled_splits
 from supmam_plugin.evaluation.linear_probe import mfcc_baseline
@@ -291,14 +291,14 @@ def test_demo_in_the_labelled_pool_setting_runs_laion_claps_recipe(events, tmp_p
 def test_a_clap_teacher_trained_afresh_never_resumes_an_earlier_checkpoint(events, tmp_path):
     """train_clap_teacher without reuse empties its run's folder: a checkpoint_last.pt left there by an
     earlier teacher (here: bytes fairseq cannot load) is not resumed as if it were this one."""
-    from supmam_plugin.commands.clap_teacher_run import train_clap_teacher
-    from supmam_plugin.commands.demo import ON_CPU, TINY
+    from supmam_plugin.experiments.clap_teacher import train_clap_teacher
+    from supmam_plugin.experiments.settings import ON_CPU, TINY, Workspace
 
     stale = tmp_path / "clap_teacher_s1" / "checkpoint_last.pt"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"not a checkpoint")
     (tmp_path / "logs").mkdir()
-    checkpoint, seconds, reused = train_clap_teacher(str(tmp_path), events, 1, 2, 192, TINY, ON_CPU, batch_size=8)
+    checkpoint, seconds, reused = train_clap_teacher(Workspace(str(tmp_path)), events, 1, 2, 192, TINY, ON_CPU, batch_size=8)
     assert not reused and seconds > 0
     log = open(tmp_path / "logs" / "clap_teacher_s1.log").read()
     assert "No existing checkpoint found" in log and "Loaded checkpoint" not in log
@@ -311,8 +311,8 @@ def test_laion_claps_recipe_on_a_labelled_pool_without_captions(events, tmp_path
     exactly its classes), as LAION-CLAP captioned AudioSet."""
     import shutil
 
-    from supmam_plugin.commands.clap_teacher_run import train_clap_teacher
-    from supmam_plugin.commands.demo import ON_CPU, TINY
+    from supmam_plugin.experiments.clap_teacher import train_clap_teacher
+    from supmam_plugin.experiments.settings import ON_CPU, TINY, Workspace
     from supmam_plugin.core.captions import CaptionTokenizer
 
     labels_only = str(tmp_path / "set")
@@ -320,7 +320,7 @@ def test_laion_claps_recipe_on_a_labelled_pool_without_captions(events, tmp_path
     os.symlink(os.path.join(events, "audio"), os.path.join(labels_only, "audio"))
     out = tmp_path / "out"
     (out / "logs").mkdir(parents=True)
-    checkpoint, _, _ = train_clap_teacher(str(out), labels_only, 1, 2, 192, TINY, ON_CPU, batch_size=8,
+    checkpoint, _, _ = train_clap_teacher(Workspace(str(out)), labels_only, 1, 2, 192, TINY, ON_CPU, batch_size=8,
                                           split="pretrain_labelled", name="clap_labels_only",
                                           extra=["task.label_captions=label"])
     assert os.path.isfile(checkpoint)

@@ -30,8 +30,10 @@ import statistics
 import sys
 import time
 
+from ..experiments.fairseq_runs import (
+    RunError, hydra_train_command, parse_validate_output, run_logged, uses_cpu, validate_command,
+)
 from ..recipes import recipe_dir
-from .fairseq_runs import RunError, hydra_train_command, parse_validate_output, run_logged, uses_cpu, validate_command
 
 FoldError = RunError  # a fold failed; the message names its log
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..recipes import recipe_names
+from ..recipes.compose import method_facts
+
 METHOD_NAMES = {"audiomae": "AudioMAE", "mam_clap": "MAM-CLAP", "supmam": "SupMAM", "supmam_clap": "SupMAM-CLAP",
                 "scratch": "from scratch"}
-CLAP_TARGET = ("mam_clap", "supmam_clap")  # the methods whose target is a teacher's features
 ENCODER_TEACHER_NAMES = ("checkpoint_encoder", "supmam")  # today's name and the old one
 
 
@@ -27,6 +29,12 @@ def teacher_label(result: dict) -> str:
 def method_label(name: str, teacher: str) -> str:
     """A method's name for people; the CLAP methods say which teacher (``teacher``: teacher_label)
     made their targets."""
-    if name in CLAP_TARGET:
+    if has_clap_target(name):
         return f"{METHOD_NAMES[name]} ({teacher})"
     return METHOD_NAMES[name]
+
+
+def has_clap_target(name: str) -> bool:
+    """Whether ``name`` is a pretraining recipe whose decoder predicts a teacher's features (read from
+    the composed recipe: model.target=teacher)."""
+    return name in recipe_names("pretraining") and method_facts(name)["clap_target"]

@@ -1,5 +1,5 @@
-"""Running fairseq's own command-line tools from our commands and scripts (ESC-50 folds, the demo,
-studies): build their command lines, find them in this Python environment, log their output, and
+"""Running fairseq's own command-line tools from the experiments and commands (ESC-50 folds, the demo,
+studies): the one place that builds their command lines, find them in this Python environment, log their output, and
 read what fairseq prints (fairseq-validate's summary, JSON log records, the training time)."""
 from __future__ import annotations
 
@@ -49,10 +49,12 @@ def hydra_train_command(config_dir: str, recipe: str, save_dir: str, overrides: 
 
 
 def validate_command(data: str, checkpoint: str, subset: str, batch_size: int, cpu: bool,
-                     task: str = "supmam_audio_classification") -> list[str]:
-    """``fairseq-validate`` of ``checkpoint`` on ``subset`` of the manifest folder ``data``."""
+                     task: str = "supmam_audio_classification", model_overrides: dict | None = None) -> list[str]:
+    """``fairseq-validate`` of ``checkpoint`` on ``subset`` of the manifest folder ``data``
+    (``model_overrides``: fairseq's --model-overrides, a dict of the saved config's keys)."""
     return [console_script("fairseq-validate"), data, "--user-dir", PLUGIN_DIR, "--path", checkpoint, "--task", task,
-            "--valid-subset", subset, "--batch-size", str(batch_size)] + (["--cpu"] if cpu else [])
+            "--valid-subset", subset, "--batch-size", str(batch_size)] + (["--cpu"] if cpu else []) \
+        + (["--model-overrides", repr(model_overrides)] if model_overrides is not None else [])
 
 
 def training_seconds(output: str) -> float:
