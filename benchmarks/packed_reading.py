@@ -65,7 +65,7 @@ def main(argv=None) -> None:
 
     from omegaconf import OmegaConf
 
-    from supmam_plugin.commands.pack_manifest import pack
+    from supmam_plugin.core.packing import pack
     from supmam_plugin.core.manifest import read_manifest, write_manifest
     from supmam_plugin.data.audio_clip_dataset import AudioClipDataset
 

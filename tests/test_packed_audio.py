@@ -12,7 +12,7 @@ import torch
 from conftest import make_split_folder, tone, write_audio
 from omegaconf import OmegaConf
 
-from supmam_plugin.commands.pack_manifest import pack
+from supmam_plugin.core.packing import pack
 from supmam_plugin.commands.validate_manifest import validate
 from supmam_plugin.core.audio import AudioFileError, read_mono
 from supmam_plugin.core.captions import TOKENIZER_FILE, train_tokenizer

@@ -8,8 +8,9 @@ import torch
 
 from conftest import CPU_RUN, TINY_MODEL, run_cli
 from supmam_plugin.commands import plot_curves, plot_reconstruction
-from supmam_plugin.commands.plot_curves import curves_of, draw_curves, panel_layout, parse_fairseq_log, run_group
-from supmam_plugin.commands.plot_reconstruction import denormalise_patches, reconstruct, unpatchify
+from supmam_plugin.pictures import reconstruction, training_curves
+from supmam_plugin.pictures.training_curves import curves_of, draw_curves, panel_layout, parse_fairseq_log, run_group
+from supmam_plugin.pictures.reconstruction import denormalise_patches, reconstruct, unpatchify
 from supmam_plugin.models.supmam_model import normalise_patches, patchify
 
 RUNS = {
@@ -175,15 +176,15 @@ def test_plot_reconstruction(target, runs, tone_dataset, tmp_path, capsys):
 def test_reconstruction_model_output(runs, tone_dataset):
     """The command's model is the checkpoint's: same weights, deterministic mask of the right ratio."""
     checkpoint = os.path.join(runs["spectrogram"], "checkpoint_last.pt")
-    model, info = plot_reconstruction.load_pretraining_model(checkpoint)
+    model, info = reconstruction.load_pretraining_model(checkpoint)
     assert info["num_updates"] == 2 and info["num_classes"] == 2 and not model.training
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
     assert torch.equal(model.state_dict()["head.0.weight"], saved["head.0.weight"])
-    clip = plot_reconstruction.load_clip(_audio(tone_dataset), model)
+    clip = reconstruction.load_clip(_audio(tone_dataset), model)
     # clip2 is 1.5 s at 16 kHz: cut to its first 128 frames (400 + 127 x 160 samples), as in training
     assert clip["source"].shape == (1, 400 + 127 * 160)
-    first = plot_reconstruction.run_model(model, clip, clip_id=3)
-    again = plot_reconstruction.run_model(model, clip, clip_id=3)
+    first = reconstruction.run_model(model, clip, clip_id=3)
+    again = reconstruction.run_model(model, clip, clip_id=3)
     assert first["fbank"].shape == (1, 128, 128) and first["prediction"].shape == (1, 64, 256)
     assert torch.equal(first["mask"], again["mask"]) and torch.equal(first["prediction"], again["prediction"])
     assert int(first["mask"].sum()) == 64 - int(64 * (1 - model.cfg.mask_ratio) + 1e-6)
@@ -211,7 +212,7 @@ def test_plot_curves_from_run_folders(runs, tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == out
     # both are pretraining runs: one row; supmam logs the cls branch, mam_clap masked + visible losses
     parsed = [curves_of(parse_fairseq_log(open(log).read())) for log in
-              plot_curves.find_logs(runs["spectrogram"]) + plot_curves.find_logs(runs["clap"])]
+              training_curves.find_logs(runs["spectrogram"]) + training_curves.find_logs(runs["clap"])]
     assert panel_layout(parsed) == [("pretraining", [
         ("loss", ("loss",)), ("target loss", ("target_loss", "masked_loss", "visible_loss")),
         ("classification branch: cls_loss", ("cls_loss",)),
