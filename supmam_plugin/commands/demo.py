@@ -86,8 +86,9 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["supmam"],
                         choices=recipe_names("pretraining"),
                         help="pretraining recipes to compare with fine-tuning from scratch (default: supmam)")
-    parser.add_argument("--teacher", default="laion_clap", choices=teacher_names(),
-                        help="model.teacher of the CLAP methods (mam_clap, supmam_clap)")
+    parser.add_argument("--teacher", default=None, choices=teacher_names(),
+                        help="model.teacher of the CLAP methods (default: their recipe's, laion_clap); a teacher "
+                             "registered with @register_teacher is a choice")
     parser.add_argument("--teacher-checkpoint", default=None,
                         help="model.teacher_checkpoint: laion_clap: a LAION-CLAP .pt (default: $SUPMAM_CLAP_CHECKPOINT, "
                              "else the RANDOM teacher); checkpoint_encoder (old name: supmam): a checkpoint of this plugin (e.g. a fine-tuned "

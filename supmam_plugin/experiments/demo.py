@@ -11,9 +11,10 @@ import json
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..evaluation.results import has_clap_target, mean_std
+from ..recipes.compose import method_facts
 from .clap_teacher import caption_split
 from .demo_result import result_line
 from .fairseq_runs import console_script, run_logged
@@ -46,9 +47,13 @@ class DemoSettings:
 
 
 
-def checked_teacher(teacher: TeacherSettings, folders: Folders) -> TeacherSettings:
-    """The teacher settings with the recipe's model.teacher filled in; contradictions refused."""
+def checked_teacher(teacher: TeacherSettings, folders: Folders, methods: list[str]) -> TeacherSettings:
+    """The teacher settings with model.teacher filled in (the teacher recipe's, else the one given, else
+    the first CLAP method's recipe's); contradictions refused."""
     recipe = teacher.recipe
+    clap_methods = [m for m in methods if has_clap_target(m)]
+    if teacher.name is None:
+        teacher = replace(teacher, name=method_facts(clap_methods[0])["teacher"] if clap_methods else "laion_clap")
     if recipe is None and teacher.name == "clap" and not teacher.checkpoint:
         recipe = "pool-captions"  # what --teacher clap alone has always trained
     if recipe and teacher.checkpoint:
@@ -137,7 +142,7 @@ class DemoRun:
         self.folders = read_folders(s.data, s.pretrain_data, s.setting, s.frames, s.multi_label, s.also_score)
         self.ws = Workspace(os.path.abspath(s.out), s.verbose, s.reuse)
         os.makedirs(os.path.join(self.ws.out, "logs"), exist_ok=True)
-        self.teacher = checked_teacher(s.teacher, self.folders)
+        self.teacher = checked_teacher(s.teacher, self.folders, s.methods)
         self.clap = any(has_clap_target(m) for m in s.methods)
         self.finetune = finetune_overrides(s.budget, self.folders.data, self.folders)
         self.made_teacher = None  # teacher_targets' dict: one for all seeds, or one per seed when trained here

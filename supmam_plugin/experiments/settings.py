@@ -47,10 +47,10 @@ class Budget:
 
 @dataclass
 class TeacherSettings:
-    """The CLAP methods' teacher: ``name`` (``model.teacher``) with ``checkpoint``, or one trained here by
-    ``recipe`` (teacher_recipes.TEACHER_RECIPES) whose classifier starts from ``start``."""
+    """The CLAP methods' teacher: ``name`` (``model.teacher``; None: the recipe's own) with ``checkpoint``,
+    or one trained here by ``recipe`` (teacher_recipes.TEACHER_RECIPES) whose classifier starts from ``start``."""
 
-    name: str = "laion_clap"
+    name: str | None = None
     checkpoint: str | None = None
     recipe: str | None = None
     start: str = "audiomae"

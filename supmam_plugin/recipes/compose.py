@@ -59,6 +59,6 @@ def _leaf_keys(node, prefix: str = "") -> set[str]:
 def method_facts(method: str) -> dict:
     """What pretraining recipe ``method`` is, read from the composed recipe: {"clap_target": its
     decoder predicts a teacher's features (``model.target=teacher``), "cls_branch": it reads labels
-    while pretraining (``model.cls_branch``)}."""
+    while pretraining (``model.cls_branch``), "teacher": its ``model.teacher``}."""
     model = compose_recipe("pretraining", method).model
-    return {"clap_target": model.target == "teacher", "cls_branch": bool(model.cls_branch)}
+    return {"clap_target": model.target == "teacher", "cls_branch": bool(model.cls_branch), "teacher": model.teacher}
