@@ -74,7 +74,7 @@ def settings_of(args: argparse.Namespace) -> DemoSettings:
                         reuse=args.reuse, verbose=args.verbose, budget=budget, teacher=teacher)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.path.join("data", "demo"),
                         help="manifest folder with train/valid/test splits ({split}.tsv, {split}.label, "
@@ -148,7 +148,11 @@ def main(argv=None) -> int:
                              "stopped; likewise the linear probes and the MFCC baseline kept in OUT/logs, so one call "
                              "can merge seeds run by several calls at once); off: every run is made afresh")
     parser.add_argument("--verbose", action="store_true", help="stream fairseq's output")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.workers > 1:  # one thread per run: a 2-thread torch job slows ~5x beside another (BENCHMARKS.md)
         import torch
 
