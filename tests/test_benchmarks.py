@@ -18,12 +18,9 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBER = r"\d+(?:\.\d+)?"
-# decoder_ab.py compares the current decoder with an older commit's (its documented example)
-OLD_DECODER_COMMIT = "458ab0c"
-OLD_DECODER_FILE = "supmam_plugin/models/window_decoder.py"
 
 # (script, arguments, patterns that must each match a line of its output). "{tmp}" is the test's
-# temporary folder and "{old_repo}" a checkout of OLD_DECODER_COMMIT's decoder.
+# temporary folder.
 CASES = [
     pytest.param(
         "pretraining_step.py",
@@ -60,13 +57,6 @@ CASES = [
         [r"^supmam tiny, batch 1, fp32: 3 both block\(s\) compiled \(aot_eager\)",
          rf"^eager median {NUMBER} s, compiled median {NUMBER} s; compiled/eager: paired median {NUMBER}x"],
         id="compiled_blocks"),
-    pytest.param(
-        "decoder_ab.py",
-        ["--old-repo", "{old_repo}", "--variants", "supmam", "--size", "tiny", "--batch", "1", "--rounds", "1",
-         "--warmup", "0", "--steps-per-visit", "1"],
-        [r"supmam before: .* SwinTransformerBlock", r"supmam after: .* AudioMAESwinBlock",
-         rf"^supmam +before median {NUMBER} s .* after/before: paired median {NUMBER}"],
-        id="decoder_ab"),
     pytest.param(
         "precision.py",
         ["--variant", "supmam", "--sizes", "tiny", "--batch", "1", "--rounds", "1", "--modes", "fp32", "bf16"],
@@ -131,25 +121,9 @@ CASES = [
 ]
 
 
-def old_decoder_checkout(root) -> str:
-    """A folder laid out as a checkout, holding OLD_DECODER_COMMIT's decoder (all decoder_ab.py reads)."""
-    shown = subprocess.run(["git", "show", f"{OLD_DECODER_COMMIT}:{OLD_DECODER_FILE}"], cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    if shown.returncode != 0:
-        pytest.skip(f"needs the repository's git history (commit {OLD_DECODER_COMMIT})")
-    path = os.path.join(root, "old", OLD_DECODER_FILE)
-    os.makedirs(os.path.dirname(path))
-    with open(path, "w") as f:
-        f.write(shown.stdout)
-    return os.path.join(root, "old")
-
-
 @pytest.mark.parametrize("script, args, patterns", CASES)
 def test_benchmark_runs_and_prints_its_figures(script, args, patterns, tmp_path):
-    places = {"tmp": str(tmp_path)}
-    if "{old_repo}" in args:
-        places["old_repo"] = old_decoder_checkout(tmp_path)
-    args = [a.format(**places) for a in args]
+    args = [a.format(tmp=tmp_path) for a in args]
     # one thread, as the suite runs; TMPDIR keeps the scripts' scratch audio in the test's folder
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", TMPDIR=str(tmp_path))
     run = subprocess.run([sys.executable, os.path.join("benchmarks", script), *args], cwd=REPO,
