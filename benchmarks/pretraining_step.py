@@ -20,28 +20,23 @@ best burst, the median over rounds of (step GFLOP/s / that round's burst) and of
 the mean of the sustained rates around that step). The optimizer is the recipes' (supmam_adamw,
 torch_fused=true) unless --optimizers says otherwise.
 
-    python benchmarks/pretraining_step.py                         # CPU: B=2, vitb and tiny
-    python benchmarks/pretraining_step.py --sizes tiny --steps 10
-    python benchmarks/pretraining_step.py --device cuda --dtype bf16 --batch 32
+    python -m benchmarks.pretraining_step                         # CPU: B=2, vitb and tiny
+    python -m benchmarks.pretraining_step --sizes tiny --steps 10
+    python -m benchmarks.pretraining_step --device cuda --dtype bf16 --batch 32
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
-import os
 import statistics
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
-from common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE, VARIANTS  # noqa: E402
+import torch
 
-import torch  # noqa: E402
-
-import flops  # noqa: E402
+from . import common, flops
+from .common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE, VARIANTS
 
 
 def make_sample(batch: int, num_classes: int, device, with_teacher_audio: bool, token_map=None, seed: int = 0):
@@ -221,11 +216,11 @@ def memory_probe(args) -> None:
 
 def probe_memory_in_subprocess(config: Config, args) -> dict | None:
     mode = config.teacher_mode or "none"
-    command = [sys.executable, os.path.abspath(__file__), "--probe-memory", f"{config.variant}:{config.size}:{mode}",
-               "--batch", str(args.batch), "--num-classes", str(args.num_classes), "--device", "cpu",
-               "--dtype", args.dtype, "--threads", str(torch.get_num_threads()), "--optimizers", args.optimizers[0],
+    options = ["--probe-memory", f"{config.variant}:{config.size}:{mode}", "--batch", str(args.batch),
+               "--num-classes", str(args.num_classes), "--device", "cpu", "--dtype", args.dtype,
+               "--threads", str(torch.get_num_threads()), "--optimizers", args.optimizers[0],
                "--host-memory", args.host_memory]
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    result = common.run_module(__spec__.name, options, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -417,15 +412,11 @@ def main():
     parser.add_argument("--json", default="", help="also write all figures to this JSON file")
     parser.add_argument("--probe-memory", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not args.batch:
-        args.batch = 32 if args.device.startswith("cuda") else 2
+    args.batch = common.default_batch(args.batch, args.device)
     if args.probe_memory:
         memory_probe(args)
         return
-    device = common.setup(args)
-    torch.manual_seed(0)
-    print(common.machine_summary(device))
-    print(f"command: {' '.join(sys.argv)}")
+    device = common.begin(args)
     start = time.time()
     out = {"machine": common.machine_summary(device), "args": vars(args), "sizes": {}}
     for size in args.sizes:

@@ -10,27 +10,23 @@ matrix products by shape with the rate each reached inside the step against the 
 rate: their FLOP-weighted rate is the step's ceiling (what it would reach if everything that is
 not a matmul cost nothing).
 
-    python benchmarks/step_profile.py
-    python benchmarks/step_profile.py --variant audiomae --size vitb --steps 3
-    python benchmarks/step_profile.py --variant supmam_clap --teacher online
+    python -m benchmarks.step_profile
+    python -m benchmarks.step_profile --variant audiomae --size vitb --steps 3
+    python -m benchmarks.step_profile --variant supmam_clap --teacher online
 """
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import statistics
-import sys
 import time
 from collections import defaultdict
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import VARIANTS  # noqa: E402
+import torch
 
-import torch  # noqa: E402
-
-import flops  # noqa: E402
-from pretraining_step import single_config  # noqa: E402
+from . import common, flops
+from .common import VARIANTS
+from .pretraining_step import single_config
 
 
 class StageTimer:
@@ -117,6 +113,31 @@ def matmul_flops(name: str, shapes: list) -> tuple | None:
     return (tuple(a), tuple(b)), 2 * a[0] * a[1] * b[1]
 
 
+def check_matmul_flops() -> None:
+    """--check-matmul-flops: what ``matmul_flops`` reads from the profiler's recorded shapes for a few
+    known products (a linear layer's addmm (7, 24) @ (24, 40), an mm (7, 24) @ (24, 7), a bmm
+    (3, 7, 24) @ (3, 24, 5) and a relu, which is none), beside torch's own FlopCounterMode count of
+    the same products: one JSON line."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    linear, a, b = torch.nn.Linear(24, 40), torch.randn(7, 24), torch.randn(3, 24, 5)
+
+    def products():
+        linear(a)
+        a @ a.t()
+        torch.bmm(a.expand(3, 7, 24), b)
+        a.relu()
+
+    with FlopCounterMode(display=False) as count:  # apart: the mode's dispatch would show in the profile
+        products()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        products()
+    found = [matmul_flops(e.name, e.input_shapes) for e in prof.events()]
+    products_found = [[list(a), list(b), flop] for (a, b), flop in (f for f in found if f is not None)]
+    print(json.dumps({"products": products_found, "flop_counter": count.get_total_flops()}))
+
+
 def matmul_shapes(events, self_time, sustained: float, top: int) -> None:
     """Print the step's matrix products by (operator, shapes): calls, seconds, GFLOP, and the rate
     reached inside the step as % of the sustained rate; then the ceiling of the whole step."""
@@ -157,14 +178,16 @@ def main():
     parser.add_argument("--num-classes", type=int, default=527)
     parser.add_argument("--top", type=int, default=20, help="operators listed from the profiler")
     parser.add_argument("--no-profiler", action="store_true", help="skip the torch.profiler pass")
+    parser.add_argument("--check-matmul-flops", action="store_true",
+                        help="check the FLOPs read from the profiler's shapes against torch's FlopCounterMode on "
+                             "a few known products, print both (JSON) and stop")
     common.add_peak_size_arg(parser)
     args = parser.parse_args()
-    if not args.batch:
-        args.batch = 32 if args.device.startswith("cuda") else 2
-    device = common.setup(args)
-    torch.manual_seed(0)
-    print(common.machine_summary(device))
-    print(f"command: {' '.join(sys.argv)}")
+    if args.check_matmul_flops:
+        check_matmul_flops()
+        return
+    args.batch = common.default_batch(args.batch, args.device)
+    device = common.begin(args)
 
     from supmam_plugin.models import supmam_model
 
