@@ -3,7 +3,7 @@ fresh process that builds the supmam_clap model and takes one training step from
 with the teacher built whole (before issue 26) and left unbuilt (``teacher_cached``, what
 ``supmam_pretraining`` does with a cache), each in its own process, in one run.
 
-    python benchmarks/cached_teacher_memory.py [--size vitb] [--batch 2]
+    python -m benchmarks.cached_teacher_memory [--size vitb] [--batch 2]
 """
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+from . import common
 
 
 def one_process(size: str, batch: int, teacher_cached: bool) -> dict:
@@ -23,7 +22,7 @@ def one_process(size: str, batch: int, teacher_cached: bool) -> dict:
 
     import torch
 
-    from pretraining_step import make_sample
+    from .pretraining_step import make_sample
     from supmam_plugin.criterions.supmam_loss import SupmamCriterion, SupmamCriterionConfig
     from supmam_plugin.models.supmam_model import SupmamConfig, SupmamModel
 
@@ -52,11 +51,12 @@ def main(argv=None) -> None:
     if args.child:
         print(json.dumps(one_process(args.size, args.batch, args.child == "cached")))
         return
-    print(common.machine_summary(common.setup(argparse.Namespace(device="cpu", dtype="fp32", threads=1))))
+    common.begin(argparse.Namespace(device="cpu", dtype="fp32", threads=1), seed=None, command=False)
     rows = {}
     for mode in ("built", "cached"):
-        out = subprocess.run([sys.executable, __file__, "--size", args.size, "--batch", str(args.batch), "--child", mode],
-                             stdout=subprocess.PIPE, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        out = common.run_module(__spec__.name, ["--size", args.size, "--batch", str(args.batch), "--child", mode],
+                                stdout=subprocess.PIPE, text=True, check=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
         rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"\nsupmam_clap {args.size}, batch {args.batch}, targets from a cached map, one training step:\n")
     print("| teacher | peak RSS (MB) | teacher parameters | laion-clap's HTS-AT imported |")

@@ -9,21 +9,19 @@ size (--sizes: vitb 12 x 768 or tiny 2 x 192), the caption tower the recipes' (4
 HTSAT-tiny whatever the size (LAION-CLAP's 630k releases). The configurations are stepped in turn,
 round after round, so that the ratios compare steps taken under the same load.
 
-    python benchmarks/clap_step.py                      # CPU: B=2, sizes tiny and vitb
-    python benchmarks/clap_step.py --device cuda --batch 32 --dtype bf16
+    python -m benchmarks.clap_step                      # CPU: B=2, sizes tiny and vitb
+    python -m benchmarks.clap_step --device cuda --batch 32 --dtype bf16
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
-import os
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
-from common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE  # noqa: E402
+import torch
 
-import torch  # noqa: E402
+from . import common
+from .common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE
 
 CAPTION_PIECES = 16
 VOCAB = 1000
@@ -66,7 +64,7 @@ def clap_run(size: str, tower: str, batch: int, device):
 
 
 def supmam_run(size: str, batch: int, device):
-    from pretraining_step import make_sample
+    from .pretraining_step import make_sample
 
     model, criterion, _, _ = common.build_variant("supmam", size, 527)
     return model.to(device).train(), criterion, make_sample(batch, 527, device, with_teacher_audio=False)
@@ -79,9 +77,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=0, help="clips per step (default: 2 on CPU, 32 on GPU)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (one untimed round first)")
     args = parser.parse_args()
-    device = common.setup(args)
-    args.batch = args.batch or (32 if device.type == "cuda" else 2)
-    print(common.machine_summary(device))
+    device = common.begin(args, seed=None, command=False)
+    args.batch = common.default_batch(args.batch, device)
     print(f"batch {args.batch}, {CLIP_SECONDS:.0f}-s clips, {args.dtype}, {args.rounds} rounds")
     for size in args.sizes:
         runs = {"supmam": supmam_run(size, args.batch, device),

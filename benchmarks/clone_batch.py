@@ -6,24 +6,20 @@ step) and with its cached map, and for AudioMAE (no teacher).
 A step here is what one rank does per update minus the file reading: fbank of the clips' waveforms
 (in the model, as ``task.fbank_in_dataloader=false``), the teacher (online) or its map's resize
 (cached), encoder, decoder, head, loss, backward, AdamW. Reading fewer clips per step also saves
-the data loader's work (``benchmarks/reading.py``, ``packed_reading.py``), not counted here.
+the data loader's work (``benchmarks.reading``, ``benchmarks.packed_reading``), not counted here.
 
-    python benchmarks/clone_batch.py                      # CPU: tiny model, M = 16
-    python benchmarks/clone_batch.py --size vitb --masked 8 --clones 1 2 4 8
-    python benchmarks/clone_batch.py --device cuda --size vitb --masked 256 --dtype bf16
+    python -m benchmarks.clone_batch                      # CPU: tiny model, M = 16
+    python -m benchmarks.clone_batch --size vitb --masked 8 --clones 1 2 4 8
+    python -m benchmarks.clone_batch --device cuda --size vitb --masked 256 --dtype bf16
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
+import torch
 
-import torch  # noqa: E402
-
-from pretraining_step import make_sample  # noqa: E402
+from . import common
+from .pretraining_step import make_sample
 
 
 def main(argv=None) -> None:
@@ -34,8 +30,7 @@ def main(argv=None) -> None:
     parser.add_argument("--clones", type=int, nargs="+", default=[1, 2, 4, 8], help="values of K")
     parser.add_argument("--rounds", type=int, default=4, help="timed rounds (each K stepped in turn)")
     args = parser.parse_args(argv)
-    device = common.setup(args)
-    print(common.machine_summary(device))
+    device = common.begin(args, seed=None, command=False)
     runs = []  # (label, K, model, criterion, optimizer, sample)
     for variant, modes in (("supmam_clap", ("online", "cached")), ("audiomae", (None,))):
         for mode in modes:
@@ -79,7 +74,7 @@ def main(argv=None) -> None:
         base.setdefault(label, rate if k == 1 else None)
         ratio = f"{rate / base[label]:.2f}x" if base[label] else ""
         print(f"| {label} | {k} | {clips} | {best:.3f} | {rate:.1f} | {ratio} |")
-    print(f"\ncommand: benchmarks/clone_batch.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+    print(f"\ncommand: {common.command_line(argv)}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Shared helpers of the benchmark scripts: machine facts, the matmul peak, memory, the four
-pretraining variants (read from the recipes) and real-looking audio.
+"""Shared set-up of the benchmarks: the start of a run (device, threads, seed, the machine and the
+command line printed first), a benchmark run again in a fresh process, machine facts, the matmul
+peak, memory, the four pretraining variants (read from the recipes) and real-looking audio.
 
-The scripts run as ``python benchmarks/<name>.py`` from the repository root; this module puts
-the repository on ``sys.path`` so that ``supmam_plugin`` imports without an install.
+The benchmarks run as ``python -m benchmarks.NAME`` from the repository root (see
+``benchmarks/__init__.py``); ``supmam_plugin`` is the installed package (``make install``).
 """
 from __future__ import annotations
 
@@ -10,20 +11,21 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 import warnings
 from contextlib import nullcontext
 
+import numpy as np
+import torch
+
+# the repository's root: where ``python -m benchmarks.NAME`` finds this package (a benchmark's own
+# subprocess runs there) and where the recipes and data/demo lie
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 RECIPES = os.path.join(REPO, "examples", "supmam", "pretraining")
 VARIANTS = ("audiomae", "mam_clap", "supmam", "supmam_clap")
@@ -96,6 +98,12 @@ def add_peak_size_arg(parser) -> None:
                         help="side of the square matmul for the peak (small: a quick run, a rougher peak)")
 
 
+def default_batch(batch: int, device) -> int:
+    """--batch as given, else the benchmarks' default: 32 clips on a GPU, 2 on the CPU (``device``:
+    a torch.device or its name)."""
+    return batch or (32 if str(device).startswith("cuda") else 2)
+
+
 def setup(args) -> torch.device:
     if getattr(args, "host_memory", "glibc") == "keep":
         from supmam_plugin.core.host_memory import keep_freed_memory
@@ -108,6 +116,37 @@ def setup(args) -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return device
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """How this run was started, as a user types it: ``python -m benchmarks.NAME ARGS``."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    name = spec.name if spec is not None else sys.argv[0]
+    return " ".join(["python -m", name, *(sys.argv[1:] if argv is None else argv)])
+
+
+def begin(args, seed: int | None = 0, command: bool = True) -> torch.device:
+    """The start of a benchmark's run: ``setup(args)``, torch's seed (``None``: left unseeded), then
+    the machine's summary and (``command``) the command line printed first. Returns the device."""
+    device = setup(args)
+    if seed is not None:
+        torch.manual_seed(seed)
+    print(machine_summary(device))
+    if command:
+        print(f"command: {command_line()}")
+    return device
+
+
+def module_command(module: str, args: list[str]) -> list[str]:
+    """``python -m MODULE ARGS`` with this interpreter: a benchmark run again in a fresh process (to
+    measure its memory, its allocator, a compile that may hang). Run it with ``cwd=REPO``, where
+    the package imports. ``module``: the benchmark's ``__spec__.name``."""
+    return [sys.executable, "-m", module, *args]
+
+
+def run_module(module: str, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` of ``module_command(module, args)`` from the repository's root."""
+    return subprocess.run(module_command(module, args), cwd=REPO, **kwargs)
 
 
 def autocast(device: torch.device, dtype: str):

@@ -8,23 +8,17 @@ calls. The two models step in turn, alternating which goes first, and the paired
 compiled step minus an eager step; inductor keeps compiled graphs in its on-disk cache, so a second
 run on the same machine shows much less).
 
-    python benchmarks/compiled_blocks.py --variant audiomae --size vitb --threads 2 --rounds 8
-    python benchmarks/compiled_blocks.py --variant supmam_clap --blocks decoder --device cuda --dtype bf16 --batch 32
+    python -m benchmarks.compiled_blocks --variant audiomae --size vitb --threads 2 --rounds 8
+    python -m benchmarks.compiled_blocks --variant supmam_clap --blocks decoder --device cuda --dtype bf16 --batch 32
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import VARIANTS  # noqa: E402
-
-import torch  # noqa: E402
-
-from pretraining_step import single_config, train_step  # noqa: E402
+from . import common
+from .common import VARIANTS
+from .pretraining_step import single_config, train_step
 
 BLOCKS = ("encoder", "decoder", "both")
 
@@ -52,10 +46,7 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each model after the compile")
     parser.add_argument("--rounds", type=int, default=6, help="timed pairs (eager, compiled)")
     args = parser.parse_args(argv)
-    device = common.setup(args)
-    print(common.machine_summary(device))
-    print(f"command: {' '.join(sys.argv)}")
-    torch.manual_seed(0)
+    device = common.begin(args)
     configs = {name: single_config(args.variant, args.size, "cached", args.batch, 527, "supmam_adamw-fused", device)
                for name in ("eager", "compiled")}
     configs["compiled"].model.load_state_dict(configs["eager"].model.state_dict())

@@ -9,9 +9,9 @@
    ``fbank_in_dataloader``, and with teacher audio at 48 kHz (``TeacherInputDataset``, LAION-CLAP's input).
    clips/s counts the whole epoch (workers' start-up included); "steady" drops the first batch.
 
-    python benchmarks/fbank.py
-    python benchmarks/fbank.py --clips 128 --loader-batch 16 --workers 0 2
-    python benchmarks/fbank.py --skip-loader --device cuda
+    python -m benchmarks.fbank
+    python -m benchmarks.fbank --clips 128 --loader-batch 16 --workers 0 2
+    python -m benchmarks.fbank --skip-loader --device cuda
 """
 from __future__ import annotations
 
@@ -20,16 +20,13 @@ import gc
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE  # noqa: E402
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from . import common
+from .common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE
 
 
 def bench_batch_fbank(args, device) -> list[dict]:
@@ -134,9 +131,7 @@ def main():
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tmpdir", default=None, help="where to write the audio (default: the system's)")
     args = parser.parse_args()
-    device = common.setup(args)
-    print(common.machine_summary(device))
-    print(f"command: {' '.join(sys.argv)}")
+    device = common.begin(args, seed=None)
 
     print(f"\nbatch_fbank (Kaldi fbank 25/10 ms, 128 mel, pad to 1024 frames, normalise), 10 s clips at 16 kHz, "
           f"device {device}, threads {torch.get_num_threads()}:")

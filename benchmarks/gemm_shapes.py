@@ -1,24 +1,21 @@
 """The ceiling of a pretraining step on this CPU: the matmul rate of the step's OWN GEMM shapes
 against the square matmul peak the other benchmarks divide by, measured in one run.
 
-A ViT-B step is 95-99% matmul (``benchmarks/step_profile.py``). Its GEMMs are linear layers:
+A ViT-B step is 95-99% matmul (``benchmarks.step_profile``). Its GEMMs are linear layers:
 forward Y = X W^T, backward dX = dY W and dW = dY^T X, with X of rows = clips x tokens. The encoder
 sees the visible tokens (AudioMAE at mask 0.8: 102 + [CLS] a clip; 0.4: 307 + 1) at width 768; the
 decoder sees all 512 patches at width 512 (MLP 2048). When the rate of these shapes is below the
 square peak, no change to the plugin's code outside the GEMM library lifts the step above it.
 
-    python benchmarks/gemm_shapes.py --threads 1 --batch 2
+    python -m benchmarks.gemm_shapes --threads 1 --batch 2
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import torch
 
-import torch  # noqa: E402
+from . import common
 
 
 def linear_shapes(rows: int, width: int, mlp: int) -> list[tuple[str, int, int, int]]:
@@ -50,8 +47,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=2, help="clips a step")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args(argv)
-    device = common.setup(args)
-    print(common.machine_summary(device))
+    device = common.begin(args, seed=None, command=False)
     peak = common.matmul_peak(device, args.peak_size, args.reps)
     cases = [("encoder, mask 0.8 (audiomae)", linear_shapes(args.batch * 103, 768, 3072)),
              ("encoder, mask 0.4 (supmam)", linear_shapes(args.batch * 308, 768, 3072)),

@@ -4,7 +4,7 @@ in one JSON file, in under 8 minutes.
     bash benchmarks/gpu_check.sh                        # on a GPU machine: writes gpu_check.json
     bash benchmarks/gpu_check.sh results/h200.json      # or --out results/h200.json
     bash benchmarks/gpu_check.sh --cpu-tiny out.json    # the same code on the CPU, tiny model, < 1 min
-    python benchmarks/gpu_check.py --device cpu --size tiny --out out.json   # = --cpu-tiny
+    python -m benchmarks.gpu_check --device cpu --size tiny --out out.json   # = --cpu-tiny, no time limit
 
 Sections (each in its own try: a failure is kept as {"error": ...} and the rest still runs; the
 JSON is rewritten after every section, so a run cut short keeps what it measured):
@@ -19,7 +19,7 @@ JSON is rewritten after every section, so a run cut short keeps what it measured
              also with the random HTS-AT teacher online) and of fine-tuning (SupmamClassifier +
              supmam_classification, the as2m recipe's model settings), each at the largest
              power-of-two batch that fits: doubling from a small batch, catching out-of-memory
-             errors, capped (512 on a GPU). Step time, clips/s, analytic FLOPs (benchmarks/flops.py)
+             errors, capped (512 on a GPU). Step time, clips/s, analytic FLOPs (benchmarks.flops)
              and MFU against the table peak (the measured one where the table has no entry, as on
              a CPU), peak memory (torch.cuda.max_memory_allocated; peak RSS on a CPU).
   attention  which attention kernels ran: the SDPA backends torch allows, and the attention ops and
@@ -57,14 +57,10 @@ import time
 import traceback
 from types import SimpleNamespace
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
-from common import SAMPLE_RATE  # noqa: E402
+import torch
 
-import torch  # noqa: E402
-
-import flops  # noqa: E402
-import pretraining_step  # noqa: E402
+from . import common, flops, pretraining_step
+from .common import SAMPLE_RATE
 
 START = time.monotonic()
 DTYPE = "bf16"  # common.autocast: torch.autocast(bfloat16) around forward and loss
@@ -327,6 +323,29 @@ def largest_batch(config, s, device, deadline: float) -> tuple[int, list]:
     return fits, tries
 
 
+def batch_search_out_of_memory_above(s, device, limit: int) -> dict:
+    """--oom-above: the batch search's out-of-memory path where none happens (the CPU). The search of
+    s.compile_variant's config from s.start_batch up to s.max_batch, a step on more than ``limit``
+    clips raising CUDA's out-of-memory error: the batch it keeps, its tries, and whether the model's
+    gradients and the config's batch are let go at the end (a failed try must leave neither)."""
+    modes = next(modes for variant, modes in CONFIGS if variant == s.compile_variant)
+    (config,) = build_configs(s.compile_variant, modes[:1], s, device)
+    real_step = pretraining_step.train_step
+
+    def step(config, device, dtype):
+        if len(config.sample["id"]) > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        real_step(config, device, dtype)
+
+    pretraining_step.train_step = step
+    try:
+        batch, tries = largest_batch(config, s, device, deadline=float("inf"))
+    finally:
+        pretraining_step.train_step = real_step
+    return {"batch": batch, "tries": tries, "sample_released": config.sample is None,
+            "gradients_released": all(p.grad is None for p in config.model.parameters())}
+
+
 def measure(config, batch: int, s, device, peak_tflops: float, measured_tflops: float) -> dict:
     config.sample = tile_sample(config.pool, batch)
     for _ in range(s.warmup):
@@ -432,7 +451,7 @@ def attention_section(s, device) -> dict:
 def data_folder(s, state: dict) -> str:
     """s.files 10 s FLAC clips at 16 kHz with labels and a manifest, written once per run."""
     if "data" not in state:
-        import fbank  # benchmarks/fbank.py writes the clips and the manifest
+        from . import fbank  # the fbank benchmark writes the clips and the manifest
 
         began = time.perf_counter()
         state["data"] = fbank.write_files(os.path.join(state["root"], "flac16"), s.files, SAMPLE_RATE, "FLAC",
@@ -571,11 +590,12 @@ def compile_section(s, device, results: dict) -> dict:
     if timeout < 20:
         return {"skipped": f"time budget ({time_left(s):.0f} s left)"}
     release(device)  # the child needs the GPU memory this process cached
-    command = [sys.executable, os.path.abspath(__file__), "--compile-probe", "--device", str(device),
-               "--size", s.size, "--compile-variant", s.compile_variant, "--batch", str(batch),
-               "--compile-backend", s.compile_backend, "--warmup", str(s.warmup), "--steps", str(s.steps)]
+    command = common.module_command(__spec__.name, [
+        "--compile-probe", "--device", str(device), "--size", s.size, "--compile-variant", s.compile_variant,
+        "--batch", str(batch), "--compile-backend", s.compile_backend, "--warmup", str(s.warmup),
+        "--steps", str(s.steps)])
     # its own session, so that on a timeout the compiler's worker processes go with it
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    child = subprocess.Popen(command, cwd=common.REPO, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, _ = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -665,6 +685,10 @@ def parse_args(argv=None):
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend (GPU: inductor)")
     parser.add_argument("--compile-variant", default="supmam", help="the config timed with torch.compile")
     parser.add_argument("--skip", nargs="*", default=[], help="sections to skip")
+    parser.add_argument("--oom-above", type=int, default=None, metavar="N",
+                        help="check the batch search's out-of-memory path on a machine that has none: only the "
+                             "search of --compile-variant's config, a batch above N clips failing as out of memory, "
+                             "printed as JSON")
     parser.add_argument("--compile-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -685,6 +709,9 @@ def main(argv=None) -> int:
         except Exception as error:  # noqa: BLE001
             result = error_record(error)
         print(COMPILE_MARK + json.dumps(result, default=str), flush=True)
+        return 0
+    if args.oom_above is not None:
+        print(json.dumps(batch_search_out_of_memory_above(s, device, args.oom_above)), flush=True)
         return 0
 
     out_path = args.out or args.out_path or "gpu_check.json"

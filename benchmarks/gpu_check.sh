@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs benchmarks/gpu_check.py (all the work, and its documentation, are there) under a hard time
-# limit, so that a GPU session that borrows the machine for a few minutes always gets its JSON back
-# (the script rewrites it after every section). A relative output path is the caller's folder's.
+# Runs `python -m benchmarks.gpu_check` (all the work, and its documentation, are in gpu_check.py)
+# under a hard time limit, so that a GPU session that borrows the machine for a few minutes always
+# gets its JSON back (the check rewrites it after every section). It runs from the caller's folder,
+# with the repository on PYTHONPATH so that the package `benchmarks` imports: a relative output
+# path is the caller's folder's.
 #
 #   bash benchmarks/gpu_check.sh                      # GPU: ./gpu_check.json, under 8 minutes
 #   bash benchmarks/gpu_check.sh results/h200.json    # or --out results/h200.json
@@ -15,4 +17,5 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
 fi
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
-exec timeout --kill-after=10 "${GPU_CHECK_TIMEOUT:-470}" "$PYTHON" "$REPO/benchmarks/gpu_check.py" "$@"
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+exec timeout --kill-after=10 "${GPU_CHECK_TIMEOUT:-470}" "$PYTHON" -m benchmarks.gpu_check "$@"

@@ -5,20 +5,17 @@ load. Each process builds the variant (the recipes' settings, the recipes' fused
 --warmup steps, then times --steps steps and reports their median, the page faults per step and
 its peak RSS.
 
-    python benchmarks/host_memory.py --variants audiomae supmam_clap --size vitb --threads 2 --rounds 3
+    python -m benchmarks.host_memory --variants audiomae supmam_clap --size vitb --threads 2 --rounds 3
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import VARIANTS  # noqa: E402
+from . import common
+from .common import VARIANTS
 
 MODES = ("glibc", "keep")
 
@@ -30,7 +27,7 @@ def one_process(args) -> dict:
 
     import torch
 
-    from pretraining_step import single_config, train_step
+    from .pretraining_step import single_config, train_step
 
     device = common.setup(args)  # applies --host-memory
     torch.manual_seed(0)
@@ -65,20 +62,17 @@ def main(argv=None) -> None:
     if args.child:
         print(json.dumps(one_process(args)))
         return
-    print(common.machine_summary(common.setup(argparse.Namespace(device="cpu", dtype="fp32", threads=args.threads,
-                                                                 host_memory="glibc"))))
-    print(f"command: {' '.join(sys.argv)}")
+    common.begin(argparse.Namespace(device="cpu", dtype="fp32", threads=args.threads, host_memory="glibc"), seed=None)
     results = {}
     for variant in args.variants:
         rows = {mode: [] for mode in MODES}
         for round_index in range(args.rounds):
             order = MODES if round_index % 2 == 0 else MODES[::-1]  # neither always goes first
             for mode in order:
-                command = [sys.executable, os.path.abspath(__file__), "--child", "--variant", variant,
-                           "--size", args.size, "--batch", str(args.batch), "--warmup", str(args.warmup),
-                           "--steps", str(args.steps), "--threads", str(args.threads), "--device", "cpu",
-                           "--host-memory", mode]
-                out = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+                options = ["--child", "--variant", variant, "--size", args.size, "--batch", str(args.batch),
+                           "--warmup", str(args.warmup), "--steps", str(args.steps), "--threads", str(args.threads),
+                           "--device", "cpu", "--host-memory", mode]
+                out = common.run_module(__spec__.name, options, stdout=subprocess.PIPE, text=True, check=True)
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 rows[mode].append(row)
                 print(f"  {variant} round {round_index + 1}/{args.rounds} {mode:5s}: step {row['median_s']:.3f} s, "

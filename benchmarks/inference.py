@@ -7,24 +7,19 @@ Two figures per size:
             10 s waveforms at 16 kHz -> fbank -> encoder -> numpy clip embeddings.
 GFLOP/s and % of a matmul peak measured in the same run (analytic FLOPs, see flops.py).
 
-    python benchmarks/inference.py
-    python benchmarks/inference.py --sizes vitb --batch 16 --device cuda --dtype bf16
+    python -m benchmarks.inference
+    python -m benchmarks.inference --sizes vitb --batch 16 --device cuda --dtype bf16
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import CLIP_SECONDS, SAMPLE_RATE  # noqa: E402
+import torch
 
-import torch  # noqa: E402
-
-import flops  # noqa: E402
+from . import common, flops
+from .common import CLIP_SECONDS, SAMPLE_RATE
 
 
 def main():
@@ -35,10 +30,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=20.0, help="time spent per size and path (at least 3 reps)")
     common.add_peak_size_arg(parser)
     args = parser.parse_args()
-    device = common.setup(args)
-    torch.manual_seed(0)
-    print(common.machine_summary(device))
-    print(f"command: {' '.join(sys.argv)}")
+    device = common.begin(args)
 
     from supmam_plugin.core.fbank import batch_fbank
     from supmam_plugin.inference.encoder import AudioEncoder

@@ -3,7 +3,7 @@
 packed by ``supmam-pack-manifest``, each pass after evicting every file from the page cache
 (``posix_fadvise(DONTNEED)``), so the figures include the disk. Also the bytes alone (no decoding).
 
-    python benchmarks/packed_reading.py [--data data/sound_events] [--split pool] [--clips 10000] [--rounds 2]
+    python -m benchmarks.packed_reading [--data data/sound_events] [--split pool] [--clips 10000] [--rounds 2]
 
 On this machine the files lie on a local disk; shared network storage (NFS, Lustre), where each
 small-file open is a round trip, is where packing pays most: rerun it there.
@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import tempfile
 import time
 

@@ -15,24 +15,20 @@ native map, as long runs use):
 Modes are stepped in turn, round after round, so the ratios compare steps under the same load.
 On a GPU it also reports peak memory and MFU against the card's dense peak (``--peak-tflops``).
 
-    python benchmarks/precision.py                                   # CPU, tiny and ViT-B, batch 2
-    python benchmarks/precision.py --device cuda --batch 32 --sizes vitb --peak-tflops 989
+    python -m benchmarks.precision                                   # CPU, tiny and ViT-B, batch 2
+    python -m benchmarks.precision --device cuda --batch 32 --sizes vitb --peak-tflops 989
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import time
 from contextlib import nullcontext
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
+import torch
 
-import torch  # noqa: E402
-
-import flops  # noqa: E402
+from . import common, flops
 
 CPU_MODES = ("fp32", "bf16", "autocast")
 CUDA_MODES = ("fp32", "bf16", "fp16", "amp", "autocast")
@@ -100,9 +96,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=0.0,
                         help="the card's dense bf16/fp16 peak for MFU (H100 SXM: 989); 0 = not reported")
     args = parser.parse_args()
-    device = common.setup(args)
+    device = common.begin(args, seed=None, command=False)
     modes = args.modes or (CUDA_MODES if device.type == "cuda" else CPU_MODES)
-    print(common.machine_summary(device))
     print(f"variant {args.variant}, batch {args.batch}, {args.rounds} timed steps per mode, round-robin")
     for size in args.sizes:
         runs = {}

@@ -7,7 +7,7 @@ The teacher is the random HTSAT-tiny by default (no released weights here: a rel
 has the same shapes, so the same cost), or ``--teacher supmam --teacher-checkpoint FILE`` (an
 encoder of this plugin or AudioMAE: it hears the student's own 16 kHz crop).
 
-    python benchmarks/precompute_teacher.py [--clips 48] [--batches 1 8] [--device cuda]
+    python -m benchmarks.precompute_teacher [--clips 48] [--batches 1 8] [--device cuda]
         [--teacher supmam --teacher-checkpoint FILE]
 """
 from __future__ import annotations
@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from fbank import write_files  # noqa: E402
+from . import common
+from .fbank import write_files
 
 
 def main():
@@ -32,10 +30,8 @@ def main():
     parser.add_argument("--teacher", default="laion_clap", choices=["laion_clap", "supmam"])
     parser.add_argument("--teacher-checkpoint", default="random", help="laion_clap: 'random'; supmam: a checkpoint")
     args = parser.parse_args()
-    device = common.setup(args)
     logging.disable(logging.WARNING)
-    print(common.machine_summary(device))
-    print(f"command: {' '.join(sys.argv)}")
+    device = common.begin(args, seed=None)
     import supmam_plugin  # noqa: F401  registers the task
     from supmam_plugin.commands.precompute_teacher import precompute
     from supmam_plugin.teachers import TeacherConfig

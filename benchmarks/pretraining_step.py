@@ -20,28 +20,23 @@ best burst, the median over rounds of (step GFLOP/s / that round's burst) and of
 the mean of the sustained rates around that step). The optimizer is the recipes' (supmam_adamw,
 torch_fused=true) unless --optimizers says otherwise.
 
-    python benchmarks/pretraining_step.py                         # CPU: B=2, vitb and tiny
-    python benchmarks/pretraining_step.py --sizes tiny --steps 10
-    python benchmarks/pretraining_step.py --device cuda --dtype bf16 --batch 32
+    python -m benchmarks.pretraining_step                         # CPU: B=2, vitb and tiny
+    python -m benchmarks.pretraining_step --sizes tiny --steps 10
+    python -m benchmarks.pretraining_step --device cuda --dtype bf16 --batch 32
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
-import os
 import statistics
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (puts the repository on sys.path)
-from common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE, VARIANTS  # noqa: E402
+import torch
 
-import torch  # noqa: E402
-
-import flops  # noqa: E402
+from . import common, flops
+from .common import CLIP_SECONDS, SAMPLE_RATE, TEACHER_RATE, VARIANTS
 
 
 def make_sample(batch: int, num_classes: int, device, with_teacher_audio: bool, token_map=None, seed: int = 0):
@@ -221,19 +216,19 @@ def memory_probe(args) -> None:
 
 def probe_memory_in_subprocess(config: Config, args) -> dict | None:
     mode = config.teacher_mode or "none"
-    command = [sys.executable, os.path.abspath(__file__), "--probe-memory", f"{config.variant}:{config.size}:{mode}",
-               "--batch", str(args.batch), "--num-classes", str(args.num_classes), "--device", "cpu",
-               "--dtype", args.dtype, "--threads", str(torch.get_num_threads()), "--optimizers", args.optimizers[0],
+    options = ["--probe-memory", f"{config.variant}:{config.size}:{mode}", "--batch", str(args.batch),
+               "--num-classes", str(args.num_classes), "--device", "cpu", "--dtype", args.dtype,
+               "--threads", str(torch.get_num_threads()), "--optimizers", args.optimizers[0],
                "--host-memory", args.host_memory]
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    result = common.run_module(__spec__.name, options, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         return None
 
 
-def run_size(size, args, device) -> dict:
-    configs = build_configs(size, args, device)
+def print_size(size, configs) -> None:
+    """The size's configurations (their model settings) and their parameter counts."""
     print(f"\n=== size {size}: " + ", ".join(
         f"{c.name} [{c.cfg.encoder_layers}x{c.cfg.encoder_embed_dim}, mask {c.cfg.mask_ratio}, "
         f"decoder {c.cfg.decoder_layers}x{c.cfg.decoder_embed_dim}, target {c.cfg.target}, "
@@ -242,12 +237,11 @@ def run_size(size, args, device) -> dict:
         if c.teacher_mode != "online" and not c.suffix:
             print(f"  {c.variant}: {common.count_parameters(c.model) / 1e6:.1f} M trainable parameters")
 
-    # FLOPs (analytic + FlopCounterMode cross-check), one forward/backward each (untimed)
-    teacher_cache = {}
-    flop_info = {}
-    for c in configs:
-        flop_info[c.name] = count_flops(c, args, device, teacher_cache)
 
+def step_rounds(size, configs, args, device) -> tuple[list, list]:
+    """Every configuration stepped in turn, round after round (warm-up rounds first); each timed step
+    goes to its config with that round's burst peak and the sustained rate around it. Returns the
+    timed rounds' burst peaks and sustained rates."""
     warmup = args.warmup if args.warmup is not None else (1 if size == "vitb" and device.type == "cpu" else 3)
     steps = args.steps if args.steps is not None else (5 if size == "vitb" and device.type == "cpu" else 10)
     peaks, sustained_peaks = [], []
@@ -287,21 +281,45 @@ def run_size(size, args, device) -> dict:
         label = "timed" if timed_round else "warm-up"
         print(f"  round {round_index + 1}/{warmup + steps} ({label}): peak {peak:.1f} GFLOP/s | " + " | ".join(
             f"{c.name} {round_times[c.name]:.3f}s" for c in configs), flush=True)
+    return peaks, sustained_peaks
 
-    if device.type == "cpu" and not args.no_memory:
-        for c in configs:
-            if c.suffix:
-                continue  # the probe builds the default optimizer
-            probe = probe_memory_in_subprocess(c, args)
-            if probe:
-                c.mem_peak = probe["peak_rss"]
-                c.mem_added = probe["peak_rss"] - probe["rss_before_steps"]
-                c.state_bytes = probe["state_bytes"]
-    best_peak = max(peaks)
 
-    results = {}
+def probe_memory(configs, args) -> None:
+    """CPU: each configuration's peak RSS, from a fresh process of its own (--probe-memory)."""
+    for c in configs:
+        if c.suffix:
+            continue  # the probe builds the default optimizer
+        probe = probe_memory_in_subprocess(c, args)
+        if probe:
+            c.mem_peak = probe["peak_rss"]
+            c.mem_added = probe["peak_rss"] - probe["rss_before_steps"]
+            c.state_bytes = probe["state_bytes"]
+
+
+def config_results(c: Config, size, args, flop_info: dict, best_peak: float) -> dict:
+    """A configuration's figures: step times, clips/s, GFLOP/s and the three utilisations."""
+    stats = common.summary(c.times)
+    step_flops = flop_info[c.name]["analytic"]["step"]
+    achieved_best = step_flops / stats["best"] / 1e9
+    per_round = [step_flops / t / 1e9 / p for t, p in zip(c.times, c.round_peaks)]
+    return {
+        "variant": c.variant, "teacher": c.teacher_mode, "size": size, "batch": args.batch,
+        "seconds_per_step": stats, "clips_per_s": args.batch / stats["median"],
+        "clips_per_s_best": args.batch / stats["best"],
+        "step_gflop": step_flops / 1e9, "gflops_best": achieved_best, "gflops_median": step_flops / stats["median"] / 1e9,
+        "util_best_over_best_peak": achieved_best / best_peak, "util_median_per_round": statistics.median(per_round),
+        "util_median_per_round_sustained": statistics.median(
+            [step_flops / t / 1e9 / p for t, p in zip(c.times, c.round_sustained)]),
+        "peak_mem_bytes": c.mem_peak, "step_added_mem_bytes": c.mem_added,
+        "flops": {k: v for k, v in flop_info[c.name].items()},
+        "flop_parts": {k: list(v) for k, v in c.flop_parts.items()},
+        "times": c.times, "round_peaks": c.round_peaks, "round_sustained": c.round_sustained,
+    }
+
+
+def print_results(size, configs, results: dict, args, device, peaks, sustained_peaks) -> None:
     print(f"\n--- size {size}, batch {args.batch}, {args.dtype}, device {device}, "
-          f"{args.dtype} matmul peak ({args.peak_size}^3) best {best_peak:.1f} GFLOP/s "
+          f"{args.dtype} matmul peak ({args.peak_size}^3) best {max(peaks):.1f} GFLOP/s "
           f"(median {statistics.median(peaks):.1f}), sustained over {args.peak_seconds:g} s median "
           f"{statistics.median(sustained_peaks):.1f} ---")
     header = (f"{'config':36s} {'s/step med':>10s} {'s/step best':>11s} {'clips/s':>8s} {'GFLOP/step':>10s} "
@@ -309,31 +327,16 @@ def run_size(size, args, device) -> dict:
               f"{'+step MB':>9s}")
     print(header)
     for c in configs:
-        stats = common.summary(c.times)
-        step_flops = flop_info[c.name]["analytic"]["step"]
-        achieved_best = step_flops / stats["best"] / 1e9
-        achieved_median = step_flops / stats["median"] / 1e9
-        per_round = [step_flops / t / 1e9 / p for t, p in zip(c.times, c.round_peaks)]
-        util_best = achieved_best / best_peak
-        util_median = statistics.median(per_round)
-        util_sustained = statistics.median(
-            [step_flops / t / 1e9 / p for t, p in zip(c.times, c.round_sustained)])
-        clips = args.batch / stats["median"]
-        results[c.name] = {
-            "variant": c.variant, "teacher": c.teacher_mode, "size": size, "batch": args.batch,
-            "seconds_per_step": stats, "clips_per_s": clips, "clips_per_s_best": args.batch / stats["best"],
-            "step_gflop": step_flops / 1e9, "gflops_best": achieved_best, "gflops_median": achieved_median,
-            "util_best_over_best_peak": util_best, "util_median_per_round": util_median,
-            "util_median_per_round_sustained": util_sustained,
-            "peak_mem_bytes": c.mem_peak, "step_added_mem_bytes": c.mem_added,
-            "flops": {k: v for k, v in flop_info[c.name].items()},
-            "flop_parts": {k: list(v) for k, v in c.flop_parts.items()},
-            "times": c.times, "round_peaks": c.round_peaks, "round_sustained": c.round_sustained,
-        }
-        print(f"{c.name:36s} {stats['median']:10.3f} {stats['best']:11.3f} {clips:8.2f} {step_flops / 1e9:10.1f} "
-              f"{achieved_best:8.1f} {100 * util_best:9.1f}% {100 * util_median:8.1f}% {100 * util_sustained:8.1f}% "
+        r = results[c.name]
+        stats = r["seconds_per_step"]
+        print(f"{c.name:36s} {stats['median']:10.3f} {stats['best']:11.3f} {r['clips_per_s']:8.2f} "
+              f"{r['step_gflop']:10.1f} {r['gflops_best']:8.1f} {100 * r['util_best_over_best_peak']:9.1f}% "
+              f"{100 * r['util_median_per_round']:8.1f}% {100 * r['util_median_per_round_sustained']:8.1f}% "
               f"{c.mem_peak / 2**20:11.0f} {c.mem_added / 2**20:9.0f}")
 
+
+def print_flops(configs, flop_info: dict) -> None:
+    """FLOPs per step (analytic; forward / backward) and the FlopCounterMode cross-check."""
     print("\nFLOPs per step (analytic; forward / backward, GFLOP) and the FlopCounterMode cross-check:")
     for c in configs:
         info = flop_info[c.name]
@@ -353,7 +356,10 @@ def run_size(size, args, device) -> dict:
         print("  components of " + c.name + ": " + ", ".join(
             f"{k} {f / 1e9:.2f}/{b / 1e9:.2f}" for k, (f, b) in c.flop_parts.items()))
 
-    # paired ratios (same rounds, same load)
+
+def paired_ratios(configs) -> dict:
+    """Step-time ratios of configurations stepped in the same rounds (same load): the teacher's share
+    (online / cached), supmam_clap / supmam, and each extra optimizer against the first."""
     ratios = {}
     by_name = {c.name: c for c in configs}
 
@@ -385,6 +391,23 @@ def run_size(size, args, device) -> dict:
                 r, rb = paired(c.name, base_name)
                 ratios[f"{c.name} / {base_name}"] = {"paired_median": r, "best": rb}
                 print(f"  {c.name} / {base_name}: {r:.3f}x paired median, {rb:.3f}x best/best")
+    return ratios
+
+
+def run_size(size, args, device) -> dict:
+    configs = build_configs(size, args, device)
+    print_size(size, configs)
+    # FLOPs (analytic + FlopCounterMode cross-check), one forward/backward each (untimed)
+    teacher_cache = {}
+    flop_info = {c.name: count_flops(c, args, device, teacher_cache) for c in configs}
+    peaks, sustained_peaks = step_rounds(size, configs, args, device)
+    if device.type == "cpu" and not args.no_memory:
+        probe_memory(configs, args)
+    best_peak = max(peaks)
+    results = {c.name: config_results(c, size, args, flop_info, best_peak) for c in configs}
+    print_results(size, configs, results, args, device, peaks, sustained_peaks)
+    print_flops(configs, flop_info)
+    ratios = paired_ratios(configs)
     return {"configs": results, "peaks": peaks, "best_peak": best_peak, "sustained_peaks": sustained_peaks,
             "ratios": ratios}
 
@@ -417,15 +440,11 @@ def main():
     parser.add_argument("--json", default="", help="also write all figures to this JSON file")
     parser.add_argument("--probe-memory", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not args.batch:
-        args.batch = 32 if args.device.startswith("cuda") else 2
+    args.batch = common.default_batch(args.batch, args.device)
     if args.probe_memory:
         memory_probe(args)
         return
-    device = common.setup(args)
-    torch.manual_seed(0)
-    print(common.machine_summary(device))
-    print(f"command: {' '.join(sys.argv)}")
+    device = common.begin(args)
     start = time.time()
     out = {"machine": common.machine_summary(device), "args": vars(args), "sizes": {}}
     for size in args.sizes:

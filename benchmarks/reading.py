@@ -2,7 +2,7 @@
 what a training crop costs from a one-hour file against a 10 s clip (the dataset reads only the
 crop: soundfile ``start``/``stop``), beside reading the whole file first (what it did before).
 
-    python benchmarks/reading.py [--files 480] [--rate 48000] [--workers 2] [--reads 20]
+    python -m benchmarks.reading [--files 480] [--rate 48000] [--workers 2] [--reads 20]
 
 The manifest check opens files at ``--rate`` (AudioSet's downloads are mostly 44.1 / 48 kHz), read
 from the page cache (the first pass warms it): the figures are decoding, not disk.
@@ -13,16 +13,13 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import tempfile
 import time
 
-import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from fbank import write_files  # noqa: E402
+from . import common
+from .fbank import write_files
 
 
 def time_validate(data: str, workers: int) -> float:
@@ -78,7 +75,7 @@ def main():
     import torch
 
     print(common.machine_summary(torch.device("cpu")))
-    print(f"command: {' '.join(sys.argv)}")
+    print(f"command: {common.command_line()}")
     import supmam_plugin  # noqa: F401
 
     with tempfile.TemporaryDirectory() as folder:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every benchmark with its defaults (CPU: batch 2 for training, ViT-B and tiny) and keeps
-# each one's printed figures in benchmarks/results/<name>.txt (warnings and logs in .err).
-# Usage: benchmarks/run_all.sh [extra args for every script, e.g. --device cuda --dtype bf16]
+# Runs every benchmark with its defaults (CPU: batch 2 for training, ViT-B and tiny) as
+# `python -m benchmarks.NAME` from the repository root and keeps each one's printed figures in
+# benchmarks/results/<name>.txt (warnings and logs in .err).
+# Usage: benchmarks/run_all.sh [extra args for every benchmark, e.g. --device cuda --dtype bf16]
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -22,18 +23,19 @@ wait_quiet() {
   local deadline=$(( $(date +%s) + 900 ))
   while [ "$(idle_percent)" -lt 90 ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
 }
+# run NAME MODULE ARGS...: python -m benchmarks.MODULE ARGS > $OUT/NAME.txt
 run() {
-  local name=$1; shift
+  local name=$1 module=$2; shift 2
   wait_quiet
-  echo "== $name: $* (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$PY" "$@" > "$OUT/$name.txt" 2> "$OUT/$name.err"
+  echo "== $name: python -m benchmarks.$module $* (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$PY" -m "benchmarks.$module" "$@" > "$OUT/$name.txt" 2> "$OUT/$name.err"
   echo "   exit $? -> $OUT/$name.txt"
 }
-run pretraining_step benchmarks/pretraining_step.py --json "$OUT/pretraining_step.json" "$@"
-run step_profile_supmam_clap benchmarks/step_profile.py --variant supmam_clap "$@"
-run step_profile_audiomae benchmarks/step_profile.py --variant audiomae "$@"
-run compiled_blocks_audiomae benchmarks/compiled_blocks.py --variant audiomae "$@"
-run fbank benchmarks/fbank.py "$@"
-run inference benchmarks/inference.py "$@"
-run precompute_teacher benchmarks/precompute_teacher.py "$@"
-run reading benchmarks/reading.py
+run pretraining_step pretraining_step --json "$OUT/pretraining_step.json" "$@"
+run step_profile_supmam_clap step_profile --variant supmam_clap "$@"
+run step_profile_audiomae step_profile --variant audiomae "$@"
+run compiled_blocks_audiomae compiled_blocks --variant audiomae "$@"
+run fbank fbank "$@"
+run inference inference "$@"
+run precompute_teacher precompute_teacher "$@"
+run reading reading

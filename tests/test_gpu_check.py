@@ -4,7 +4,8 @@ The check is written for a GPU machine, where it runs once in a short lease: it 
 time there. Its ``--cpu-tiny`` mode runs the same sections (real models, teacher, task, loader,
 torch.compile in its subprocess) with tiny sizes, so a change in the package that breaks it shows
 here. The run happens once per module (about a minute on one thread); the tests read its JSON.
-The batch search's out-of-memory path cannot happen on a CPU: a test feeds it one.
+The batch search's out-of-memory path cannot happen on a CPU: ``--oom-above N`` makes a step on more
+than N clips fail as out of memory, and a test reads that search. Nothing here imports the check.
 """
 from __future__ import annotations
 
@@ -82,27 +83,19 @@ def test_summary_table_on_stdout(cpu_check):
         assert any(line.startswith(name + " ") for line in stdout.splitlines()), name
 
 
-def test_batch_search_stops_at_out_of_memory(monkeypatch):
+@pytest.mark.parametrize("start, expected", [(1, [1, 2, 4, 8]), (8, [8, 4])])
+def test_batch_search_stops_at_out_of_memory(start, expected, tmp_path):
     """Out of memory above 4 clips: the search keeps 4 (from below and, halving, from above), and
     each failed try leaves no batch or gradients behind."""
-    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-    import gpu_check
-
-    settings = gpu_check.settings_from(gpu_check.parse_args(["--cpu-tiny"]))
-    (config,) = gpu_check.build_configs("supmam", [None], settings, torch.device("cpu"))
-    real_step = gpu_check.pretraining_step.train_step
-
-    def step(config, device, dtype):
-        if len(config.sample["id"]) > 4:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        real_step(config, device, dtype)
-
-    monkeypatch.setattr(gpu_check.pretraining_step, "train_step", step)
-    for start, expected in ((1, [1, 2, 4, 8]), (8, [8, 4])):
-        settings.start_batch, settings.max_batch = start, 16
-        batch, tries = gpu_check.largest_batch(config, settings, torch.device("cpu"), deadline=float("inf"))
-        assert batch == 4 and [t["batch"] for t in tries] == expected
-        assert [t["fits"] for t in tries] == [b <= 4 for b in expected]
-        assert all(p.grad is None for p in config.model.parameters())
-        if not tries[-1]["fits"]:
-            assert config.sample is None  # the failed batch was let go
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", TMPDIR=str(tmp_path))
+    run = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--cpu-tiny", "--compile-variant", "supmam",
+                          "--oom-above", "4", "--start-batch", str(start), "--max-batch", "16"], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    search = json.loads(run.stdout.strip().splitlines()[-1])
+    tries = search["tries"]
+    assert search["batch"] == 4 and [t["batch"] for t in tries] == expected
+    assert [t["fits"] for t in tries] == [b <= 4 for b in expected]
+    assert search["gradients_released"]
+    if not tries[-1]["fits"]:
+        assert search["sample_released"]  # the failed batch was let go

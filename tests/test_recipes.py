@@ -17,14 +17,10 @@ from supmam_plugin.models.classifier import SupmamClassifierConfig
 from supmam_plugin.models.supmam_model import SupmamConfig
 from supmam_plugin.optim.adamw_no_decay import SupmamAdamWConfig
 from supmam_plugin.recipes import recipe_names
+from supmam_plugin.recipes.compose import check_recipe, compose_recipe
 from supmam_plugin.tasks.audio_classification import SupmamAudioClassificationConfig
 from supmam_plugin.tasks.clap_pretraining import ClapPretrainingConfig
 from supmam_plugin.tasks.pretraining import SupmamPretrainingConfig
-
-from conftest import REPO
-import sys
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-from supmam_plugin.recipes.compose import check_recipe, compose_recipe  # noqa: E402
 
 PAPER = {  # recipe: (target, mask ratio, lambda_cls, cls branch, decoder layers)
     "audiomae": ("spectrogram", 0.8, 0.0, False, 16),
