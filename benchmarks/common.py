@@ -20,6 +20,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from supmam_plugin.recipes import recipe_names
+
 # the repository's root: where ``python -m benchmarks.NAME`` finds this package (a benchmark's own
 # subprocess runs there) and where the recipes and data/demo lie
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +30,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 
 RECIPES = os.path.join(REPO, "examples", "supmam", "pretraining")
-VARIANTS = ("audiomae", "mam_clap", "supmam", "supmam_clap")
+VARIANTS = tuple(recipe_names("pretraining"))  # the pretraining recipes: audiomae, mam_clap, supmam, supmam_clap
 # Model sizes: ViT-B as in the recipes; "tiny" as the tests' CPU model (tests/conftest.py).
 SIZES = {
     "vitb": {},
