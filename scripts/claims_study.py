@@ -71,8 +71,11 @@ def main() -> int:
         if cfg.strength_picture:
             print(f"picture: {claims_report.draw_strength(cfg.ledger, cfg.strength_picture)}")
         return 0
-    claims.run(claims.StudySettings(ledger=cfg.ledger, out=cfg.out, arms=cfg.arms, tasks=cfg.tasks, seeds=cfg.seeds,
-                                    only=cfg.only, workers=cfg.workers))
+    failed = claims.run(claims.StudySettings(ledger=cfg.ledger, out=cfg.out, arms=cfg.arms, tasks=cfg.tasks,
+                                             seeds=cfg.seeds, only=cfg.only, workers=cfg.workers))
+    print(claims_report.report(cfg.ledger), flush=True)
+    if failed:
+        raise SystemExit(f"claims_study: {failed} unit(s) failed (above); rerun to retry them")
     return 0
 
 

@@ -384,15 +384,11 @@ def units(cfg: StudySettings) -> list[tuple[str, str, int, list]]:
     return [u for u in order if not cfg.only or u[1] in cfg.only]  # a unit waits only on units that run too
 
 
-def run(cfg: StudySettings) -> None:
-    """Every unit of ``cfg`` (units()) not in its ledger yet, ``cfg.workers`` at a time; the tables at the end."""
+def run(cfg: StudySettings) -> int:
+    """Every unit of ``cfg`` (units()) not in its ledger yet, ``cfg.workers`` at a time. Returns how many
+    failed (each is printed)."""
     import torch
 
     torch.set_num_threads(1)
     study = Study(cfg)
-    failed = run_units(units(cfg), study.run_unit, cfg.workers)
-    from .claims_report import report
-
-    print(report(cfg.ledger), flush=True)
-    if failed:
-        raise SystemExit(f"claims_study: {failed} unit(s) failed (above); rerun to retry them")
+    return run_units(units(cfg), study.run_unit, cfg.workers)
