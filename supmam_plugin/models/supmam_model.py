@@ -30,7 +30,7 @@ from omegaconf import II
 from ..core.fbank import FbankSettings, model_input_fbank
 from ..core.checkpoints import (
     LEGACY_PRETRAINING, CheckpointError, apply_architecture, fairseq_configs, is_fairseq_checkpoint,
-    legacy_pretraining_reason, load_strict, read_checkpoint, supmam_from_audiomae_state,
+    legacy_pretraining_reason, linked_fields, load_strict, read_checkpoint, supmam_from_audiomae_state,
     upgrade_teacher_fields,
 )
 from ..teachers import Teacher, TeacherConfig, build_teacher
@@ -226,6 +226,7 @@ class SupmamModel(BaseFairseqModel):
             raise CheckpointError(LEGACY_PRETRAINING.format(path=path) + f" (found: {reason})")
         known = {f.name for f in dataclasses.fields(SupmamConfig)}
         fields = {k: v for k, v in upgrade_teacher_fields(model_cfg).items() if k in known}
+        fields.update(linked_fields(state, "supmam", model_cfg, task_cfg))  # what its links followed when it was saved
         if teacher_checkpoint:
             fields["teacher_checkpoint"] = teacher_checkpoint
         fields["target"] = str(fields.get("target", "spectrogram"))
