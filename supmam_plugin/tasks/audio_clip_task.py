@@ -120,7 +120,7 @@ class AudioClipTask(FairseqTask):
     def build_model(self, cfg, from_checkpoint=False):
         """A model config whose linked settings (``model.input_frames``, ``model.seed``; and this task's
         ``seed``) disagree with their owners (``task.target_frames``, ``common.seed``) is refused here,
-        before anything is built. A checkpoint being loaded is built as it was saved."""
+        before anything is built. A checkpoint being loaded is not refused: it is built as it was trained."""
         if not from_checkpoint:
             refuse_conflicts(cfg, self)
         return super().build_model(cfg, from_checkpoint)
