@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
+from omegaconf import II
 
 from ..core.captions import PAD_ID
 from ..core.checkpoints import CheckpointError, load_strict, positions_for_frames, read_encoder
@@ -29,6 +30,7 @@ from ..core.contrastive import INITIAL_LOGIT_SCALE
 from ..core.fbank import FbankSettings, model_input_fbank
 from ..core.vit import VitEncoder, VitEncoderConfig
 from ..teachers.laion_clap import build_htsat, front_end_to_float32, htsat_input, read_clap_model_config
+from .linked_settings import CLIP_LENGTH, follow_task, link_help, settle_alone
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class ClapConfig(FairseqDataclass, VitEncoderConfig):
     audio_tower: ChoiceEnum(AUDIO_TOWERS) = field(
         default="vit", metadata={"help": "vit: the plugin's ViT (the encoder_* keys); htsat: LAION-CLAP's HTS-AT "
                                  "(model.htsat_model; needs task.sample_rate=48000)"})
+    input_frames: int = field(
+        default=II("task.target_frames"), metadata={"help": link_help(CLIP_LENGTH, "fbank frames per clip (vit tower)")})
     htsat_model: str = field(
         default="HTSAT-tiny", metadata={"help": "laion-clap's model config of the HTS-AT tower (HTSAT-tiny, HTSAT-base)"})
     text_layers: int = field(default=4, metadata={"help": "transformer layers of the caption tower"})
@@ -112,6 +116,7 @@ class ClapModel(BaseFairseqModel):
 
     def __init__(self, cfg: ClapConfig, vocab_size: int, sample_rate: int = 16000):
         super().__init__()
+        settle_alone(cfg)  # a config built in Python without a task: the default clip length
         self.cfg = cfg
         if cfg.audio_tower == "htsat":
             htsat = read_clap_model_config(cfg.htsat_model)["audio_cfg"]
@@ -135,8 +140,7 @@ class ClapModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: ClapConfig, task, from_checkpoint: bool = False):
-        if task.cfg.target_frames != cfg.input_frames:
-            cfg.input_frames = task.cfg.target_frames
+        follow_task(cfg, task)  # a config made in Python: its clip length follows this task
         cfg.max_text_tokens = task.cfg.max_text_tokens
         if cfg.audio_init and cfg.audio_tower != "vit":
             raise ValueError(f"model.audio_init={cfg.audio_init}: only the vit audio tower starts from a plugin "

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
+from omegaconf import II
 
 from ..core.fbank import FbankSettings, model_input_fbank, normalize_fbank
 from .augment import freq_shift, freq_warp, mixup, spec_augment, time_roll
@@ -16,6 +17,7 @@ from ..core.checkpoints import (
     upgrade_legacy_encoder,
 )
 from ..core.vit import VitEncoder, VitEncoderConfig
+from .linked_settings import CLIP_LENGTH, follow_task, link_help, settle_alone
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ class SupmamClassifierConfig(FairseqDataclass, VitEncoderConfig):
                   "supmam_classifier checkpoint (.pt; decoder, heads and teacher are dropped) or AudioMAE's "
                   "pretrained.pth / finetuned.pth; '' = random initialisation (from scratch)"},
     )
+    input_frames: int = field(
+        default=II("task.target_frames"), metadata={"help": link_help(CLIP_LENGTH, "fbank frames per clip")})
     num_classes: int = field(
         default=0, metadata={"help": "classes of the head; 0 = from the task's dict (else they must agree)"}
     )
@@ -77,6 +81,7 @@ class SupmamClassifier(BaseFairseqModel):
     def __init__(self, cfg: SupmamClassifierConfig, num_classes: int, sample_rate: int = 16000,
                  load_pretrained: bool = True):
         super().__init__()
+        settle_alone(cfg)  # a config built in Python without a task: the default clip length
         self.cfg = cfg
         self.fbank_settings = FbankSettings(sample_rate=sample_rate)
         weights = None
@@ -151,9 +156,7 @@ class SupmamClassifier(BaseFairseqModel):
         num_classes = cfg.num_classes or num_classes
         if num_classes <= 0:
             raise ValueError("supmam_classifier needs classes: set task.labels or model.num_classes")
-        if task.cfg.target_frames != cfg.input_frames:
-            logger.info(f"model.input_frames = task.target_frames = {task.cfg.target_frames}")
-            cfg.input_frames = task.cfg.target_frames
+        follow_task(cfg, task)  # a config made in Python: its clip length follows this task
         # A fine-tuned checkpoint holds the whole model: do not read model.pretrained again.
         return cls(cfg, num_classes, sample_rate=task.cfg.sample_rate, load_pretrained=not from_checkpoint)
 

@@ -25,15 +25,18 @@ import torch
 import torch.nn as nn
 from fairseq.dataclass import ChoiceEnum
 from fairseq.models import BaseFairseqModel, register_model
+from omegaconf import II
 
 from ..core.fbank import FbankSettings, model_input_fbank
 from ..core.checkpoints import (
     LEGACY_PRETRAINING, CheckpointError, apply_architecture, fairseq_configs, is_fairseq_checkpoint,
-    legacy_pretraining_reason, load_strict, read_checkpoint, supmam_from_audiomae_state, upgrade_teacher_fields,
+    legacy_pretraining_reason, linked_fields, load_strict, read_checkpoint, supmam_from_audiomae_state,
+    upgrade_teacher_fields,
 )
 from ..teachers import Teacher, TeacherConfig, build_teacher
 from ..core.masking import clip_noise, masking_from_noise
 from ..core.vit import VitEncoder, VitEncoderConfig
+from .linked_settings import CLIP_LENGTH, SEED, follow_task, link_help, settle_alone
 from .window_decoder import WindowDecoder
 
 logger = logging.getLogger(__name__)
@@ -87,7 +90,9 @@ class SupmamConfig(VitEncoderConfig, TeacherConfig):
                   "a batch of B clips trains on B*K masked samples (lower dataset.batch_size by K to keep the "
                   "compute of a step); validation masks once"},
     )
-    seed: int = field(default=1, metadata={"help": "seed of the masks (the recipes set ${common.seed})"})
+    input_frames: int = field(
+        default=II("task.target_frames"), metadata={"help": link_help(CLIP_LENGTH, "fbank frames per clip")})
+    seed: int = field(default=II("common.seed"), metadata={"help": link_help(SEED, "seed of the masks")})
 
 
 def patchify(fbank: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -137,6 +142,7 @@ class SupmamModel(BaseFairseqModel):
         super().__init__()
         if cfg.clone_batch < 1:
             raise ValueError(f"model.clone_batch={cfg.clone_batch}: give the number of masks per clip, 1 or more")
+        settle_alone(cfg)  # a config built in Python without a task: the clip length and seed defaults
         self.cfg = cfg
         self.fbank_settings = FbankSettings(sample_rate=sample_rate)
         self.encoder = VitEncoder(cfg)
@@ -188,6 +194,7 @@ class SupmamModel(BaseFairseqModel):
 
         weights, fields = supmam_from_audiomae_state(state, path)
         cfg = OmegaConf.structured(SupmamConfig(**overrides))
+        settle_alone(cfg)
         apply_architecture(cfg, fields, path)
         model = cls(cfg, num_classes=0)
         load_strict(model, weights, path, what="AudioMAE pretraining model",
@@ -219,6 +226,7 @@ class SupmamModel(BaseFairseqModel):
             raise CheckpointError(LEGACY_PRETRAINING.format(path=path) + f" (found: {reason})")
         known = {f.name for f in dataclasses.fields(SupmamConfig)}
         fields = {k: v for k, v in upgrade_teacher_fields(model_cfg).items() if k in known}
+        fields.update(linked_fields(state, "supmam", model_cfg, task_cfg))  # what its links followed when it was saved
         if teacher_checkpoint:
             fields["teacher_checkpoint"] = teacher_checkpoint
         fields["target"] = str(fields.get("target", "spectrogram"))
@@ -247,6 +255,7 @@ class SupmamModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: SupmamConfig, task):
+        follow_task(cfg, task)  # a config made in Python: its links follow this task
         return cls(cfg, num_classes=getattr(task, "num_classes", 0), sample_rate=task.cfg.sample_rate,
                    teacher_cached=bool(getattr(task.cfg, "teacher_cache", None)))
 

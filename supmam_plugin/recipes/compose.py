@@ -19,7 +19,7 @@ from . import recipe_dir
 def compose_recipe(family: str, name: str, overrides: list[str] | tuple = (), resolve: bool = False) -> DictConfig:
     """The config fairseq-hydra-train builds for ``--config-dir examples/supmam/{family}
     --config-name {name} OVERRIDES`` (before fairseq adds the registered dataclasses' defaults).
-    ``resolve`` resolves interpolations such as ``${task.target_frames}``."""
+    ``resolve`` resolves interpolations such as ``${checkpoint.save_dir}``."""
     from fairseq.dataclass.initialize import hydra_init
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

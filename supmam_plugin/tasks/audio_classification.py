@@ -7,6 +7,7 @@ from omegaconf import OmegaConf, open_dict
 
 from ..core.manifest import ManifestError
 from ..criterions.classification_loss import SupmamClassificationCriterion, check_best_checkpoint_metric
+from ..models.linked_settings import task_clip_length_wins
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
 
@@ -47,7 +48,10 @@ class SupmamAudioClassificationTask(AudioClipTask):
         """fairseq's ``models.build_model`` does not hand ``from_checkpoint`` on to the model, so
         say it here: a checkpoint being loaded (fairseq-validate, ``load_model_ensemble``) holds
         the whole fine-tuned model, and ``model.pretrained`` (which may have moved since) is not
-        read again."""
+        read again. Its clip length is the task's ``target_frames``, as it always was (before
+        ``model.input_frames`` followed it, the model took it from the task when built)."""
+        if from_checkpoint:
+            task_clip_length_wins(cfg, self)
         if from_checkpoint and getattr(cfg, "pretrained", ""):
             if OmegaConf.is_config(cfg):
                 with open_dict(cfg):

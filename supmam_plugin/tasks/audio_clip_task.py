@@ -8,6 +8,7 @@ from typing import Optional
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask
+from omegaconf import II
 
 from ..core.audio import audio_exists, audio_info
 from ..core.host_memory import keep_freed_memory
@@ -15,6 +16,7 @@ from ..data.audio_clip_dataset import AudioClipDataset, UnreadableClips
 from ..data.class_balanced_weights import class_balanced_weights
 from ..core.fbank import FbankSettings
 from ..core.manifest import ManifestError, read_class_list, read_labels, read_manifest, require_one_label_per_clip
+from ..models.linked_settings import SEED, TASK_LINKS, link_help, refuse_conflicts, settle_alone
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +53,7 @@ class AudioClipTaskConfig(FairseqDataclass):
         metadata={"help": "at load time, check every file of a manifest exists (stat only; run "
                   "supmam-validate-manifest for a full check)"},
     )
-    seed: int = field(
-        default=1, metadata={"help": "seed of crops and shuffling (the recipes set ${common.seed})"}
-    )
+    seed: int = field(default=II("common.seed"), metadata={"help": link_help(SEED, "seed of crops and shuffling")})
     weighted_sampling: bool = field(
         default=False,
         metadata={"help": "training splits: draw each epoch's clips WITH replacement, weighted so that "
@@ -95,6 +95,7 @@ class AudioClipTask(FairseqTask):
     cfg: AudioClipTaskConfig
 
     def __init__(self, cfg: AudioClipTaskConfig, classes: list[str] | None):
+        settle_alone(cfg, TASK_LINKS)  # a task config made alone, without common.seed: the default seed
         super().__init__(cfg)
         self.classes = classes
 
@@ -115,6 +116,14 @@ class AudioClipTask(FairseqTask):
             classes = read_class_list(os.path.join(cfg.data, f"dict.{cfg.labels}.txt"))
             logger.info(f"{len(classes)} classes from dict.{cfg.labels}.txt")
         return cls(cfg, classes)
+
+    def build_model(self, cfg, from_checkpoint=False):
+        """A model config whose linked settings (``model.input_frames``, ``model.seed``; and this task's
+        ``seed``) disagree with their owners (``task.target_frames``, ``common.seed``) is refused here,
+        before anything is built. A checkpoint being loaded is not refused: it is built as it was trained."""
+        if not from_checkpoint:
+            refuse_conflicts(cfg, self)
+        return super().build_model(cfg, from_checkpoint)
 
     @property
     def allow_unlabeled(self) -> bool:

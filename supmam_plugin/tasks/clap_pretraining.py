@@ -14,6 +14,7 @@ from ..core.checkpoints import CheckpointError
 from ..core.keyword_captions import captions_from_labels
 from ..core.manifest import ManifestError, read_class_list, read_labels, require_one_label_per_clip
 from ..data.caption_dataset import CaptionDataset
+from ..models.linked_settings import task_clip_length_wins
 from .audio_clip_task import AudioClipTask, AudioClipTaskConfig
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,10 @@ class ClapPretrainingTask(AudioClipTask):
         """A trained CLAP being loaded holds its whole audio tower: ``model.audio_init`` (which may
         have moved since) is not read again (fairseq's ``models.build_model`` does not tell the model).
         Its text tower learned one caption tokenizer's ids: a CLAP loaded with another is refused; a
-        CLAP built records its tokenizer (``model.caption_tokenizer_sha256``, saved with it)."""
+        CLAP built records its tokenizer (``model.caption_tokenizer_sha256``, saved with it). A CLAP
+        loaded is built for the task's ``target_frames``, as it always was (its ``build_model`` took it)."""
+        if from_checkpoint:
+            task_clip_length_wins(cfg, self)
         ours = self.tokenizer.sha256
         recorded = getattr(cfg, "caption_tokenizer_sha256", "")
         if from_checkpoint and recorded and recorded != ours:

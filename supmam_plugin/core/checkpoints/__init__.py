@@ -16,8 +16,8 @@ from .legacy import (
 )
 from .positions import recognise_positions
 from .read import (
-    TRUST_VARIABLE, CheckpointError, apply_architecture, fairseq_configs, is_fairseq_checkpoint, load_strict,
-    read_checkpoint,
+    TRUST_VARIABLE, CheckpointError, apply_architecture, clip_frames, fairseq_configs, is_fairseq_checkpoint,
+    linked_fields, load_strict, read_checkpoint,
 )
 
 __all__ = [
@@ -25,5 +25,5 @@ __all__ = [
     "read_checkpoint", "build_encoder", "is_fairseq_checkpoint", "fairseq_configs", "read_encoder", "load_strict", "apply_architecture",
     "upgrade_legacy_encoder", "legacy_pretraining_reason", "positions_for_frames", "audiomae_state_dict",
     "encoder_from_audiomae_state", "supmam_from_audiomae_state", "audiomae_head", "encoder_to_audiomae_state",
-    "recognise_positions", "upgrade_teacher_fields",
+    "recognise_positions", "upgrade_teacher_fields", "clip_frames", "linked_fields",
 ]

@@ -16,7 +16,7 @@ from ..positions import position_table
 from .audiomae import NUM_MEL_BINS, encoder_from_audiomae_state
 from .legacy import upgrade_legacy_encoder
 from .positions import recognise_positions
-from .read import CheckpointError, _plain, fairseq_configs, is_fairseq_checkpoint, load_strict, read_checkpoint
+from .read import CheckpointError, _plain, clip_frames, fairseq_configs, is_fairseq_checkpoint, load_strict, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,9 @@ def read_encoder(path: str, state=None) -> EncoderCheckpoint:
         raise CheckpointError(f"{path}: holds no encoder weights (no 'encoder.*' keys)")
     architecture = {f: model_cfg[f] for f in ENCODER_FIELDS if f in model_cfg}
     architecture["cls_token"] = "cls_token" in weights  # the weights say (cfgs before the field had none)
-    if name == "supmam_classifier" and task_cfg.get("target_frames"):
-        architecture["input_frames"] = task_cfg["target_frames"]  # as SupmamClassifier.build_model does
+    architecture["input_frames"] = frames = clip_frames(name, model_cfg, task_cfg)
     patch = int(weights["patch_embed.proj.weight"].size(-1))
     dim = int(weights["patch_embed.proj.weight"].size(0))
-    frames = int(architecture.get("input_frames", 1024))
     bins = int(architecture.get("num_mel_bins", NUM_MEL_BINS))
     grid = (frames // patch, bins // patch)
     if upgrade_legacy_encoder(weights, "", grid, dim):

@@ -126,6 +126,35 @@ def fairseq_configs(state, path: str, models=FAIRSEQ_MODELS) -> tuple[str, dict,
     return name, model_cfg, _plain(cfg.get("task")) or {}
 
 
+def _number(value):
+    """``value`` if a recorded number; None if absent or an unresolved link ("${task.target_frames}")."""
+    return None if value is None or (isinstance(value, str) and value.startswith("${")) else value
+
+
+def clip_frames(name: str, model_cfg: dict, task_cfg: dict) -> int:
+    """The clip length (fbank frames) the model of a fairseq checkpoint was built for.
+
+    ``model.input_frames`` follows ``task.target_frames`` (an ``II`` link); fairseq saves the config
+    resolved, so a checkpoint records the task's number twice. A model config that does not record
+    it (or holds the link unresolved, "${task.target_frames}") takes the task's. Checkpoints from
+    before the link: ``supmam_classifier`` and ``clap`` models always took the task's number (their
+    ``build_model`` set it, whatever the model config said); a ``supmam`` model used its own."""
+    recorded, task = _number(model_cfg.get("input_frames")), _number(task_cfg.get("target_frames"))
+    if task and (name in ("supmam_classifier", "clap") or not recorded):
+        return int(task)
+    return int(recorded or 1024)  # 1024: the default of both before either was recorded
+
+
+def linked_fields(state, name: str, model_cfg: dict, task_cfg: dict) -> dict:
+    """The model config fields of a fairseq checkpoint that follow other keys, as they were when it
+    was saved: ``input_frames`` (:func:`clip_frames`) and ``seed`` (its own if recorded, else
+    ``common.seed``)."""
+    common = _plain((_plain(state.get("cfg")) or {}).get("common")) or {}
+    seed = _number(model_cfg.get("seed"))
+    seed = _number(common.get("seed")) if seed is None else seed
+    return {"input_frames": clip_frames(name, model_cfg, task_cfg), "seed": int(1 if seed is None else seed)}
+
+
 def load_strict(module: torch.nn.Module, weights: dict, path: str, what: str = "encoder",
                 fix: str = "the size options (model.*) must match the checkpoint", error=CheckpointError) -> None:
     """``module.load_state_dict(weights)``; any missing, unexpected or differently shaped key is
