@@ -229,7 +229,7 @@ def test_convert_command(encoder, pretrained_pth, tmp_path, capsys):
     assert convert_main([str(pretrained_pth), "--check"]) == 0
     out = capsys.readouterr().out
     assert "model.encoder_layers=2" in out and "model.encoder_embed_dim=192" in out
-    assert "model.input_frames=1024" in out and out.rstrip().endswith("ok")
+    assert "task.target_frames=1024" in out and "model.input_frames" not in out and out.rstrip().endswith("ok")
 
     stripped = tmp_path / "encoder.pth"
     assert convert_main([str(pretrained_pth), str(stripped)]) == 0

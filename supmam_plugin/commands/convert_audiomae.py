@@ -57,8 +57,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"{args.input}: encoder architecture:")
-    for name, value in architecture.items():
-        print(f"  model.{name}={value}")
+    for name, value in architecture.items():  # the clip length is the task's (model.input_frames follows it)
+        print(f"  task.target_frames={value}" if name == "input_frames" else f"  model.{name}={value}")
     if args.output:
         print(f"wrote {args.output}")
     print("ok")
