@@ -16,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import FIXTURES
-from supmam_plugin.commands import plot_reconstruction
+from supmam_plugin.pictures import reconstruction
 from supmam_plugin.commands.convert_audiomae import main as convert_main
 from supmam_plugin.criterions.supmam_loss import SupmamCriterion, SupmamCriterionConfig
 from supmam_plugin.inference.encoder import load_encoder
@@ -132,14 +132,14 @@ def test_mask_noise_must_fit(model, fbank):
 
 
 def test_plot_reconstruction_loads_the_official_pretraining_model(fbank, official_tokens):
-    model, info = plot_reconstruction.load_pretraining_model(PRETRAINED)
+    model, info = reconstruction.load_pretraining_model(PRETRAINED)
     assert info["name"] == "pretrained.pth" and model.cfg.decoder_layers == 16
     assert max_error(patch_tokens(model.encoder, fbank), official_tokens[:, 1:]) < TOKENS_ATOL
     with torch.no_grad():
         prediction = model(fbank=fbank, mask_noise=load("noise.npy"))["prediction"]
     assert max_error(prediction, load("pred.npy")) < PRED_ATOL
     with pytest.raises(CheckpointError, match="has no decoder"):
-        plot_reconstruction.load_pretraining_model(FINETUNED)
+        reconstruction.load_pretraining_model(FINETUNED)
 
 
 # ----------------------------------------------------------------------------- encoders

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from conftest import CPU_RUN, FIXTURES, run_cli
 from supmam_plugin.commands import plot_reconstruction
+from supmam_plugin.pictures import reconstruction
 from supmam_plugin.core.manifest import write_class_list
 from supmam_plugin.inference.encoder import load_encoder
 from supmam_plugin.core.checkpoints import CheckpointError, read_encoder, upgrade_teacher_fields
@@ -80,7 +81,7 @@ def test_old_pretraining_checkpoint_is_refused_by_the_supmam_model():
 
 def test_plot_reconstruction_names_the_file_and_the_way_out(tone_dataset, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="supmam_pretraining.pt"):
-        plot_reconstruction.load_pretraining_model(PRETRAINING)
+        reconstruction.load_pretraining_model(PRETRAINING)
     audio = os.path.join(tone_dataset, "audio", "low", "clip0.wav")
     assert plot_reconstruction.main([PRETRAINING, audio, "--out", str(tmp_path / "x.png")]) == 1
     err = capsys.readouterr().err

@@ -61,7 +61,7 @@ def _supmam_teacher(path):
 
 
 def _loaders():
-    from supmam_plugin.commands import plot_reconstruction
+    from supmam_plugin.pictures import reconstruction
     from supmam_plugin.core.checkpoints import read_checkpoint, read_encoder
     from supmam_plugin.inference import hear
     from supmam_plugin.inference.encoder import load_encoder
@@ -86,7 +86,7 @@ def _loaders():
         "model.teacher_checkpoint": _supmam_teacher,
         "teacher laion_clap": ClapTeacher,
         "write_export": lambda path: write_export(path, os.path.join(os.path.dirname(path), "export")),
-        "plot_reconstruction": plot_reconstruction.load_pretraining_model,
+        "plot_reconstruction": reconstruction.load_pretraining_model,
     }
 
 
