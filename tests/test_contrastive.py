@@ -58,6 +58,7 @@ def _worker(rank, world, init_file, batch, result_file):
         dist.all_reduce(g)  # what fairseq's trainer does: sum over workers (then / total sample size)
     if rank == 0:
         torch.save({"loss": loss.detach(), "grads": grads}, result_file)
+    dist.barrier()  # leave together: a rank tearing gloo down while the other still talks aborts (seen under load)
     dist.destroy_process_group()
 
 
