@@ -9,7 +9,7 @@ import time
 
 from .clap_teacher import train_clap_teacher, zero_shot_score
 from .fairseq_runs import console_script, finished_output, run_logged
-from .probes import progress_only
+from .probes import probe as probe_row, progress_only
 from .runs import all_labels_classifier, hydra_train, pretrain_overrides, split_score
 from .settings import ON_CPU, TINY, Budget, Folders, TeacherSettings, Workspace
 
@@ -98,9 +98,6 @@ def teacher_row(ws: Workspace, folders: Folders, teacher: dict) -> dict:
     """A teacher trained here, scored as a model of its own on the held-out test split: {"probe_test": a
     linear probe of its audio tower or encoder, "zero_shot": a CLAP's zero-shot score, "finetuned": a
     classifier's own test score}."""
-    from ..evaluation.labelled_splits import read_labelled_splits
-    from ..evaluation.linear_probe import probe_checkpoint
-
     name = os.path.basename(os.path.dirname(teacher["checkpoint"]))
     row = {}
     if teacher["teacher"] == "clap":
@@ -109,9 +106,8 @@ def teacher_row(ws: Workspace, folders: Folders, teacher: dict) -> dict:
     else:  # the classifier itself
         row["finetuned"] = split_score(ws, name, folders.data, teacher["checkpoint"], "test", folders.metric,
                                        reuse=teacher["reused"])["score"]
-    splits = read_labelled_splits(folders.data, ("train", "valid", "test"), "label")
-    probe = probe_checkpoint(teacher["checkpoint"], splits, name="teacher (linear probe)",
-                             multi_label=folders.multi_label, log=print if ws.verbose else progress_only)
+    probe = probe_row(folders.data, teacher["checkpoint"], 0, folders.multi_label, name="teacher (linear probe)",
+                      log=print if ws.verbose else progress_only)
     row.update(probe_test=probe["test"], probe=probe)
     words = {"zero_shot": "zero-shot", "finetuned": "fine-tuned", "probe_test": "linear probe"}
     print(f"[demo] {name}: held-out test " + ", ".join(f"{words[k]} {v:.1f}" for k, v in row.items() if k in words),
